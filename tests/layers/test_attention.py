@@ -1,0 +1,61 @@
+import numpy as np
+import tensorflow as tf
+
+from tfnmt.layers.attention import MultiHeadAttention, update_cache
+
+
+def numpy_attention(q, k, v, mask, heads):
+    """Direct computation of multi-head scaled dot-product attention (no projections)."""
+    b, t, d = q.shape
+    dh = d // heads
+    out = np.zeros((b, t, d))
+    for i in range(b):
+        for h in range(heads):
+            sl = slice(h * dh, (h + 1) * dh)
+            scores = q[i, :, sl] @ k[i, :, sl].T / np.sqrt(dh)
+            scores = np.where(mask[i], scores, -np.inf)
+            p = np.exp(scores - scores.max(-1, keepdims=True))
+            p /= p.sum(-1, keepdims=True)
+            out[i, :, sl] = p @ v[i, :, sl]
+    return out
+
+
+def test_self_attention_matches_numpy_and_ignores_padding():
+    rng = np.random.default_rng(0)
+    layer = MultiHeadAttention(8, 2, self_attention=True)
+    x = rng.normal(size=(2, 5, 8)).astype(np.float32)
+    mask = np.ones((2, 5, 5), bool)
+    mask[1, :, 3:] = False  # the second sentence has 2 padding positions
+    out = layer(tf.constant(x), attention_mask=tf.constant(mask)).numpy()
+    w_qkv, b_qkv = [w.numpy() for w in layer.qkv.weights]
+    w_o, b_o = [w.numpy() for w in layer.out.weights]
+    q, k, v = np.split(x @ w_qkv + b_qkv, 3, axis=-1)
+    expected = numpy_attention(q, k, v, mask, 2) @ w_o + b_o
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    # Changing padded positions does not change the outputs at real positions.
+    x2 = x.copy()
+    x2[1, 3:] = rng.normal(size=(2, 8))
+    out2 = layer(tf.constant(x2), attention_mask=tf.constant(mask)).numpy()
+    np.testing.assert_allclose(out2[1, :3], out[1, :3], atol=1e-6)
+
+
+def test_cross_attention_uses_memory_projection():
+    rng = np.random.default_rng(1)
+    layer = MultiHeadAttention(8, 4, self_attention=False)
+    x = rng.normal(size=(1, 3, 8)).astype(np.float32)
+    memory = rng.normal(size=(1, 6, 8)).astype(np.float32)
+    mask = np.ones((1, 3, 6), bool)
+    out = layer(tf.constant(x), memory=tf.constant(memory), attention_mask=tf.constant(mask)).numpy()
+    w_q, b_q = [w.numpy() for w in layer.q.weights]
+    w_kv, b_kv = [w.numpy() for w in layer.kv.weights]
+    w_o, b_o = [w.numpy() for w in layer.out.weights]
+    k, v = np.split(memory @ w_kv + b_kv, 2, axis=-1)
+    expected = numpy_attention(x @ w_q + b_q, k, v, mask, 4) @ w_o + b_o
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_update_cache_writes_one_position():
+    cache = tf.zeros([2, 4, 1, 3])
+    new = tf.ones([2, 1, 1, 3])
+    out = update_cache(cache, new, tf.constant(2)).numpy()
+    assert out[:, 2].sum() == 6 and out.sum() == 6

@@ -1,0 +1,146 @@
+"""The training entry point as users run it: subprocesses, signals, several workers."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ..conftest import REPO, run_module
+
+
+def train_args(task, run_dir, *extra):
+    return ["--train_source", task["train.src"], "--train_target", task["train.tgt"],
+            "--vocab", task["vocab"], "--run_dir", str(run_dir), "--shape=tiny", "--dropout=0.1",
+            "--batch_tokens=256", "--max_length=16", "--shuffle_buffer=500", "--warmup_steps=5",
+            "--noxla", "--log_every=1000", "--eval_every=1000", *extra]
+
+
+def assert_one_clear_error(result, message):
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert re.search(message, result.stderr), result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--train_steps=-3"], r"error: --train_steps must be positive"),
+    (["--shape=enormous"], r"shape"),
+    (["--batch_tokens=4", "--max_length=16"], r"error: batch_tokens 4 cannot hold one sequence"),
+    (["--num_heads=3"], r"error: d_model 32 is not divisible by num_heads 3"),
+])
+def test_bad_flags_exit_1_with_one_error(tmp_path, reverse_task, extra, message):
+    assert_one_clear_error(run_module("tfnmt.train", *train_args(reverse_task, tmp_path / "r"),
+                                      *extra), message)
+
+
+def test_bad_corpora_exit_1_with_one_error(tmp_path, reverse_task):
+    short = tmp_path / "short.tgt"
+    short.write_text("a b\n")
+    task = dict(reverse_task, **{"train.tgt": str(short)})
+    assert_one_clear_error(run_module("tfnmt.train", *train_args(task, tmp_path / "r")),
+                           r"error: .*train.src has 2800 lines but .*short.tgt has 1")
+    missing = dict(reverse_task, **{"train.src": str(tmp_path / "nope.src")})
+    assert_one_clear_error(run_module("tfnmt.train", *train_args(missing, tmp_path / "r")),
+                           r"error: corpus file .*nope.src does not exist")
+
+
+def final_weights(run_dir, step):
+    reader = tf.train.load_checkpoint(os.path.join(run_dir, "checkpoints", f"ckpt-{step}"))
+    names = [n for n in reader.get_variable_to_shape_map() if n.startswith(("weights/", "optimizer/"))]
+    return {n: reader.get_tensor(n) for n in names}
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path, reverse_task):
+    steps = "--train_steps=60"
+    full = run_module("tfnmt.train", *train_args(reverse_task, tmp_path / "full", steps,
+                                                 "--save_every=10"))
+    assert full.returncode == 0, full.stderr[-2000:]
+
+    killed_dir = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "tfnmt.train",
+                             *train_args(reverse_task, killed_dir, steps, "--save_every=10")],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not tf.train.latest_checkpoint(str(killed_dir / "checkpoints")):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    latest = tf.train.latest_checkpoint(str(killed_dir / "checkpoints"))
+    assert latest and int(latest.rsplit("-", 1)[1]) < 60, "the run finished before it was killed"
+
+    resumed = run_module("tfnmt.train", *train_args(reverse_task, killed_dir, steps,
+                                                    "--save_every=10"))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed from step" in resumed.stdout
+    a, b = final_weights(tmp_path / "full", 60), final_weights(killed_dir, 60)
+    assert a.keys() == b.keys() and len(a) > 100
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], rtol=0, atol=1e-6, err_msg=name)
+    fingerprint = re.compile(r"weights fingerprint (\w+)")
+    assert fingerprint.search(full.stdout).group(1) == fingerprint.search(resumed.stdout).group(1)
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, reverse_task):
+    run_dir = tmp_path / "term"
+    proc = subprocess.Popen([sys.executable, "-m", "tfnmt.train",
+                             *train_args(reverse_task, run_dir, "--train_steps=100000",
+                                         "--save_every=100000")],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (run_dir / "config.json").exists():
+        time.sleep(0.05)
+    time.sleep(8)  # past start-up, into the loop
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "stopped by SIGTERM" in out
+    step = int(re.search(r"finished at step (\d+)", out).group(1))
+    assert step > 0
+    assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith(f"ckpt-{step}")
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_training_ends_with_identical_weights(tmp_path, reverse_task):
+    """Two local worker processes under MultiWorkerMirroredStrategy (TF_CONFIG on 127.0.0.1),
+    in a private network namespace when `unshare -n` is available (gRPC binds every interface)."""
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    commands = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        args = train_args(reverse_task, tmp_path / "mw", "--distribution=multi_worker",
+                          "--train_steps=8", "--save_every=4")
+        commands.append(f"TF_CONFIG='{tf_config}' {sys.executable} -m tfnmt.train "
+                        + " ".join(f"'{a}'" for a in args) + f" > {tmp_path}/w{index}.out 2>&1")
+    script = " & ".join(commands) + " & wait"
+    if shutil.which("unshare") and subprocess.run(["unshare", "-n", "true"]).returncode == 0:
+        script = f"ip link set lo up 2>/dev/null || true; {script}"
+        argv = ["unshare", "-n", "bash", "-c", script]
+    else:
+        argv = ["bash", "-c", script]
+    subprocess.run(argv, cwd=REPO, timeout=600, check=False)
+    outputs = [(tmp_path / f"w{i}.out").read_text() for i in range(2)]
+    prints = [re.search(r"finished at step (\d+); weights fingerprint (\w+)", o) for o in outputs]
+    assert all(prints), "\n----\n".join(o[-1500:] for o in outputs)
+    assert [p.group(1) for p in prints] == ["8", "8"]
+    assert "on 2 replica(s)" in outputs[0]
+    assert prints[0].group(2) == prints[1].group(2)
+    # The chief's checkpoint holds the same step; the other worker left no checkpoint behind.
+    assert tf.train.latest_checkpoint(str(tmp_path / "mw" / "checkpoints")).endswith("ckpt-8")

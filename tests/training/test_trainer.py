@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfnmt.config import DecodeConfig, ModelConfig
+from tfnmt.data.pipeline import make_dataset
+from tfnmt.inference import Translator
+from tfnmt.models import named_weights
+from tfnmt.training.trainer import Trainer
+
+from .conftest import make_run
+
+
+def weights(trainer):
+    return {k: v.numpy() for k, v in named_weights(trainer.model).items()}
+
+
+def one_batch(run, size):
+    ds = make_dataset(run.data.train_source, run.data.train_target, run.source_vocab,
+                      run.target_vocab, run.data, training=False)
+    for batch in ds:
+        if batch["source"].shape[0] >= size:
+            return {k: v[:size] for k, v in batch.items()}
+    raise AssertionError("no batch large enough")
+
+
+def step(trainer, dataset, steps):
+    iterator = iter(trainer.strategy.experimental_distribute_dataset(dataset))
+    for _ in range(steps):
+        trainer._train_step(iterator)
+
+
+# Attention key biases have a gradient of exactly zero in exact arithmetic (softmax is shift
+# invariant); Adam with a tiny epsilon turns their float noise into full steps, so the
+# comparisons below use an epsilon that leaves noise-sized gradients without effect.
+NOISE_PROOF = dict(adam_epsilon=1e-3, learning_rate=1e-2)
+
+
+def test_two_replicas_give_the_same_update_as_one_device(tmp_path, reverse_task):
+    one = Trainer(make_run(tmp_path / "one", reverse_task, **NOISE_PROOF),
+                  tf.distribute.OneDeviceStrategy("/cpu:0"))
+    two = Trainer(make_run(tmp_path / "two", reverse_task, **NOISE_PROOF),
+                  tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    assert two.strategy.num_replicas_in_sync == 2
+    before = weights(one)
+    for name, value in weights(two).items():
+        np.testing.assert_array_equal(value, before[name])
+    batch = one_batch(one.run, 16)
+    # Replicas get different numbers of real tokens: the loss must be normalised globally.
+    dataset = tf.data.Dataset.from_tensors(batch).repeat()
+    step(one, dataset, 3)
+    step(two, dataset, 3)
+    after_one, after_two = weights(one), weights(two)
+    assert np.mean([np.abs(after_one[k] - before[k]).max() > 1e-4 for k in before]) > 0.5
+    for name in before:
+        np.testing.assert_allclose(after_two[name], after_one[name], atol=2e-6, err_msg=name)
+
+
+def test_gradient_accumulation_equals_one_large_batch(tmp_path, reverse_task):
+    big = Trainer(make_run(tmp_path / "big", reverse_task, **NOISE_PROOF),
+                  tf.distribute.get_strategy())
+    acc = Trainer(make_run(tmp_path / "acc", reverse_task, accumulate_steps=2, **NOISE_PROOF),
+                  tf.distribute.get_strategy())
+    batch = one_batch(big.run, 16)
+    halves = [{k: v[:5] for k, v in batch.items()}, {k: v[5:] for k, v in batch.items()}]
+    big_iter = iter(tf.data.Dataset.from_tensors(batch).repeat())
+    acc_iter = iter(tf.data.Dataset.from_tensors(halves[0]).concatenate(
+        tf.data.Dataset.from_tensors(halves[1])).repeat())
+    for _ in range(2):
+        big._train_step(big_iter)
+        acc._train_step(acc_iter)
+    w_big, w_acc = weights(big), weights(acc)
+    for name in w_big:
+        np.testing.assert_allclose(w_acc[name], w_big[name], atol=2e-6, err_msg=name)
+
+
+def test_tiny_model_learns_to_reverse(tmp_path, reverse_task):
+    model = ModelConfig(d_model=64, ffn_dim=128, num_heads=4, encoder_layers=2,
+                        decoder_layers=2, dropout=0.0)
+    run = make_run(tmp_path / "reverse", reverse_task, model=model, train_steps=400,
+                   warmup_steps=100, learning_rate=2e-3, xla=True, save_every=400,
+                   batch_tokens=1024)
+    trainer = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
+    assert trainer.train() == 400
+    source_tok, target_tok = run.tokenizers()
+    translator = Translator(trainer.model, source_tok, target_tok,
+                            DecodeConfig(beam_size=1, batch_size=50), run.model.max_length)
+    sources = open(reverse_task["test.src"], encoding="utf-8").read().splitlines()
+    targets = open(reverse_task["test.tgt"], encoding="utf-8").read().splitlines()
+    outputs = [n_best[0][0] for n_best in translator.translate(sources)]
+    accuracy = np.mean([o == t for o, t in zip(outputs, targets)])
+    assert accuracy >= 0.9, (accuracy, list(zip(outputs, targets))[:5])

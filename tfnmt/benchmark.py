@@ -1,0 +1,156 @@
+"""Times decoding of trained runs on the same sentences, in one process:
+python -m tfnmt.benchmark --runs=teacher=runs/a,student=runs/b --reference_run=teacher \\
+    --source=test.en [--reference=test.de] --batch_sizes=1,8,16,32 --beam_sizes=1,4 --xla=both \\
+    --output=results/benchmark_name   (writes .json and .md)
+
+alpha = time(reference run, reference beam, same batch size and XLA setting) / time(row).
+Compilation is excluded: every distinct batch shape is decoded once before timing.
+"""
+
+import time
+
+import sacrebleu
+from absl import flags
+
+from tfnmt import runs
+from tfnmt.config import DecodeConfig
+from tfnmt.data import corpus
+from tfnmt.errors import UserError, run_main
+from tfnmt.inference import Translator
+from tfnmt.provenance import write_result
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("runs", None, "name=run_dir pairs (or run dirs; the name is the base name).")
+flags.DEFINE_string("reference_run", None, "Name of the run alpha is measured against (default: first).")
+flags.DEFINE_integer("reference_beam", 4, "Beam of the reference run's rows alpha divides by.")
+flags.DEFINE_string("checkpoint", "best", "best, latest or averaged.")
+flags.DEFINE_string("source", None, "Sentences to translate.")
+flags.DEFINE_string("reference", None, "Optional references: adds BLEU per row.")
+flags.DEFINE_integer("num_sentences", 0, "Use the first N sentences (0: all).")
+flags.DEFINE_list("batch_sizes", ["1", "8", "16", "32"], "Batch sizes.")
+flags.DEFINE_list("beam_sizes", ["1", "4"], "Beam sizes.")
+flags.DEFINE_enum("xla", "both", ["on", "off", "both"], "Time with jit_compile, without, or both.")
+flags.DEFINE_float("length_penalty", 0.6, "GNMT length-penalty alpha.")
+flags.DEFINE_integer("repeats", 1, "Timed passes per row (the fastest is kept).")
+flags.DEFINE_string("output", None, "Output prefix: writes <output>.json and <output>.md.")
+
+
+def parse_runs(values):
+    parsed = []
+    for value in values:
+        name, _, path = value.rpartition("=")
+        parsed.append((name or path.rstrip("/").split("/")[-1], path))
+    return parsed
+
+
+def time_translation(translator, sentences, repeats):
+    """Warms every batch shape up, then returns (best seconds, translations)."""
+    seen = set()
+    for _, source, max_length in translator.batches(translator.encode(sentences)):
+        if (source.shape, max_length) not in seen:
+            seen.add((source.shape, max_length))
+            translator.translate_ids(source, max_length)
+    best, outputs = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        outputs = translator.translate(sentences)
+        best = min(best, time.perf_counter() - start)
+    return best, [n_best[0][0] for n_best in outputs]
+
+
+def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
+              length_penalty, checkpoint, repeats, log=print):
+    rows = []
+    for name, path in run_specs:
+        run = runs.load(path)
+        model, ckpt = runs.restore_model(run, checkpoint)
+        source_tok, target_tok = run.tokenizers()
+        for beam in beam_sizes:
+            for xla in xla_modes:
+                for batch in batch_sizes:
+                    config = DecodeConfig(beam_size=beam, length_penalty=length_penalty,
+                                          batch_size=batch, xla=xla)
+                    translator = Translator(model, source_tok, target_tok, config,
+                                            run.model.max_length)
+                    seconds, hyps = time_translation(translator, sentences, repeats)
+                    words = sum(len(h.split()) for h in hyps)
+                    row = {"run": name, "run_dir": path, "checkpoint": ckpt, "beam": beam,
+                           "xla": xla, "batch": batch, "seconds": round(seconds, 3),
+                           "sentences_per_second": round(len(sentences) / seconds, 2),
+                           "words_per_second": round(words / seconds, 1)}
+                    if references:
+                        row["bleu"] = round(sacrebleu.corpus_bleu(hyps, [references]).score, 2)
+                    rows.append(row)
+                    log(" ".join(f"{k}={v}" for k, v in row.items()
+                                 if k not in ("run_dir", "checkpoint")))
+    return rows
+
+
+def add_alpha(rows, reference_run, reference_beam):
+    base = {(r["batch"], r["xla"]): r["seconds"] for r in rows
+            if r["run"] == reference_run and r["beam"] == reference_beam}
+    for r in rows:
+        ref = base.get((r["batch"], r["xla"]))
+        r["alpha"] = round(ref / r["seconds"], 2) if ref else None
+    return rows
+
+
+def markdown(rows, reference_run, reference_beam):
+    has_bleu = any("bleu" in r for r in rows)
+    head = ["run", "beam", "XLA", "batch", "time (s)", "sent/s", "words/s",
+            f"alpha vs {reference_run} beam {reference_beam}"] + (["BLEU"] if has_bleu else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["run"], r["beam"], "on" if r["xla"] else "off", r["batch"], r["seconds"],
+                 r["sentences_per_second"], r["words_per_second"],
+                 "" if r["alpha"] is None else f"{r['alpha']:.2f}"]
+        if has_bleu:
+            cells.append(r.get("bleu", ""))
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments: {' '.join(argv[1:])}.")
+    if not FLAGS.runs or not FLAGS.source:
+        raise UserError("--runs and --source are required.")
+    try:
+        batch_sizes = [int(b) for b in FLAGS.batch_sizes]
+        beam_sizes = [int(b) for b in FLAGS.beam_sizes]
+    except ValueError:
+        raise UserError("--batch_sizes and --beam_sizes take comma-separated integers.") from None
+    if min(batch_sizes + beam_sizes) < 1:
+        raise UserError("batch and beam sizes must be positive.")
+    specs = parse_runs(FLAGS.runs)
+    reference_run = FLAGS.reference_run or specs[0][0]
+    if reference_run not in [name for name, _ in specs]:
+        raise UserError(f"--reference_run {reference_run!r} is not one of --runs.")
+    if FLAGS.reference_beam not in beam_sizes:
+        raise UserError(f"--reference_beam {FLAGS.reference_beam} is not one of --beam_sizes.")
+    sentences = corpus.read_lines(FLAGS.source)
+    references = corpus.read_lines(FLAGS.reference) if FLAGS.reference else None
+    if references is not None and len(references) != len(sentences):
+        raise UserError(f"{FLAGS.source} and {FLAGS.reference} differ in line count.")
+    if FLAGS.num_sentences:
+        sentences = sentences[: FLAGS.num_sentences]
+        references = references[: FLAGS.num_sentences] if references else None
+    xla_modes = {"on": [True], "off": [False], "both": [True, False]}[FLAGS.xla]
+    rows = benchmark(specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
+                     FLAGS.length_penalty, FLAGS.checkpoint, FLAGS.repeats)
+    add_alpha(rows, reference_run, FLAGS.reference_beam)
+    table = markdown(rows, reference_run, FLAGS.reference_beam)
+    print(table)
+    if FLAGS.output:
+        values = {"rows": rows, "source": FLAGS.source, "reference": FLAGS.reference,
+                  "sentences": len(sentences), "reference_run": reference_run,
+                  "reference_beam": FLAGS.reference_beam, "length_penalty": FLAGS.length_penalty,
+                  "markdown": table}
+        write_result(FLAGS.output + ".json", "benchmark", values)
+        with open(FLAGS.output + ".md", "w", encoding="utf-8") as f:
+            f.write(table)
+        print(f"wrote {FLAGS.output}.json and {FLAGS.output}.md")
+
+
+if __name__ == "__main__":
+    run_main(main)

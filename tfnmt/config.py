@@ -1,0 +1,120 @@
+"""Typed configuration objects. Flags are parsed only in entry points, which build these."""
+
+import dataclasses
+import json
+from typing import Optional
+
+from tfnmt.errors import UserError
+
+# Model shapes: (d_model, ffn_dim, num_heads, encoder_layers, decoder_layers).
+SHAPES = {
+    "base": (512, 2048, 8, 6, 6),
+    "4-4": (512, 2048, 8, 4, 4),
+    "12-1": (512, 2048, 8, 12, 1),
+    "small": (256, 1024, 4, 3, 3),
+    "small-6-1": (256, 1024, 4, 6, 1),
+    "tiny": (32, 64, 2, 1, 1),
+}
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    architecture: str = "transformer"
+    vocab_size: int = 0
+    target_vocab_size: int = 0  # 0: same vocabulary as the source
+    d_model: int = 256
+    ffn_dim: int = 1024
+    num_heads: int = 4
+    encoder_layers: int = 3
+    decoder_layers: int = 3
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    pre_norm: bool = True
+    share_embeddings: bool = True  # source and target embeddings are one table
+    tie_output: bool = True  # output projection is the target embedding transposed
+    max_length: int = 256  # longest sequence (tokens, EOS included) the model handles
+
+    @classmethod
+    def from_shape(cls, shape: str, **kwargs) -> "ModelConfig":
+        if shape not in SHAPES:
+            raise UserError(f"unknown model shape {shape!r}; choose one of {', '.join(SHAPES)}.")
+        d, ffn, heads, enc, dec = SHAPES[shape]
+        return cls(d_model=d, ffn_dim=ffn, num_heads=heads, encoder_layers=enc,
+                   decoder_layers=dec, **kwargs)
+
+    @property
+    def output_vocab_size(self) -> int:
+        return self.target_vocab_size or self.vocab_size
+
+    def validate(self):
+        if self.d_model % self.num_heads:
+            raise UserError(f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}.")
+        if self.share_embeddings and self.target_vocab_size not in (0, self.vocab_size):
+            raise UserError("share_embeddings needs one joint vocabulary for source and target.")
+        for name in ("dropout", "attention_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise UserError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    train_source: str = ""
+    train_target: str = ""
+    valid_source: str = ""
+    valid_target: str = ""
+    source_vocab: str = ""  # SentencePiece model
+    target_vocab: str = ""  # empty: same as source_vocab
+    max_length: int = 128  # tokens per side, EOS included
+    long_pairs: str = "drop"  # "drop" or "truncate"
+    batch_tokens: int = 4096  # token budget per replica (padded tokens of the longer side)
+    shuffle_buffer: int = 100_000
+    seed: int = 1234
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    train_steps: int = 20_000
+    learning_rate: float = 1e-3  # peak, reached at the end of warm-up
+    warmup_steps: int = 4000
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.98
+    adam_epsilon: float = 1e-9
+    clip_norm: float = 1.0  # global gradient norm; 0 disables
+    label_smoothing: float = 0.1
+    accumulate_steps: int = 1
+    mixed_precision: str = "float32"  # float32, mixed_float16, mixed_bfloat16
+    xla: bool = True  # compile the forward/backward pass with XLA
+    save_every: int = 1000
+    keep_checkpoints: int = 5
+    log_every: int = 100
+    eval_every: int = 1000
+    eval_bleu_sentences: int = 500  # validation sentences decoded for BLEU (0: none)
+    eval_beam_size: int = 1
+    seed: int = 1234
+
+
+@dataclasses.dataclass
+class DecodeConfig:
+    beam_size: int = 4
+    length_penalty: float = 0.6  # alpha of GNMT's ((5 + |Y|) / 6) ** alpha; 0 disables
+    max_length_a: float = 1.5  # per-sentence limit: a * source_length + b tokens
+    max_length_b: int = 10
+    n_best: int = 1
+    batch_size: int = 32
+    xla: bool = True
+
+
+def to_json(obj) -> str:
+    return json.dumps(dataclasses.asdict(obj), indent=2, sort_keys=True)
+
+
+def from_dict(cls, values: dict):
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def replace(obj, **changes):
+    return dataclasses.replace(obj, **{k: v for k, v in changes.items() if v is not None})
+
+
+__all__ = ["SHAPES", "ModelConfig", "DataConfig", "TrainConfig", "DecodeConfig", "Optional"]

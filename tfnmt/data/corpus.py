@@ -1,0 +1,40 @@
+"""Checks that parallel text files are usable before any TensorFlow graph touches them."""
+
+import os
+
+from tfnmt.errors import UserError
+
+
+def count_lines(path: str) -> int:
+    """Counts lines of a UTF-8 text file; raises UserError for a missing, empty or non-UTF-8 file."""
+    if not path:
+        raise UserError("a corpus path is empty; pass the file with its flag.")
+    if not os.path.isfile(path):
+        raise UserError(f"corpus file {path} does not exist.")
+    lines = 0
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise UserError(f"{path} line {number} is not valid UTF-8 (byte {e.start}).") from None
+            lines += 1
+    if lines == 0:
+        raise UserError(f"corpus file {path} is empty.")
+    return lines
+
+
+def check_parallel(source: str, target: str) -> int:
+    """Validates a line-aligned pair of files and returns their common line count."""
+    n_source, n_target = count_lines(source), count_lines(target)
+    if n_source != n_target:
+        raise UserError(
+            f"{source} has {n_source} lines but {target} has {n_target}; parallel files must be "
+            "line-aligned.")
+    return n_source
+
+
+def read_lines(path: str) -> list:
+    count_lines(path)
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]

@@ -1,0 +1,91 @@
+"""tf.data input pipeline: line-aligned text -> in-graph SentencePiece -> token-budget batches."""
+
+import tensorflow as tf
+
+from tfnmt.config import DataConfig
+from tfnmt.data import corpus
+from tfnmt.data.tokenizer import EOS_ID, PAD_ID, load_tokenizer
+from tfnmt.errors import UserError
+
+
+def padded_lengths(max_length: int) -> list:
+    """Bucket sizes: multiples of 8 up to 64, then steps of 1.5x; the last one is max_length."""
+    sizes, size = [], 8
+    while size < max_length:
+        sizes.append(size)
+        size = size + 8 if size < 64 else int(size * 1.5) // 8 * 8
+    sizes.append(max_length)
+    return sizes
+
+
+def bucket_length(length: int, max_length: int) -> int:
+    """The padded length a sequence of `length` tokens gets (used to pad decode batches too)."""
+    for size in padded_lengths(max_length):
+        if length <= size:
+            return size
+    return max_length
+
+
+def _encode(tokenizer, lines, max_length, truncate):
+    ids = tokenizer.tokenize(lines)
+    if truncate:
+        ids = ids[:, : max_length - 1]
+    eos = tf.fill([ids.nrows(), 1], EOS_ID)
+    return tf.concat([ids, eos], axis=1)
+
+
+def _dense(value):
+    return value.flat_values if isinstance(value, tf.RaggedTensor) else value
+
+
+def make_dataset(source_path: str, target_path: str, source_vocab: str, target_vocab: str,
+                 config: DataConfig, training: bool, input_context=None,
+                 skip_batches: int = 0) -> tf.data.Dataset:
+    """Builds batches {"source": [B, S], "target": [B, S]} of int32 ids padded with 0.
+
+    Both sides end with EOS and are padded to the same bucket size S; each batch holds at most
+    `config.batch_tokens` padded tokens (batch size = budget // S). Training data is sharded per
+    input pipeline, shuffled with a fixed seed, and repeated forever: the batch order is a pure
+    function of the seed, so a resumed run skips `skip_batches` and continues exactly.
+    """
+    corpus.check_parallel(source_path, target_path)
+    source_tokenizer, target_tokenizer = load_tokenizer(source_vocab), load_tokenizer(target_vocab)
+    if config.long_pairs not in ("drop", "truncate"):
+        raise UserError(f"long_pairs must be drop or truncate, got {config.long_pairs!r}.")
+    sizes = padded_lengths(config.max_length)
+    if config.batch_tokens < sizes[-1]:
+        raise UserError(f"batch_tokens {config.batch_tokens} cannot hold one sequence of "
+                        f"max_length {config.max_length}.")
+    truncate = config.long_pairs == "truncate"
+
+    dataset = tf.data.Dataset.zip(
+        (tf.data.TextLineDataset(source_path), tf.data.TextLineDataset(target_path)))
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if training:
+        dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed,
+                                  reshuffle_each_iteration=True).repeat()
+
+    def encode(src, tgt):
+        return {"source": _encode(source_tokenizer, src, config.max_length, truncate),
+                "target": _encode(target_tokenizer, tgt, config.max_length, truncate)}
+
+    dataset = dataset.batch(1024).map(encode, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    # unbatch() of ragged rows yields rank-1 RaggedTensors: make them plain tensors for padding.
+    dataset = dataset.map(lambda ex: {k: _dense(v) for k, v in ex.items()})
+    if not truncate:
+        dataset = dataset.filter(lambda ex: tf.logical_and(
+            tf.size(ex["source"]) <= config.max_length, tf.size(ex["target"]) <= config.max_length))
+
+    def length(ex):
+        return tf.maximum(tf.size(ex["source"]), tf.size(ex["target"]))
+
+    dataset = dataset.bucket_by_sequence_length(
+        element_length_func=length,
+        bucket_boundaries=[s + 1 for s in sizes],
+        bucket_batch_sizes=[max(1, config.batch_tokens // s) for s in sizes] + [1],
+        padding_values={"source": PAD_ID, "target": PAD_ID},
+        pad_to_bucket_boundary=True)
+    if skip_batches:
+        dataset = dataset.skip(skip_batches)
+    return dataset.prefetch(tf.data.AUTOTUNE)

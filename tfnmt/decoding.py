@@ -1,0 +1,160 @@
+"""Greedy and beam search, generic over any model with the incremental decoding interface.
+
+A model provides `initial_state(source, max_length) -> {"cache", "memory"}` and
+`step(ids [B], position, cache, memory) -> (logits [B, V], cache)`. Both searches are one
+tf.while_loop over static shapes (fixed max_length, fixed beam), so they trace once per input
+shape and compile under XLA. keras-hub's BeamSampler is not used: it has no length penalty and
+keeps scoring beams after EOS.
+"""
+
+import tensorflow as tf
+
+from tfnmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+NEG = -1e9  # score of an impossible hypothesis (finite: no inf - inf = NaN)
+
+
+def length_penalty(length, alpha):
+    """GNMT length penalty ((5 + |Y|) / 6) ** alpha (Wu et al. 2016, Eq. 14); |Y| counts EOS."""
+    return tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, alpha)
+
+
+def length_limits(source, max_length, a, b):
+    """Per-sentence output limit min(floor(a * |x| + b), max_length); |x| counts source EOS."""
+    source_length = tf.reduce_sum(tf.cast(source != PAD_ID, tf.float32), axis=1)
+    return tf.minimum(tf.cast(a * source_length + b, tf.int32), max_length)
+
+
+def _allowed(log_probs, force_eos):
+    """Never PAD or BOS; where force_eos [B, ...] is True, only EOS (with log-prob 0)."""
+    tokens = tf.range(tf.shape(log_probs)[-1])
+    log_probs = tf.where((tokens == PAD_ID) | (tokens == BOS_ID), NEG, log_probs)
+    return tf.where(force_eos[..., None], tf.where(tokens == EOS_ID, 0.0, NEG), log_probs)
+
+
+def _sequence_lengths(ids):
+    """Length up to and including the first EOS (the full width if there is none)."""
+    is_eos = tf.cast(ids == EOS_ID, tf.int32)
+    seen = tf.cumsum(is_eos, axis=-1, exclusive=True) > 0
+    return tf.reduce_sum(tf.cast(tf.logical_not(seen), tf.int32), axis=-1)
+
+
+def greedy_search(model, source, max_length, limits):
+    """Arg-max decoding. Returns ids [B, L] (PAD after EOS), lengths [B], log-prob scores [B]."""
+    state = model.initial_state(source, max_length)
+    batch = _batch_size(source)
+
+    def body(i, ids, prev, scores, finished, cache):
+        logits, cache = model.step(prev, i, cache, state["memory"])
+        log_probs = _allowed(tf.nn.log_softmax(tf.cast(logits, tf.float32)), i >= limits - 1)
+        token = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+        token_logp = tf.gather(log_probs, token, batch_dims=1)
+        token = tf.where(finished, PAD_ID, token)
+        scores += tf.where(finished, 0.0, token_logp)
+        ids = tf.where(tf.range(max_length)[None, :] == i, token[:, None], ids)
+        return i + 1, ids, token, scores, finished | (token == EOS_ID), cache
+
+    def cond(i, ids, prev, scores, finished, cache):
+        return tf.logical_and(i < max_length, tf.logical_not(tf.reduce_all(finished)))
+
+    _, ids, _, scores, _, _ = tf.while_loop(
+        cond, body,
+        (tf.constant(0), tf.zeros([batch, max_length], tf.int32), tf.fill([batch], BOS_ID),
+         tf.zeros([batch]), tf.zeros([batch], tf.bool), state["cache"]))
+    return {"ids": ids, "lengths": _sequence_lengths(ids), "scores": scores, "log_probs": scores}
+
+
+def _batch_size(source):
+    """Static batch size when known (keeps while_loop shapes fixed), else dynamic."""
+    return source.shape[0] if source.shape[0] is not None else tf.shape(source)[0]
+
+
+def _tile(x, beam):
+    return tf.repeat(x, beam, axis=0)
+
+
+def _top_k_gather(k, scores, *tensors):
+    """Top-k along axis 1 of scores [B, N]; gathers each tensor [B, N, ...] the same way."""
+    top, index = tf.math.top_k(scores, k=k)
+    return (top, index) + tuple(tf.gather(t, index, batch_dims=1) for t in tensors)
+
+
+def beam_search(model, source, max_length, limits, beam_size, alpha=0.0):
+    """Beam search with the GNMT length penalty, finished hypotheses kept apart from alive ones.
+
+    Returns ids [B, K, L] (PAD after EOS), lengths [B, K], scores [B, K] = log P / lp(|Y|)
+    and log_probs [B, K], best first. Stops early only when no alive beam can still beat the
+    worst of K finished hypotheses.
+    """
+    k = beam_size
+    batch = _batch_size(source)
+    state = model.initial_state(source, max_length)
+    memory = tf.nest.map_structure(lambda t: _tile(t, k), state["memory"])
+    cache = tf.nest.map_structure(lambda t: _tile(t, k), state["cache"])
+    best_possible_lp = length_penalty(limits, alpha)  # the largest lp an alive beam can reach
+    positions = tf.range(max_length)
+
+    def body(i, alive_ids, alive_logp, fin_ids, fin_scores, fin_logp, cache):
+        prev = tf.reshape(tf.where(i == 0, BOS_ID, tf.gather(alive_ids, tf.maximum(i - 1, 0),
+                                                               axis=2)), [-1])
+        logits, cache = model.step(prev, i, cache, memory)
+        vocab = tf.shape(logits)[-1]
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+        log_probs = _allowed(tf.reshape(log_probs, [batch, k, vocab]),
+                               tf.broadcast_to((i >= limits - 1)[:, None], [batch, k]))
+        candidates = tf.reshape(alive_logp[:, :, None] + log_probs, [batch, k * vocab])
+        cand_logp, flat = tf.math.top_k(candidates, k=2 * k)
+        origin, token = flat // vocab, flat % vocab
+        cand_ids = tf.gather(alive_ids, origin, batch_dims=1)
+        cand_ids = tf.where(positions[None, None, :] == i, token[:, :, None], cand_ids)
+        is_eos = token == EOS_ID
+
+        # Alive: the best k candidates that did not end.
+        alive_logp, _, alive_ids, origin = _top_k_gather(
+            k, tf.where(is_eos, NEG, cand_logp), cand_ids, origin)
+        flat_origin = tf.reshape(origin + k * tf.range(batch)[:, None], [-1])
+        cache = tf.nest.map_structure(lambda t: tf.gather(t, flat_origin), cache)
+
+        # Finished: candidates that end here and rank in the top k (as fairseq does, so beam 1
+        # is greedy search), merged with the ones kept so far.
+        ends = is_eos & (tf.range(2 * k) < k)[None, :]
+        new_scores = tf.where(ends, cand_logp / length_penalty(i + 1, alpha), NEG)
+        new_scores = tf.where(cand_logp > NEG / 2, new_scores, NEG)
+        fin_scores, _, fin_ids, fin_logp = _top_k_gather(
+            k, tf.concat([fin_scores, new_scores], 1), tf.concat([fin_ids, cand_ids], 1),
+            tf.concat([fin_logp, cand_logp], 1))
+        return i + 1, alive_ids, alive_logp, fin_ids, fin_scores, fin_logp, cache
+
+    def cond(i, alive_ids, alive_logp, fin_ids, fin_scores, fin_logp, cache):
+        best_alive = alive_logp[:, 0] / best_possible_lp
+        worst_finished = tf.reduce_min(fin_scores, axis=1)
+        done = (worst_finished > NEG / 2) & (worst_finished >= best_alive)
+        done |= alive_logp[:, 0] <= NEG / 2
+        return tf.logical_and(i < max_length, tf.logical_not(tf.reduce_all(done)))
+
+    init_logp = tf.tile(tf.concat([[0.0], tf.fill([k - 1], NEG)], 0)[None], [batch, 1])
+    empty_ids = tf.zeros([batch, k, max_length], tf.int32)
+    _, alive_ids, alive_logp, fin_ids, fin_scores, fin_logp, _ = tf.while_loop(
+        cond, body,
+        (tf.constant(0), empty_ids, init_logp, empty_ids, tf.fill([batch, k], NEG),
+         tf.fill([batch, k], NEG), cache))
+
+    # A sentence with fewer than k finished hypotheses falls back on its alive ones.
+    has_finished = fin_scores > NEG / 2
+    alive_scores = alive_logp / length_penalty(max_length, alpha)
+    ids = tf.where(has_finished[:, :, None], fin_ids, alive_ids)
+    lengths = _sequence_lengths(ids)
+    ids = tf.where(positions[None, None, :] < lengths[:, :, None], ids, PAD_ID)
+    return {"ids": ids, "lengths": lengths,
+            "scores": tf.where(has_finished, fin_scores, alive_scores),
+            "log_probs": tf.where(has_finished, fin_logp, alive_logp)}
+
+
+def decode(model, source, max_length, beam_size=1, alpha=0.0, max_length_a=1.5,
+           max_length_b=10):
+    """Greedy (beam_size 1 and no n-best) or beam search; outputs have a beam axis [B, K, ...]."""
+    limits = length_limits(source, max_length, max_length_a, max_length_b)
+    if beam_size == 1:
+        out = greedy_search(model, source, max_length, limits)
+        return tf.nest.map_structure(lambda t: t[:, None], out)
+    return beam_search(model, source, max_length, limits, beam_size, alpha)

@@ -1,0 +1,23 @@
+"""User-facing errors: one clear sentence and exit code 1, never a traceback."""
+
+import sys
+
+
+class UserError(Exception):
+    """An error the user caused (bad path, bad flag value, bad corpus)."""
+
+
+def run_main(main):
+    """Runs an absl `main(argv)`, turning a UserError into one line on stderr and exit code 1."""
+    from absl import app, flags, logging
+
+    def wrapped(argv):
+        if not flags.FLAGS["verbosity"].present:  # absl defaults to INFO: keep the console quiet
+            logging.set_verbosity(logging.WARNING)
+        try:
+            return main(argv)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)
+
+    app.run(wrapped)

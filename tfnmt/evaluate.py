@@ -1,0 +1,75 @@
+"""Scores a run with sacreBLEU and chrF:
+python -m tfnmt.evaluate --run_dir=... --source=test.en --reference=test.de [--result=results/x.json]
+(or --hypothesis=file to score existing translations)."""
+
+import os
+import time
+
+import sacrebleu
+from absl import flags
+
+from tfnmt import decode_flags
+from tfnmt.data import corpus
+from tfnmt.errors import UserError, run_main
+from tfnmt.provenance import write_result
+from tfnmt.translate import write_output
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("source", None, "Source file to translate.")
+flags.DEFINE_string("reference", None, "Reference translations, line-aligned.")
+flags.DEFINE_string("hypothesis", None, "Score this file instead of translating.")
+flags.DEFINE_string("name", None, "Name of this result (default: the run directory's name).")
+flags.DEFINE_string("result", None, "Write the scores as JSON here (e.g. results/<name>.json).")
+
+
+def score(hypotheses, references):
+    bleu = sacrebleu.metrics.BLEU()
+    chrf = sacrebleu.metrics.CHRF()
+    b = bleu.corpus_score(hypotheses, [references])
+    c = chrf.corpus_score(hypotheses, [references])
+    return {"bleu": round(b.score, 2), "bleu_signature": str(bleu.get_signature()),
+            "bleu_details": str(b), "chrf": round(c.score, 2),
+            "chrf_signature": str(chrf.get_signature())}
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments: {' '.join(argv[1:])}.")
+    if not FLAGS.reference:
+        raise UserError("--reference is required.")
+    references = corpus.read_lines(FLAGS.reference)
+    values = {"reference": FLAGS.reference}
+    if FLAGS.hypothesis:
+        hypotheses = corpus.read_lines(FLAGS.hypothesis)
+        values["hypothesis"] = FLAGS.hypothesis
+    else:
+        if not FLAGS.source:
+            raise UserError("give --source to translate, or --hypothesis to score a file.")
+        corpus.check_parallel(FLAGS.source, FLAGS.reference)
+        translator, checkpoint = decode_flags.load_translator()
+        if translator.config.n_best != 1:
+            raise UserError("evaluate scores the best hypothesis only; drop --n_best.")
+        start = time.time()
+        hypotheses = [n_best[0][0] for n_best in translator.translate(
+            corpus.read_lines(FLAGS.source))]
+        values.update(source=FLAGS.source, run_dir=FLAGS.run_dir, checkpoint=checkpoint,
+                      decode_seconds=round(time.time() - start, 2),
+                      decode=vars(translator.config))
+        out = os.path.join(FLAGS.run_dir, "translations",
+                           os.path.basename(FLAGS.source) + f".beam{translator.config.beam_size}")
+        write_output(out, hypotheses)
+        values["translations"] = out
+    if len(hypotheses) != len(references):
+        raise UserError(f"{len(hypotheses)} hypotheses but {len(references)} references.")
+    values.update(score(hypotheses, references))
+    values["name"] = FLAGS.name or os.path.basename(os.path.normpath(FLAGS.run_dir or "scored"))
+    print(values["bleu_details"])
+    print(f"chrF2 = {values['chrf']:.2f}  ({values['chrf_signature']})")
+    print(f"BLEU signature: {values['bleu_signature']}")
+    if FLAGS.result:
+        write_result(FLAGS.result, "evaluation", values)
+        print(f"wrote {FLAGS.result}")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,99 @@
+"""Multi-head attention with fused projections and a fixed-size, in-place decoding cache.
+
+Written here rather than taken from keras-hub because keras-hub's CachedMultiHeadAttention keeps
+separate Q/K/V matmuls and its decoder returns no attention weights, which the hint-based NART
+(alignment hint) and the speed tricks of the papers ("weight combination") both need.
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+
+NEG_INF = -1e9
+
+
+def split_heads(x, num_heads):
+    """[B, T, H*D] -> [B, T, H, D]."""
+    shape = tf.shape(x)
+    return tf.reshape(x, tf.concat([shape[:2], [num_heads, x.shape[-1] // num_heads]], 0))
+
+
+class MultiHeadAttention(keras.layers.Layer):
+    """Scaled dot-product attention over H heads (Vaswani et al. 2017, Sec. 3.2).
+
+    With `self_attention=True`, queries, keys and values come from one fused [d, 3d] projection;
+    otherwise queries use a [d, d] projection and keys/values one fused [d, 2d] projection of the
+    memory, computed once per sentence by `project_memory`.
+    """
+
+    def __init__(self, d_model, num_heads, self_attention, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.d_model, self.num_heads = d_model, num_heads
+        self.self_attention, self.dropout = self_attention, dropout
+        self.head_dim = d_model // num_heads
+        init = keras.initializers.GlorotUniform()
+        if self_attention:
+            self.qkv = keras.layers.Dense(3 * d_model, kernel_initializer=init, name="qkv")
+        else:
+            self.q = keras.layers.Dense(d_model, kernel_initializer=init, name="q")
+            self.kv = keras.layers.Dense(2 * d_model, kernel_initializer=init, name="kv")
+        self.out = keras.layers.Dense(d_model, kernel_initializer=init, name="out")
+        self.attention_dropout = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape):
+        if self.self_attention:
+            self.qkv.build(input_shape)
+        else:
+            self.q.build(input_shape)
+            self.kv.build(input_shape)
+        self.out.build(input_shape[:-1] + (self.d_model,))
+
+    def get_config(self):
+        return {**super().get_config(), "d_model": self.d_model, "num_heads": self.num_heads,
+                "self_attention": self.self_attention, "dropout": self.dropout}
+
+    def project_self(self, x):
+        """x [B, T, d] -> q, k, v each [B, T, H, D] (one matmul)."""
+        q, k, v = tf.split(self.qkv(x), 3, axis=-1)
+        return tuple(split_heads(t, self.num_heads) for t in (q, k, v))
+
+    def project_memory(self, memory):
+        """memory [B, S, d] -> k, v each [B, S, H, D] (one matmul, once per sentence)."""
+        k, v = tf.split(self.kv(memory), 2, axis=-1)
+        return split_heads(k, self.num_heads), split_heads(v, self.num_heads)
+
+    def project_query(self, x):
+        return split_heads(self.q(x), self.num_heads)
+
+    def attend(self, q, k, v, mask, training=False):
+        """q [B, T, H, D], k/v [B, S, H, D], mask bool broadcastable to [B, T, S] (True = attend).
+
+        Returns the output [B, T, d] and the attention probabilities [B, H, T, S].
+        """
+        scores = tf.einsum("bthd,bshd->bhts", q, k) * (1.0 / math.sqrt(self.head_dim))
+        scores += tf.cast(tf.logical_not(mask[:, None]), scores.dtype) * NEG_INF
+        probs = tf.nn.softmax(scores, axis=-1)
+        context = tf.einsum("bhts,bshd->bthd", self.attention_dropout(probs, training=training), v)
+        shape = tf.shape(context)
+        context = tf.reshape(context, tf.concat([shape[:2], [self.d_model]], 0))
+        return self.out(context), probs
+
+    def call(self, x, memory=None, attention_mask=None, training=False):
+        """Full (parallel) attention; `memory` is ignored for self-attention."""
+        if self.self_attention:
+            q, k, v = self.project_self(x)
+        else:
+            q = self.project_query(x)
+            k, v = self.project_memory(memory)
+        return self.attend(q, k, v, attention_mask, training=training)[0]
+
+
+def update_cache(cache, new, position):
+    """Writes new [B, 1, H, D] at time `position` of a fixed-size cache [B, L, H, D].
+
+    A select over the static length L: XLA-friendly, and made of ops stock TF Serving has (the
+    XLA-only DynamicUpdateSlice op would not run in a non-compiled SavedModel).
+    """
+    at = tf.equal(tf.range(tf.shape(cache)[1]), position)[None, :, None, None]
+    return tf.where(at, tf.cast(new, cache.dtype), cache)

@@ -1,0 +1,32 @@
+"""Token embeddings (keras-hub ReversibleEmbedding, so the output layer can be tied) + sinusoids."""
+
+import math
+
+import keras
+import keras_hub
+import tensorflow as tf
+
+
+class Embedder(keras.layers.Layer):
+    """ids -> sqrt(d) * E[ids] + sinusoidal position encoding, then dropout."""
+
+    def __init__(self, token_embedding, d_model, dropout, **kwargs):
+        super().__init__(**kwargs)
+        self.token_embedding = token_embedding
+        self.position_encoding = keras_hub.layers.SinePositionEncoding(name="positions")
+        self.scale = math.sqrt(d_model)
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def call(self, ids, start_index=0, positions=None, training=False):
+        x = self.token_embedding(ids) * self.scale
+        x += self.position_encoding(x, start_index=start_index, positions=positions)
+        return self.dropout(x, training=training)
+
+
+def token_embedding(vocab_size, d_model, name):
+    return keras_hub.layers.ReversibleEmbedding(
+        vocab_size, d_model, tie_weights=True,
+        embeddings_initializer=keras.initializers.RandomNormal(stddev=d_model ** -0.5), name=name)
+
+
+__all__ = ["Embedder", "token_embedding", "tf"]

@@ -1,0 +1,91 @@
+"""Transformer decoder layer with a parallel pass and an incremental, cached step.
+
+The self-attention mask is an argument, so the same weights serve causal (AT, Skip-AT) and
+bidirectional (NAT, Skip-CMLM) decoding.
+"""
+
+import keras
+import tensorflow as tf
+
+from tfnmt.layers.attention import MultiHeadAttention, update_cache
+from tfnmt.layers.feed_forward import FeedForward
+
+
+def residual(x, sublayer, norm, dropout, pre_norm, training=False):
+    """x + dropout(sublayer(norm(x))) when pre_norm, else norm(x + dropout(sublayer(x)))."""
+    if pre_norm:
+        return x + dropout(sublayer(norm(x)), training=training)
+    return norm(x + dropout(sublayer(x), training=training))
+
+
+class TransformerDecoderLayer(keras.layers.Layer):
+    def __init__(self, d_model, num_heads, ffn_dim, dropout=0.1, attention_dropout=0.0,
+                 pre_norm=True, **kwargs):
+        super().__init__(**kwargs)
+        self.d_model = d_model
+        self.self_attention = MultiHeadAttention(d_model, num_heads, True, attention_dropout,
+                                                 name="self_attention")
+        self.cross_attention = MultiHeadAttention(d_model, num_heads, False, attention_dropout,
+                                                  name="cross_attention")
+        self.ffn = FeedForward(d_model, ffn_dim, dropout, name="ffn")
+        self.pre_norm = pre_norm
+        self.norms = [keras.layers.LayerNormalization(epsilon=1e-5, name=f"norm_{i}")
+                      for i in range(3)]
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape):
+        for layer in [self.self_attention, self.cross_attention, self.ffn] + self.norms:
+            layer.build(input_shape)
+
+    def _block(self, i, x, sublayer, training=False):
+        return residual(x, sublayer, self.norms[i], self.dropout, self.pre_norm, training)
+
+    def call(self, x, memory_kv, memory_mask, self_mask, training=False, return_attention=False):
+        """Parallel pass. x [B, T, d]; memory_kv from project_memory; masks bool, True = attend.
+
+        memory_mask broadcasts to [B, T, S], self_mask to [B, T, T]. With return_attention, also
+        returns the cross-attention probabilities [B, H, T, S].
+        """
+        def self_attend(h):
+            return self.self_attention.attend(*self.self_attention.project_self(h), self_mask,
+                                              training=training)[0]
+
+        probs = []
+
+        def cross_attend(h):
+            out, p = self.cross_attention.attend(self.cross_attention.project_query(h),
+                                                 *memory_kv, memory_mask, training=training)
+            probs.append(p)
+            return out
+
+        x = self._block(0, x, self_attend, training)
+        x = self._block(1, x, cross_attend, training)
+        x = self._block(2, x, lambda h: self.ffn(h, training=training), training)
+        return (x, probs[0]) if return_attention else x
+
+    def project_memory(self, memory):
+        return self.cross_attention.project_memory(memory)
+
+    def step(self, x, position, cache, memory_kv, memory_mask):
+        """One decoding step. x [B, 1, d] at time `position`; cache {"k", "v"}: [B, L, H, D].
+
+        Attends to cached positions <= `position`; returns (y [B, 1, d], updated cache).
+        """
+        new_cache = {}
+
+        def self_attend(h):
+            q, k, v = self.self_attention.project_self(h)
+            new_cache["k"] = update_cache(cache["k"], k, position)
+            new_cache["v"] = update_cache(cache["v"], v, position)
+            visible = tf.range(tf.shape(cache["k"])[1]) <= position
+            return self.self_attention.attend(q, new_cache["k"], new_cache["v"],
+                                              visible[None, None, :])[0]
+
+        def cross_attend(h):
+            return self.cross_attention.attend(self.cross_attention.project_query(h),
+                                               *memory_kv, memory_mask)[0]
+
+        x = self._block(0, x, self_attend)
+        x = self._block(1, x, cross_attend)
+        x = self._block(2, x, self.ffn)
+        return x, new_cache

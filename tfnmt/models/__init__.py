@@ -1,0 +1,34 @@
+"""Model registry: every architecture is built from a ModelConfig by name."""
+
+from tfnmt.errors import UserError
+
+
+def build_model(config):
+    from tfnmt.models.transformer import Transformer
+
+    architectures = {"transformer": Transformer}
+    if config.architecture not in architectures:
+        raise UserError(f"unknown architecture {config.architecture!r}; "
+                        f"choose one of {', '.join(architectures)}.")
+    config.validate()
+    model = architectures[config.architecture](config)
+    model.build()
+    return model
+
+
+def named_weights(model):
+    """{path without the model's own name: variable} for tf.train.Checkpoint and SavedModels.
+
+    tf.train.Checkpoint(model=keras_model) misses Keras 3 layers kept in Python lists, so every
+    checkpoint in tfnmt tracks weights by their Keras path instead. Dropout seed-generator
+    states are left out (their names carry process-wide counters; see training.seed_variables).
+    """
+    weights = {}
+    for v in model.weights:
+        if "seed_generator" in v.path:
+            continue
+        name = v.path.split("/", 1)[1].replace("/", ".")
+        if name in weights:
+            raise ValueError(f"two weights share the path {v.path}")
+        weights[name] = v.value
+    return weights

@@ -1,0 +1,55 @@
+"""Result files under results/: metric values plus where they came from."""
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def git_commit():
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        out = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return out + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def provenance():
+    import tensorflow as tf
+
+    return {"command": " ".join(["python -m " + sys.modules["__main__"].__spec__.name
+                                 if getattr(sys.modules["__main__"], "__spec__", None)
+                                 else sys.argv[0]] + sys.argv[1:]),
+            "git_commit": git_commit(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "cpu": cpu_model(), "cpu_threads": os.cpu_count(),
+            "tensorflow": tf.__version__}
+
+
+def write_result(path, kind, values):
+    """Writes {"kind", "values", "provenance"} as JSON, atomically."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    record = {"kind": kind, "values": values, "provenance": provenance()}
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+    return record

@@ -1,0 +1,120 @@
+"""A run directory: config.json, vocab/, checkpoints/, tensorboard/, translations/.
+
+Everything needed to rebuild a trained model lives in the run directory, so translate, evaluate,
+benchmark and export take only --run_dir.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+
+import tensorflow as tf
+
+from tfnmt import config as config_lib
+from tfnmt.data.tokenizer import load_tokenizer
+from tfnmt.errors import UserError
+
+CONFIG = "config.json"
+
+
+@dataclasses.dataclass
+class Run:
+    run_dir: str
+    model: config_lib.ModelConfig
+    data: config_lib.DataConfig
+    train: config_lib.TrainConfig
+
+    @property
+    def checkpoint_dir(self):
+        return os.path.join(self.run_dir, "checkpoints")
+
+    @property
+    def source_vocab(self):
+        return os.path.join(self.run_dir, "vocab", "source.model")
+
+    @property
+    def target_vocab(self):
+        return os.path.join(self.run_dir, "vocab", "target.model")
+
+    def tokenizers(self):
+        return load_tokenizer(self.source_vocab), load_tokenizer(self.target_vocab)
+
+
+def write_atomic(path, text):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def create_or_check(run_dir, model, data, train) -> Run:
+    """Creates run_dir (copying the vocabularies in) or checks that it was made with this model."""
+    path = os.path.join(run_dir, CONFIG)
+    if os.path.exists(path):
+        existing = load(run_dir)
+        old, new = dataclasses.asdict(existing.model), dataclasses.asdict(model)
+        changed = [f"{k} {old.get(k)!r} -> {v!r}" for k, v in new.items() if old.get(k) != v]
+        if changed:
+            raise UserError(f"{run_dir} holds a model with another configuration "
+                            f"({'; '.join(changed)}); use a new --run_dir.")
+        return Run(run_dir, existing.model, data, train)
+    os.makedirs(os.path.join(run_dir, "vocab"), exist_ok=True)
+    for name, source in (("source", data.source_vocab),
+                         ("target", data.target_vocab or data.source_vocab)):
+        path_out = os.path.join(run_dir, "vocab", f"{name}.model")
+        shutil.copyfile(source, f"{path_out}.tmp-{os.getpid()}")  # workers may race: rename
+        os.replace(f"{path_out}.tmp-{os.getpid()}", path_out)
+    write_atomic(path, json.dumps({"model": dataclasses.asdict(model),
+                                   "data": dataclasses.asdict(data),
+                                   "train": dataclasses.asdict(train)}, indent=2))
+    return Run(run_dir, model, data, train)
+
+
+def load(run_dir) -> Run:
+    path = os.path.join(run_dir, CONFIG)
+    if not os.path.isfile(path):
+        raise UserError(f"{run_dir} is not a tfnmt run directory (no {CONFIG}).")
+    with open(path, encoding="utf-8") as f:
+        values = json.load(f)
+    return Run(run_dir, config_lib.from_dict(config_lib.ModelConfig, values["model"]),
+               config_lib.from_dict(config_lib.DataConfig, values["data"]),
+               config_lib.from_dict(config_lib.TrainConfig, values["train"]))
+
+
+def find_checkpoint(run, which="best"):
+    """which: best, latest, averaged, or a checkpoint path. 'best' falls back on 'latest'."""
+    if which in ("best", "averaged"):
+        found = tf.train.latest_checkpoint(os.path.join(run.checkpoint_dir, which))
+        if found or which == "averaged":
+            if not found:
+                raise UserError(f"{run.run_dir} has no averaged checkpoint; run "
+                                "python -m tfnmt.average_checkpoints first.")
+            return found
+        which = "latest"
+    if which == "latest":
+        found = tf.train.latest_checkpoint(run.checkpoint_dir)
+        if not found:
+            raise UserError(f"{run.run_dir} has no checkpoint yet.")
+        return found
+    if not tf.io.gfile.exists(which + ".index"):
+        raise UserError(f"checkpoint {which} does not exist.")
+    return which
+
+
+def restore_model(run, which="best"):
+    """Builds the run's model in float32 and restores its weights (no optimizer state)."""
+    from tfnmt.models import build_model, named_weights
+
+    model = build_model(run.model)
+    path = find_checkpoint(run, which)
+    weights = named_weights(model)
+    status = tf.train.Checkpoint(weights=weights).restore(path).expect_partial()
+    status.assert_existing_objects_matched()
+    saved = {name.split("/")[1].replace("..", ".") for name, _ in tf.train.list_variables(path)
+             if name.startswith("weights/")}
+    missing = sorted(set(weights) - saved)
+    if missing:
+        raise UserError(f"checkpoint {path} lacks {len(missing)} weights of this model "
+                        f"(first: {missing[0]}).")
+    return model, path

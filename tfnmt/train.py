@@ -1,0 +1,127 @@
+"""Trains a model: python -m tfnmt.train --flagfile=configs/<name>.flags [--flag=value ...]."""
+
+import os
+
+from absl import flags
+
+from tfnmt import config as config_lib
+from tfnmt import runs
+from tfnmt.errors import UserError, run_main
+from tfnmt.training.strategy import STRATEGIES, make_strategy
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("run_dir", None, "Run directory (created, or resumed from its last checkpoint).")
+# Data.
+flags.DEFINE_string("train_source", None, "Training source text, one sentence per line.")
+flags.DEFINE_string("train_target", None, "Training target text, line-aligned with the source.")
+flags.DEFINE_string("valid_source", "", "Validation source text (loss, BLEU, best checkpoint).")
+flags.DEFINE_string("valid_target", "", "Validation target text.")
+flags.DEFINE_string("vocab", None, "SentencePiece model (joint), or the source one.")
+flags.DEFINE_string("target_vocab", "", "Target SentencePiece model when not joint.")
+flags.DEFINE_integer("max_length", 128, "Longest training sequence per side (tokens, EOS included).")
+flags.DEFINE_enum("long_pairs", "drop", ["drop", "truncate"], "What to do with longer pairs.")
+flags.DEFINE_integer("batch_tokens", 4096, "Token budget of a batch per replica (padded).")
+flags.DEFINE_integer("shuffle_buffer", 100_000, "Sentence pairs in the shuffle buffer.")
+# Model.
+flags.DEFINE_string("architecture", "transformer", "Model architecture.")
+flags.DEFINE_enum("shape", "small", list(config_lib.SHAPES), "Model shape preset.")
+flags.DEFINE_integer("d_model", None, "Override the shape's width.")
+flags.DEFINE_integer("ffn_dim", None, "Override the shape's feed-forward width.")
+flags.DEFINE_integer("num_heads", None, "Override the shape's number of heads.")
+flags.DEFINE_integer("encoder_layers", None, "Override the shape's encoder depth.")
+flags.DEFINE_integer("decoder_layers", None, "Override the shape's decoder depth.")
+flags.DEFINE_float("dropout", 0.1, "Dropout rate.")
+flags.DEFINE_float("attention_dropout", 0.0, "Dropout on attention probabilities.")
+flags.DEFINE_bool("pre_norm", True, "Pre-norm (True) or post-norm (False) residual blocks.")
+flags.DEFINE_bool("share_embeddings", True, "One embedding table for source and target.")
+flags.DEFINE_bool("tie_output", True, "Output projection = target embedding transposed.")
+flags.DEFINE_integer("model_max_length", 256, "Longest sequence the model can decode.")
+# Training.
+flags.DEFINE_integer("train_steps", 20_000, "Total optimizer steps.")
+flags.DEFINE_float("learning_rate", 1e-3, "Peak learning rate.")
+flags.DEFINE_integer("warmup_steps", 4000, "Linear warm-up steps.")
+flags.DEFINE_float("clip_norm", 1.0, "Global gradient-norm clipping (0 disables).")
+flags.DEFINE_float("label_smoothing", 0.1, "Label smoothing epsilon.")
+flags.DEFINE_integer("accumulate_steps", 1, "Batches accumulated into one update.")
+flags.DEFINE_enum("mixed_precision", "float32", ["float32", "mixed_bfloat16"], "Precision policy.")
+flags.DEFINE_bool("xla", True, "Compile the forward/backward pass with XLA.")
+flags.DEFINE_integer("save_every", 1000, "Steps between checkpoints.")
+flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept.")
+flags.DEFINE_integer("log_every", 100, "Steps between console/TensorBoard lines.")
+flags.DEFINE_integer("eval_every", 1000, "Steps between validations.")
+flags.DEFINE_integer("eval_bleu_sentences", 500, "Validation sentences decoded for BLEU (0: none).")
+flags.DEFINE_integer("seed", 1234, "Seed for initialisation, dropout and data order.")
+# Distribution.
+flags.DEFINE_enum("distribution", "default", list(STRATEGIES), "tf.distribute strategy.")
+flags.DEFINE_list("devices", [], "Devices for one_device/mirrored (default: all).")
+flags.DEFINE_string("tpu", "", "TPU address for --distribution=tpu.")
+flags.DEFINE_integer("stop_after", None, "Stop after this many steps in this process (testing).")
+
+
+def configs_from_flags():
+    overrides = {k: getattr(FLAGS, k) for k in
+                 ("d_model", "ffn_dim", "num_heads", "encoder_layers", "decoder_layers")}
+    from tfnmt.data.tokenizer import load_tokenizer
+
+    if not FLAGS.vocab:
+        raise UserError("--vocab is required (train one with python -m tfnmt.vocab).")
+    source_vocab = load_tokenizer(FLAGS.vocab).vocab_size
+    target_vocab = load_tokenizer(FLAGS.target_vocab).vocab_size if FLAGS.target_vocab else 0
+    model = config_lib.ModelConfig.from_shape(
+        FLAGS.shape, architecture=FLAGS.architecture, vocab_size=source_vocab,
+        target_vocab_size=target_vocab, dropout=FLAGS.dropout,
+        attention_dropout=FLAGS.attention_dropout, pre_norm=FLAGS.pre_norm,
+        share_embeddings=FLAGS.share_embeddings and not FLAGS.target_vocab,
+        tie_output=FLAGS.tie_output, max_length=FLAGS.model_max_length)
+    model = config_lib.replace(model, **overrides)
+    model.validate()
+    if FLAGS.max_length > FLAGS.model_max_length:
+        raise UserError(f"--max_length {FLAGS.max_length} exceeds --model_max_length "
+                        f"{FLAGS.model_max_length}.")
+    data = config_lib.DataConfig(
+        train_source=FLAGS.train_source, train_target=FLAGS.train_target,
+        valid_source=FLAGS.valid_source, valid_target=FLAGS.valid_target,
+        source_vocab=FLAGS.vocab, target_vocab=FLAGS.target_vocab, max_length=FLAGS.max_length,
+        long_pairs=FLAGS.long_pairs, batch_tokens=FLAGS.batch_tokens,
+        shuffle_buffer=FLAGS.shuffle_buffer, seed=FLAGS.seed)
+    train = config_lib.TrainConfig(
+        train_steps=FLAGS.train_steps, learning_rate=FLAGS.learning_rate,
+        warmup_steps=FLAGS.warmup_steps, clip_norm=FLAGS.clip_norm,
+        label_smoothing=FLAGS.label_smoothing, accumulate_steps=FLAGS.accumulate_steps,
+        mixed_precision=FLAGS.mixed_precision, xla=FLAGS.xla, save_every=FLAGS.save_every,
+        keep_checkpoints=FLAGS.keep_checkpoints, log_every=FLAGS.log_every,
+        eval_every=FLAGS.eval_every, eval_bleu_sentences=FLAGS.eval_bleu_sentences,
+        seed=FLAGS.seed)
+    for name in ("train_steps", "warmup_steps", "batch_tokens", "save_every", "log_every",
+                 "eval_every"):
+        if getattr(FLAGS, name) <= 0:
+            raise UserError(f"--{name} must be positive, got {getattr(FLAGS, name)}.")
+    if FLAGS.learning_rate <= 0:
+        raise UserError(f"--learning_rate must be positive, got {FLAGS.learning_rate}.")
+    return model, data, train
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments: {' '.join(argv[1:])}.")
+    for name in ("run_dir", "train_source", "train_target"):
+        if not getattr(FLAGS, name):
+            raise UserError(f"--{name} is required.")
+    if bool(FLAGS.valid_source) != bool(FLAGS.valid_target):
+        raise UserError("--valid_source and --valid_target go together.")
+    # The strategy first: multi-worker collectives must be configured before any TF op runs.
+    strategy = make_strategy(FLAGS.distribution, FLAGS.devices, FLAGS.tpu)
+    model, data, train = configs_from_flags()
+    from tfnmt.training.trainer import Trainer
+
+    run = runs.create_or_check(FLAGS.run_dir, model, data, train)
+    trainer = Trainer(run, strategy)
+    print(f"training {model.architecture} ({trainer.model.count_params():,} parameters) on "
+          f"{strategy.num_replicas_in_sync} replica(s); run directory {os.path.abspath(FLAGS.run_dir)}",
+          flush=True)
+    step = trainer.train(max_steps=FLAGS.stop_after)
+    print(f"finished at step {step}; weights fingerprint {trainer.fingerprint()}", flush=True)
+
+
+if __name__ == "__main__":
+    run_main(main)

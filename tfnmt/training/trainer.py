@@ -1,0 +1,273 @@
+"""The one custom training loop under tf.distribute that every method trains with.
+
+A method supplies an objective (callable(model, batch, training) -> dict of sums with "loss" and
+"tokens"); the loop normalises by the global number of target tokens, all-reduces, clips by the
+global norm, applies Adam, checkpoints, validates and logs.
+"""
+
+import hashlib
+import os
+import random
+import signal
+import time
+
+import keras
+import numpy as np
+import sacrebleu
+import tensorflow as tf
+
+from tfnmt import runs
+from tfnmt.config import DecodeConfig
+from tfnmt.data import corpus
+from tfnmt.data.pipeline import make_dataset
+from tfnmt.errors import UserError
+from tfnmt.inference import Translator
+from tfnmt.models import build_model, named_weights
+from tfnmt.objectives import MaximumLikelihood
+from tfnmt.training.schedule import InverseSquareRoot
+from tfnmt.training.strategy import is_chief
+
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def set_seed(seed):
+    """Seeds Keras initialisers (they draw from Python's random) and numpy. Not
+    tf.random.set_seed: it clears TF's eager kernel cache, and with it tensorflow_text's
+    kernel-owned SentencePiece resources."""
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def seed_variables(model):
+    """Dropout seed-generator states: tf.train.Checkpoint(model=...) does not track them."""
+    return [v.value for v in model.non_trainable_variables if "seed_generator" in v.path]
+
+
+def worker_index(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return 0
+    return resolver.task_id + (1 if resolver.task_type == "worker" and
+                               "chief" in resolver.cluster_spec().as_dict() else 0)
+
+
+class Trainer:
+    def __init__(self, run: runs.Run, strategy, objective=None, log=None):
+        self.run, self.strategy = run, strategy
+        self.log = log or (lambda message: print(message, flush=True))
+        cfg = run.train
+        if cfg.mixed_precision not in PRECISIONS:
+            raise UserError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, got "
+                            f"{cfg.mixed_precision!r}.")
+        if cfg.accumulate_steps < 1:
+            raise UserError(f"accumulate_steps must be positive, got {cfg.accumulate_steps}.")
+        corpus.check_parallel(run.data.train_source, run.data.train_target)
+        if run.data.valid_source:
+            corpus.check_parallel(run.data.valid_source, run.data.valid_target)
+        self.objective = objective or MaximumLikelihood(cfg.label_smoothing)
+        self.chief = is_chief(strategy)
+        self.worker = worker_index(strategy)
+        self.source_tokenizer, self.target_tokenizer = run.tokenizers()
+
+        set_seed(cfg.seed)
+        keras.mixed_precision.set_global_policy(cfg.mixed_precision)
+        try:
+            with strategy.scope():
+                self.model = build_model(run.model)
+                self.optimizer = keras.optimizers.Adam(
+                    InverseSquareRoot(cfg.learning_rate, cfg.warmup_steps), beta_1=cfg.adam_beta1,
+                    beta_2=cfg.adam_beta2, epsilon=cfg.adam_epsilon)
+                # Keras 3: build the optimizer before the first step and before restoring, or
+                # the first distributed step fails and a restore silently drops its slots.
+                self.optimizer.build(self.model.trainable_variables)
+                self.rng = tf.random.Generator.from_seed(cfg.seed)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+
+        self.checkpoint = tf.train.Checkpoint(weights=named_weights(self.model),
+                                              optimizer=self.optimizer,
+                                              seeds=seed_variables(self.model), rng=self.rng)
+        ckpt_dir = run.checkpoint_dir if self.chief else os.path.join(
+            run.run_dir, "tmp", f"worker_{self.worker}")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, cfg.keep_checkpoints,
+                                                  step_counter=self.optimizer.iterations)
+        self.best_manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(weights=named_weights(self.model)),
+            os.path.join(run.checkpoint_dir if self.chief else ckpt_dir, "best"), 1)
+        self.writer = (tf.summary.create_file_writer(os.path.join(run.run_dir, "tensorboard"))
+                       if self.chief else tf.summary.create_noop_writer())
+        self._train_step = self._make_train_step()
+        self._stop = False
+
+    def training_iterator(self, step):
+        """Iterator over the training batches, positioned after `step` completed steps."""
+        run, strategy = self.run, self.strategy
+
+        def dataset_fn(ctx):
+            replicas = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+            return make_dataset(run.data.train_source, run.data.train_target, run.source_vocab,
+                                run.target_vocab, run.data, training=True, input_context=ctx,
+                                skip_batches=step * run.train.accumulate_steps * replicas)
+
+        return iter(strategy.distribute_datasets_from_function(dataset_fn))
+
+    # -- steps ----------------------------------------------------------------------------------
+    def _make_train_step(self):
+        cfg, model, objective = self.run.train, self.model, self.objective
+        variables = model.trainable_variables
+
+        def forward_backward(batch, global_tokens):
+            with tf.GradientTape() as tape:
+                terms = objective(model, batch, training=True)
+                loss = terms["loss"] / global_tokens
+            return tape.gradient(loss, variables), terms
+
+        forward_backward = tf.function(forward_backward, jit_compile=cfg.xla)
+
+        def replica_step(batches):
+            ctx = tf.distribute.get_replica_context()
+            local_tokens = tf.add_n([tf.reduce_sum(tf.cast(b["target"] != 0, tf.float32))
+                                     for b in batches])
+            global_tokens = ctx.all_reduce(tf.distribute.ReduceOp.SUM, local_tokens)
+            grads, sums = None, None
+            for batch in batches:
+                g, terms = forward_backward(batch, global_tokens)
+                grads = g if grads is None else [a + b for a, b in zip(grads, g)]
+                sums = terms if sums is None else {k: sums[k] + terms[k] for k in sums}
+            grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            norm = tf.linalg.global_norm(grads)
+            if cfg.clip_norm > 0:
+                grads, _ = tf.clip_by_global_norm(grads, cfg.clip_norm, use_norm=norm)
+            # Keras' optimizer sums gradients over replicas again: hand it each replica's share.
+            share = 1.0 / ctx.num_replicas_in_sync
+            self.optimizer.apply_gradients([(g * share, v) for g, v in zip(grads, variables)])
+            return dict(sums, grad_norm=norm / ctx.num_replicas_in_sync)
+
+        @tf.function
+        def train_step(iterator):
+            batches = [next(iterator) for _ in range(cfg.accumulate_steps)]
+            out = self.strategy.run(replica_step, args=(batches,))
+            return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                    for k, v in out.items()}
+
+        return train_step
+
+    def validation_loss(self):
+        """Token-level NLL and label-smoothed loss on the validation set (all replicas)."""
+        data = self.run.data
+        dataset = self.strategy.distribute_datasets_from_function(
+            lambda ctx: make_dataset(data.valid_source, data.valid_target, self.run.source_vocab,
+                                     self.run.target_vocab, data, training=False,
+                                     input_context=ctx))
+
+        @tf.function(reduce_retracing=True)
+        def step(batch):
+            out = self.strategy.run(lambda b: self.objective(self.model, b, training=False),
+                                    args=(batch,))
+            return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                    for k, v in out.items()}
+
+        totals = {}
+        for batch in dataset:
+            for k, v in step(batch).items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+        tokens = max(totals.get("tokens", 0.0), 1.0)
+        return {k: v / tokens for k, v in totals.items() if k != "tokens"}
+
+    def validation_bleu(self):
+        cfg, data = self.run.train, self.run.data
+        sources = corpus.read_lines(data.valid_source)[: cfg.eval_bleu_sentences]
+        references = corpus.read_lines(data.valid_target)[: cfg.eval_bleu_sentences]
+        translator = Translator(self.model, self.source_tokenizer, self.target_tokenizer,
+                                DecodeConfig(beam_size=cfg.eval_beam_size, batch_size=64,
+                                             xla=cfg.xla), self.run.model.max_length)
+        hypotheses = [n_best[0][0] for n_best in translator.translate(sources)]
+        return sacrebleu.corpus_bleu(hypotheses, [references]).score
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def restore(self):
+        """Restores the latest checkpoint if any; returns the step it resumed at."""
+        path = tf.train.latest_checkpoint(self.run.checkpoint_dir)
+        if not path:
+            return 0
+        self.checkpoint.restore(path).assert_existing_objects_matched()
+        return int(self.optimizer.iterations.numpy())
+
+    def save(self):
+        path = self.manager.save(checkpoint_number=int(self.optimizer.iterations.numpy()))
+        if not self.chief:  # other workers write a throw-away copy (collectives need them all)
+            tf.io.gfile.rmtree(os.path.dirname(path))
+        return path
+
+    # -- loop -----------------------------------------------------------------------------------
+    def _on_sigterm(self, signum, frame):
+        del signum, frame
+        self._stop = True
+
+    def train(self, max_steps=None):
+        """Trains to cfg.train_steps (or max_steps more steps); returns the final step."""
+        cfg = self.run.train
+        step = self.restore()
+        if step:
+            self.log(f"resumed from step {step}")
+        iterator = self.training_iterator(step)
+        end = cfg.train_steps if max_steps is None else min(cfg.train_steps, step + max_steps)
+        previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        best_file = os.path.join(self.best_manager.directory, "score.txt")
+        best = float(open(best_file).read()) if os.path.isfile(best_file) else -np.inf
+        window = {"loss": 0.0, "nll": 0.0, "tokens": 0.0}
+        start_time = last_time = time.time()
+        try:
+            while step < end and not self._stop:
+                out = self._train_step(iterator)
+                step += 1
+                for k in window:
+                    window[k] += float(out[k])
+                if step % cfg.log_every == 0 or step == end:
+                    now = time.time()
+                    tokens = max(window["tokens"], 1.0)
+                    lr = float(self.optimizer.learning_rate)
+                    stats = {"loss": window["loss"] / tokens, "nll": window["nll"] / tokens,
+                             "learning_rate": lr, "tokens_per_second": tokens / (now - last_time),
+                             "grad_norm": float(out["grad_norm"])}
+                    self.log(f"step {step} | loss {stats['loss']:.3f} | nll {stats['nll']:.3f} | "
+                             f"lr {lr:.2e} | {stats['tokens_per_second']:.0f} tok/s | "
+                             f"{now - start_time:.0f}s")
+                    self._summaries("train", stats, step)
+                    window = {k: 0.0 for k in window}
+                    last_time = now
+                if step % cfg.save_every == 0 or step == end:
+                    self.save()
+                if self.run.data.valid_source and (step % cfg.eval_every == 0 or step == end):
+                    valid = self.validation_loss()
+                    if cfg.eval_bleu_sentences > 0:
+                        valid["bleu"] = self.validation_bleu()
+                    self._summaries("valid", valid, step)
+                    self.log(f"step {step} | validation " +
+                             " | ".join(f"{k} {v:.3f}" for k, v in sorted(valid.items())))
+                    score = valid.get("bleu", -valid["nll"])
+                    if score > best:
+                        best = score
+                        self.best_manager.save(checkpoint_number=step)
+                        if self.chief:
+                            runs.write_atomic(best_file, f"{score}\n")
+                    last_time = time.time()
+            if self._stop:
+                self.save()
+                self.log(f"stopped by SIGTERM at step {step}; checkpoint saved")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        return step
+
+    def fingerprint(self):
+        """sha256 of every weight (sorted by name): equal fingerprints = identical weights."""
+        digest = hashlib.sha256()
+        for name, v in sorted(named_weights(self.model).items()):
+            digest.update(name.encode())
+            digest.update(v.numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def _summaries(self, prefix, values, step):
+        with self.writer.as_default(step=step):
+            for k, v in values.items():
+                tf.summary.scalar(f"{prefix}/{k}", v)
