@@ -16,6 +16,10 @@ _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 
+from tfnmt import runs  # noqa: E402
+from tfnmt.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
+from tfnmt.vocab import train_vocab  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MULTI30K = os.path.join(REPO, "..", "shared", "data", "multi30k")
 
@@ -51,10 +55,60 @@ def _seeded():
     yield
 
 
-def run_module(module, *args, env=None, timeout=600, cwd=None):
+LETTERS = "abcdefghijkl"
+
+
+@pytest.fixture(scope="session")
+def reverse_task(tmp_path_factory):
+    """A synthetic task: the target is the source's letters in reverse order."""
+    out = tmp_path_factory.mktemp("reverse")
+    rng = random.Random(7)
+    pairs = []
+    for _ in range(3000):
+        words = [rng.choice(LETTERS) for _ in range(rng.randint(2, 8))]
+        pairs.append((" ".join(words), " ".join(reversed(words))))
+    paths = {}
+    for split, chunk in (("train", pairs[:2800]), ("test", pairs[2800:])):
+        for side, lang in ((0, "src"), (1, "tgt")):
+            paths[f"{split}.{lang}"] = str(out / f"{split}.{lang}")
+            with open(paths[f"{split}.{lang}"], "w", encoding="utf-8") as f:
+                f.writelines(p[side] + "\n" for p in chunk)
+    paths["vocab"] = train_vocab([paths["train.src"]], str(out / "spm"), vocab_size=24)
+    return paths
+
+
+def make_run(run_dir, task, model=None, batch_tokens=256, **train):
+    model = model or ModelConfig.from_shape("tiny", dropout=0.0)
+    from tfnmt.data.tokenizer import load_tokenizer
+
+    model.vocab_size = load_tokenizer(task["vocab"]).vocab_size
+    data = DataConfig(train_source=task["train.src"], train_target=task["train.tgt"],
+                      source_vocab=task["vocab"], target_vocab=task["vocab"], batch_tokens=batch_tokens,
+                      max_length=16, shuffle_buffer=1000)
+    defaults = dict(train_steps=20, warmup_steps=10, xla=False, log_every=1000,
+                    save_every=1000, eval_every=1000, learning_rate=3e-3)
+    defaults.update(train)
+    return runs.create_or_check(str(run_dir), model, data, TrainConfig(**defaults))
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, reverse_task):
+    """A tiny model trained briefly on the reverse task, with checkpoints at steps 30 and 60."""
+    import tensorflow as tf
+
+    from tfnmt.training.trainer import Trainer
+
+    run = make_run(tmp_path_factory.mktemp("runs") / "tiny", reverse_task, train_steps=60,
+                   save_every=30, learning_rate=5e-3)
+    Trainer(run, tf.distribute.get_strategy(), log=lambda m: None).train()
+    return run
+
+
+def run_module(module, *args, env=None, timeout=600, cwd=None, input_text=None):
     """Runs `python -m module args` and returns the CompletedProcess (text mode)."""
     import subprocess
 
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=cwd or REPO)
+                          env=full_env, timeout=timeout, cwd=cwd or REPO, input=input_text,
+                          stdin=None if input_text is not None else subprocess.DEVNULL)

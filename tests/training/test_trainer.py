@@ -2,13 +2,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfnmt import runs
 from tfnmt.config import DecodeConfig, ModelConfig
 from tfnmt.data.pipeline import make_dataset
 from tfnmt.inference import Translator
 from tfnmt.models import named_weights
 from tfnmt.training.trainer import Trainer
 
-from .conftest import make_run
+from ..conftest import make_run
 
 
 def weights(trainer):
@@ -90,3 +91,18 @@ def test_tiny_model_learns_to_reverse(tmp_path, reverse_task):
     outputs = [n_best[0][0] for n_best in translator.translate(sources)]
     accuracy = np.mean([o == t for o, t in zip(outputs, targets)])
     assert accuracy >= 0.9, (accuracy, list(zip(outputs, targets))[:5])
+
+
+def test_mixed_bfloat16_trains_with_float32_weights(tmp_path, reverse_task):
+    trainer = Trainer(make_run(tmp_path / "bf16", reverse_task, mixed_precision="mixed_bfloat16",
+                               train_steps=30), tf.distribute.get_strategy(), log=lambda m: None)
+    assert all(v.dtype == "float32" for v in trainer.model.trainable_variables)
+    batch = one_batch(trainer.run, 16)
+    iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
+    losses = [float(trainer._train_step(iterator)["loss"]) for _ in range(30)]
+    assert np.isfinite(losses).all() and losses[-1] < 0.7 * losses[0]
+    assert trainer.model.compute_dtype == "bfloat16"
+    # The policy is scoped to the trainer: models restored for decoding compute in float32.
+    trainer.save()
+    restored, _ = runs.restore_model(trainer.run, "latest")
+    assert restored.compute_dtype == "float32"

@@ -97,6 +97,7 @@ class Trainer:
         self.writer = (tf.summary.create_file_writer(os.path.join(run.run_dir, "tensorboard"))
                        if self.chief else tf.summary.create_noop_writer())
         self._train_step = self._make_train_step()
+        self._translator = None
         self._stop = False
 
     def training_iterator(self, step):
@@ -178,10 +179,12 @@ class Trainer:
         cfg, data = self.run.train, self.run.data
         sources = corpus.read_lines(data.valid_source)[: cfg.eval_bleu_sentences]
         references = corpus.read_lines(data.valid_target)[: cfg.eval_bleu_sentences]
-        translator = Translator(self.model, self.source_tokenizer, self.target_tokenizer,
-                                DecodeConfig(beam_size=cfg.eval_beam_size, batch_size=64,
-                                             xla=cfg.xla), self.run.model.max_length)
-        hypotheses = [n_best[0][0] for n_best in translator.translate(sources)]
+        if self._translator is None:  # built once: its compiled decode shapes are reused
+            self._translator = Translator(
+                self.model, self.source_tokenizer, self.target_tokenizer,
+                DecodeConfig(beam_size=cfg.eval_beam_size, batch_size=64, xla=cfg.xla),
+                self.run.model.max_length)
+        hypotheses = [n_best[0][0] for n_best in self._translator.translate(sources)]
         return sacrebleu.corpus_bleu(hypotheses, [references]).score
 
     # -- checkpoints ----------------------------------------------------------------------------

@@ -1,0 +1,137 @@
+"""translate, evaluate, average_checkpoints, benchmark and report, run as users run them."""
+
+import json
+import os
+import re
+
+import numpy as np
+import sacrebleu
+import tensorflow as tf
+
+from tfnmt import runs
+from tfnmt.config import DecodeConfig
+from tfnmt.inference import Translator
+
+from .conftest import run_module
+
+
+def in_process(run, sentences, **config):
+    model, _ = runs.restore_model(run, "latest")
+    src, tgt = run.tokenizers()
+    return Translator(model, src, tgt, DecodeConfig(**config), run.model.max_length).translate(
+        sentences)
+
+
+def test_translate_file_and_stdin_match_in_process(tmp_path, trained_run, reverse_task):
+    sentences = open(reverse_task["test.src"], encoding="utf-8").read().splitlines()[:20]
+    expected = in_process(trained_run, sentences, beam_size=3, n_best=2, batch_size=7)
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(sentences) + "\n")
+    out = tmp_path / "out" / "hyp.txt"
+    result = run_module("tfnmt.translate", f"--run_dir={trained_run.run_dir}", "--checkpoint=latest",
+                        f"--input={source}", f"--output={out}", "--beam_size=3", "--n_best=2",
+                        "--batch_size=7", "--with_scores")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = out.read_text().splitlines()
+    assert len(lines) == 40 and not list(out.parent.glob("*.tmp-*"))
+    for i, n_best in enumerate(expected):
+        for j, (text, score) in enumerate(n_best):
+            got_score, got_text = lines[2 * i + j].split("\t")
+            assert got_text == text and abs(float(got_score) - score) < 1e-3
+    piped = run_module("tfnmt.translate", f"--run_dir={trained_run.run_dir}", "--checkpoint=latest",
+                       "--beam_size=1", "--noxla", input_text="\n".join(sentences[:3]) + "\n")
+    assert piped.returncode == 0, piped.stderr[-2000:]
+    greedy = in_process(trained_run, sentences[:3], beam_size=1)
+    assert piped.stdout.splitlines() == [n[0][0] for n in greedy]
+
+
+def test_translate_edge_inputs_in_process(trained_run):
+    sentences = ["", "   ", "a " * 300, "l", "b c"]
+    results = in_process(trained_run, sentences, beam_size=2, batch_size=2)
+    assert len(results) == 5 and all(len(r) == 1 for r in results)
+    assert in_process(trained_run, [], beam_size=2) == []
+
+
+def test_evaluate_scores_like_sacrebleu_and_records_provenance(tmp_path, trained_run,
+                                                               reverse_task):
+    result_path = tmp_path / "results" / "tiny.json"
+    result = run_module("tfnmt.evaluate", f"--run_dir={trained_run.run_dir}", "--checkpoint=latest",
+                        f"--source={reverse_task['test.src']}",
+                        f"--reference={reverse_task['test.tgt']}", "--beam_size=2",
+                        f"--result={result_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads(result_path.read_text())
+    values = record["values"]
+    hyps = open(values["translations"], encoding="utf-8").read().splitlines()
+    refs = open(reverse_task["test.tgt"], encoding="utf-8").read().splitlines()
+    assert values["bleu"] == round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2)
+    assert values["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp")
+    assert set(record["provenance"]) >= {"command", "git_commit", "date", "cpu", "cpu_threads"}
+    assert "tfnmt.evaluate" in record["provenance"]["command"]
+
+
+def test_evaluate_rejects_misaligned_files(tmp_path, reverse_task):
+    hyp = tmp_path / "hyp.txt"
+    hyp.write_text("a\n")
+    result = run_module("tfnmt.evaluate", f"--hypothesis={hyp}",
+                        f"--reference={reverse_task['test.tgt']}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "error: 1 hypotheses but 200 references" in result.stderr
+
+
+def test_average_checkpoints_is_the_mean(trained_run):
+    result = run_module("tfnmt.average_checkpoints", f"--run_dir={trained_run.run_dir}",
+                        "--num_last=2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    ckpt = os.path.join(trained_run.checkpoint_dir, "ckpt-{}")
+    a, b = tf.train.load_checkpoint(ckpt.format(30)), tf.train.load_checkpoint(ckpt.format(60))
+    model, path = runs.restore_model(trained_run, "averaged")
+    reader = tf.train.load_checkpoint(path)
+    names = [n for n in reader.get_variable_to_shape_map() if n.startswith("weights/")]
+    assert len(names) == len(model.trainable_variables)
+    for name in names:
+        np.testing.assert_allclose(reader.get_tensor(name),
+                                   (a.get_tensor(name) + b.get_tensor(name)) / 2, atol=1e-7)
+
+
+def test_benchmark_times_every_row_and_computes_alpha(tmp_path, trained_run, reverse_task):
+    out = tmp_path / "bench"
+    result = run_module("tfnmt.benchmark", f"--runs=a={trained_run.run_dir},b={trained_run.run_dir}",
+                        "--checkpoint=latest", f"--source={reverse_task['test.src']}",
+                        f"--reference={reverse_task['test.tgt']}", "--num_sentences=12",
+                        "--batch_sizes=1,4", "--beam_sizes=1,2", "--reference_beam=2",
+                        "--xla=both", f"--output={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((tmp_path / "bench.json").read_text())
+    rows = record["values"]["rows"]
+    assert len(rows) == 2 * 2 * 2 * 2
+    for row in rows:
+        ref = next(r for r in rows if r["run"] == "a" and r["beam"] == 2 and
+                   r["batch"] == row["batch"] and r["xla"] == row["xla"])
+        assert abs(row["alpha"] - ref["seconds"] / row["seconds"]) < 0.01 + 0.01 * row["alpha"]
+    # Same model, same settings: identical translations whatever the batch size or XLA.
+    bleus = {(r["beam"]): set() for r in rows}
+    for r in rows:
+        bleus[r["beam"]].add(r["bleu"])
+    assert all(len(v) == 1 for v in bleus.values())
+    assert (tmp_path / "bench.md").read_text().startswith("| run | beam |")
+
+
+def test_report_renders_results_into_readme(tmp_path, trained_run, reverse_task):
+    results = tmp_path / "results"
+    assert run_module("tfnmt.evaluate", f"--hypothesis={reverse_task['test.tgt']}",
+                      f"--reference={reverse_task['test.tgt']}", "--name=oracle",
+                      f"--result={results / 'oracle.json'}").returncode == 0
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nend\n")
+    result = run_module("tfnmt.report", f"--readme={readme}", f"--results={results}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("intro\n") and text.endswith("end\n")
+    assert re.search(r"\| \[oracle\]\(.*oracle.json\) \| - \| - \| 100.00 \|", text)
+
+
+def test_quickstart_reports_missing_data(tmp_path):
+    result = run_module("tfnmt.quickstart", f"--data_dir={tmp_path}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "train.en is missing" in result.stderr

@@ -1,0 +1,53 @@
+"""The main job, end to end on Multi30k En->De: vocabulary, teacher, translation, BLEU.
+
+python -m tfnmt.quickstart [--flagfile_train=configs/multi30k_small.flags]
+
+Each stage runs the same command a user would type, and is skipped or resumed when its output
+already exists, so the job can be interrupted and started again.
+"""
+
+import os
+import subprocess
+import sys
+
+from absl import flags
+
+from tfnmt.errors import UserError, run_main
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("config", "configs/multi30k_small.flags", "Training flag file.")
+flags.DEFINE_string("data_dir", "../shared/data/multi30k", "Folder with train/val/test2016.{en,de}.")
+flags.DEFINE_string("vocab", "data/vocab/multi30k_ende_8k", "SentencePiece model prefix.")
+flags.DEFINE_string("run_dir", "runs/multi30k_small", "Run directory.")
+flags.DEFINE_integer("beam_size", 4, "Beam size for the test translation.")
+flags.DEFINE_string("result", "results/multi30k_small_test2016.json", "Where the scores go.")
+
+
+def stage(title, *args):
+    print(f"\n== {title}\n$ python -m {' '.join(args)}", flush=True)
+    if subprocess.run([sys.executable, "-m", *args]).returncode != 0:
+        raise UserError(f"stage '{title}' failed (command above).")
+
+
+def main(argv):
+    del argv
+    data = FLAGS.data_dir
+    for name in ("train.en", "train.de", "val.en", "val.de", "test2016.en", "test2016.de"):
+        if not os.path.isfile(os.path.join(data, name)):
+            raise UserError(f"{os.path.join(data, name)} is missing; pass --data_dir.")
+    if not os.path.isfile(FLAGS.config):
+        raise UserError(f"{FLAGS.config} does not exist.")
+    if not os.path.isfile(FLAGS.vocab + ".model"):
+        stage("vocabulary", "tfnmt.vocab", f"--input={data}/train.en,{data}/train.de",
+              f"--model_prefix={FLAGS.vocab}", "--vocab_size=8000")
+    stage("train the teacher", "tfnmt.train", f"--flagfile={FLAGS.config}",
+          f"--train_source={data}/train.en", f"--train_target={data}/train.de",
+          f"--valid_source={data}/val.en", f"--valid_target={data}/val.de",
+          f"--vocab={FLAGS.vocab}.model", f"--run_dir={FLAGS.run_dir}")
+    stage("translate and score test2016", "tfnmt.evaluate", f"--run_dir={FLAGS.run_dir}",
+          f"--source={data}/test2016.en", f"--reference={data}/test2016.de",
+          f"--beam_size={FLAGS.beam_size}", f"--result={FLAGS.result}")
+
+
+if __name__ == "__main__":
+    run_main(main)

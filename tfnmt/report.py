@@ -1,0 +1,73 @@
+"""Regenerates the README's results section from the JSON files under results/:
+python -m tfnmt.report [--readme=README.md --results=results]."""
+
+import glob
+import json
+import os
+
+from absl import flags
+
+from tfnmt.errors import UserError, run_main
+from tfnmt.runs import write_atomic
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("readme", "README.md", "README to update.")
+flags.DEFINE_string("results", "results", "Folder of result JSON files.")
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def describe(record):
+    p = record["provenance"]
+    return (f"`{p['command']}` — commit `{p['git_commit'][:12]}`, {p['date']}, "
+            f"{p['cpu']} ({p['cpu_threads']} threads), TensorFlow {p['tensorflow']}")
+
+
+def render(records):
+    lines = []
+    evaluations = [(path, r) for path, r in records if r["kind"] == "evaluation"]
+    if evaluations:
+        lines += ["### Translation quality", "",
+                  "| result | data | beam | BLEU | chrF2 | decode time (s) |", "|---|---|---|---|---|---|"]
+        for path, r in evaluations:
+            v = r["values"]
+            lines.append(f"| [{v['name']}]({path}) | {os.path.basename(v.get('source', '-'))} | "
+                         f"{v.get('decode', {}).get('beam_size', '-')} | {v['bleu']:.2f} | "
+                         f"{v['chrf']:.2f} | {v.get('decode_seconds', '-')} |")
+        lines.append("")
+        for path, r in evaluations:
+            lines += [f"- `{path}`: {describe(r)}; BLEU signature "
+                      f"`{r['values']['bleu_signature']}`"]
+        lines.append("")
+    for path, r in records:
+        if r["kind"] != "benchmark":
+            continue
+        v = r["values"]
+        lines += [f"### Decoding speed: [{os.path.basename(path)}]({path})", "",
+                  f"{v['sentences']} sentences of `{os.path.basename(v['source'])}`; alpha = time "
+                  f"of {v['reference_run']} with beam {v['reference_beam']} at the same batch size "
+                  "and XLA setting / time of the row, measured in the same process.", "",
+                  v["markdown"].rstrip(), "", f"- {describe(r)}", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv):
+    del argv
+    paths = sorted(glob.glob(os.path.join(FLAGS.results, "*.json")))
+    records = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            records.append((path, json.load(f)))
+    with open(FLAGS.readme, encoding="utf-8") as f:
+        text = f.read()
+    if START not in text or END not in text:
+        raise UserError(f"{FLAGS.readme} has no {START} ... {END} section.")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    body = render(records) if records else "No results recorded yet.\n"
+    write_atomic(FLAGS.readme, f"{head}{START}\n{body}{END}{tail}")
+    print(f"updated {FLAGS.readme} from {len(records)} result file(s)")
+
+
+if __name__ == "__main__":
+    run_main(main)
