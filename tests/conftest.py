@@ -18,7 +18,7 @@ tf.config.set_logical_device_configuration(
 
 from tfnmt import runs  # noqa: E402
 from tfnmt.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
-from tfnmt.vocab import train_vocab  # noqa: E402
+from tfnmt.data.vocabulary import train_vocab  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MULTI30K = os.path.join(REPO, "..", "shared", "data", "multi30k")
@@ -34,7 +34,7 @@ def multi30k(split, lang):
 @pytest.fixture(scope="session")
 def multi30k_sample(tmp_path_factory):
     """The first 2,000 Multi30k En-De training pairs and a 300-piece joint vocabulary."""
-    from tfnmt.vocab import train_vocab
+    from tfnmt.data.vocabulary import train_vocab
 
     out = tmp_path_factory.mktemp("multi30k")
     paths = {}

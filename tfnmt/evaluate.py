@@ -12,7 +12,6 @@ from tfnmt import decode_flags
 from tfnmt.data import corpus
 from tfnmt.errors import UserError, run_main
 from tfnmt.provenance import write_result
-from tfnmt.translate import write_output
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("source", None, "Source file to translate.")
@@ -57,7 +56,7 @@ def main(argv):
                       decode=vars(translator.config))
         out = os.path.join(FLAGS.run_dir, "translations",
                            os.path.basename(FLAGS.source) + f".beam{translator.config.beam_size}")
-        write_output(out, hypotheses)
+        corpus.write_lines(out, hypotheses)
         values["translations"] = out
     if len(hypotheses) != len(references):
         raise UserError(f"{len(hypotheses)} hypotheses but {len(references)} references.")

@@ -1,6 +1,5 @@
 """Translates a file or stdin: python -m tfnmt.translate --run_dir=... [--input=F] [--output=F]."""
 
-import os
 import sys
 
 from absl import flags
@@ -24,18 +23,6 @@ def read_input(path):
     return corpus.read_lines(path)
 
 
-def write_output(path, lines):
-    text = "".join(line + "\n" for line in lines)
-    if path == "-":
-        sys.stdout.write(text)
-        return
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def format_results(results, with_scores):
     lines = []
     for n_best in results:
@@ -49,7 +36,7 @@ def main(argv):
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}.")
     translator, _ = decode_flags.load_translator()
     results = translator.translate(read_input(FLAGS.input))
-    write_output(FLAGS.output, format_results(results, FLAGS.with_scores))
+    corpus.write_lines(FLAGS.output, format_results(results, FLAGS.with_scores))
 
 
 if __name__ == "__main__":

@@ -38,3 +38,18 @@ def read_lines(path: str) -> list:
     count_lines(path)
     with open(path, encoding="utf-8") as f:
         return [line.rstrip("\n") for line in f]
+
+
+def write_lines(path: str, lines) -> None:
+    """Writes lines to path ('-': stdout) whole: a temporary file renamed into place."""
+    import sys
+
+    text = "".join(line + "\n" for line in lines)
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -26,6 +26,13 @@ def bucket_length(length: int, max_length: int) -> int:
     return max_length
 
 
+def bucket_length_tensor(length, max_length: int):
+    """bucket_length in TensorFlow ops (for graphs that pick their own padded width)."""
+    sizes = tf.constant(padded_lengths(max_length), tf.int32)
+    index = tf.searchsorted(sizes, tf.reshape(tf.cast(length, tf.int32), [1]), side="left")
+    return tf.gather(sizes, tf.minimum(index, len(padded_lengths(max_length)) - 1))[0]
+
+
 def _encode(tokenizer, lines, max_length, truncate):
     ids = tokenizer.tokenize(lines)
     if truncate:

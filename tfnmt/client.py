@@ -1,0 +1,42 @@
+"""Sends sentences to a tensorflow_model_server and prints translations:
+python -m tfnmt.client --server=localhost:8501 --model=teacher [--protocol=rest|grpc] < input.txt
+
+"""
+
+import sys
+
+from absl import flags
+
+from tfnmt.errors import UserError, run_main
+from tfnmt.serving_client import translate
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("server", "localhost:8501", "host:port (8501 REST, 8500 gRPC by default).")
+flags.DEFINE_string("model", None, "Model name in the server's model config.")
+flags.DEFINE_integer("version", None, "Model version (default: the server's latest).")
+flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "Transport.")
+flags.DEFINE_string("signature", "translate", "translate (XLA) or translate_plain.")
+flags.DEFINE_string("input", "-", "Sentences, one per line ('-': stdin).")
+flags.DEFINE_integer("batch_size", 32, "Sentences per request.")
+flags.DEFINE_float("timeout", 60.0, "Seconds per request.")
+flags.DEFINE_bool("with_scores", False, "Print 'score<TAB>translation'.")
+
+
+def main(argv):
+    del argv
+    if not FLAGS.model:
+        raise UserError("--model is required.")
+    if FLAGS.input == "-":
+        lines = [line.rstrip("\n") for line in sys.stdin]
+    else:
+        from tfnmt.data.corpus import read_lines
+        lines = read_lines(FLAGS.input)
+    for start in range(0, len(lines), FLAGS.batch_size):
+        for text, score in translate(lines[start:start + FLAGS.batch_size], FLAGS.server,
+                                     FLAGS.model, FLAGS.protocol, FLAGS.signature, FLAGS.version,
+                                     FLAGS.timeout):
+            print(f"{score:.4f}\t{text}" if FLAGS.with_scores else text, flush=True)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,184 @@
+"""SavedModels for TensorFlow Serving: strings in, translations out, decoding under XLA.
+
+Only core TensorFlow and tensorflow_text ops end up in the graph, so the stock
+tensorflow_model_server (which links tensorflow_text's ops) can serve it with no Python of ours.
+"""
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from tfnmt import decoding
+from tfnmt.config import DecodeConfig
+from tfnmt.data.pipeline import bucket_length_tensor
+from tfnmt.data.tokenizer import EOS_ID, PAD_ID
+from tfnmt.errors import UserError
+from tfnmt.models import named_weights
+
+METADATA = "assets.extra/tfnmt.json"
+
+
+class TranslationModule(tf.Module):
+    """Signatures: translate (XLA), translate_plain (no XLA), translate_ids (ids in and out)."""
+
+    def __init__(self, model, source_tokenizer, target_tokenizer, config: DecodeConfig,
+                 max_length):
+        super().__init__()
+        if not 1 <= config.n_best <= config.beam_size:
+            raise UserError(f"need 1 <= n_best <= beam_size, got n_best {config.n_best} and "
+                            f"beam_size {config.beam_size}.")
+        self.model = model
+        # The TF1-style loaders (saved_model_cli run, tensorflow_model_server) only find
+        # variables tracked directly by name: Keras 3 layers alone are not enough.
+        self.weights = named_weights(model)
+        self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
+        self.config, self.max_length = config, max_length
+        self._decode_xla = tf.function(self._decode, jit_compile=True)
+        self._decode_plain = tf.function(self._decode, jit_compile=False)
+
+    def _decode(self, source):
+        """source [B, S] ids (EOS included, PAD after) -> decoding outputs [B, K, ...]."""
+        c = self.config
+        width = tf.shape(source)[1]
+        limit = tf.cast(tf.floor(c.max_length_a * tf.cast(width, tf.float32) + c.max_length_b),
+                        tf.int32)
+        max_length = bucket_length_tensor(tf.minimum(limit, self.max_length), self.max_length)
+        return decoding.decode(self.model, source, max_length, c.beam_size, c.length_penalty,
+                               c.max_length_a, c.max_length_b)
+
+    def _pad(self, ids):
+        """Ragged ids (no EOS) -> [B, S] with EOS, truncated to max_length, S a bucket size."""
+        ids = ids[:, : self.max_length - 1]
+        ids = tf.concat([ids, tf.fill([ids.nrows(), 1], EOS_ID)], axis=1)
+        width = bucket_length_tensor(tf.reduce_max(ids.row_lengths()), self.max_length)
+        rows = tf.cast(ids.nrows(), tf.int32)
+        return ids.to_tensor(default_value=PAD_ID, shape=tf.stack([rows, width]))
+
+    def _translate(self, sentences, decode):
+        # Invalid UTF-8 becomes U+FFFD instead of failing the whole request.
+        sentences = tf.strings.unicode_transcode(sentences, "UTF-8", "UTF-8", errors="replace")
+        source = self._pad(tf.cast(self.source_tokenizer.tokenize(sentences), tf.int32))
+        out = decode(source)
+        return {"translations": self.target_tokenizer.detokenize(out["ids"][:, 0]),
+                "scores": out["scores"][:, 0]}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
+    def translate(self, sentences):
+        return self._translate(sentences, self._decode_xla)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
+    def translate_plain(self, sentences):
+        return self._translate(sentences, self._decode_plain)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="ids"),
+                                  tf.TensorSpec([None], tf.int32, name="lengths")])
+    def translate_ids(self, ids, lengths):
+        """ids [B, S] without EOS (anything past `lengths` ignored) -> n-best ids, lengths, scores."""
+        ragged = tf.RaggedTensor.from_tensor(ids, lengths=tf.minimum(lengths, tf.shape(ids)[1]))
+        out = self._decode_xla(self._pad(ragged))
+        return {"ids": out["ids"][:, : self.config.n_best],
+                "lengths": out["lengths"][:, : self.config.n_best],
+                "scores": out["scores"][:, : self.config.n_best]}
+
+    def signatures(self):
+        translate = self.translate.get_concrete_function()
+        return {"serving_default": translate, "translate": translate,
+                "translate_plain": self.translate_plain.get_concrete_function(),
+                "translate_ids": self.translate_ids.get_concrete_function()}
+
+
+PYTHON_OPS = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
+
+
+def graph_ops(version_dir):
+    """Every op type in a SavedModel: the graph and all of its functions."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(version_dir, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    ops = set()
+    for meta_graph in proto.meta_graphs:
+        ops.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            ops.update(node.op for node in function.node_def)
+    return ops
+
+
+def unservable_ops(version_dir):
+    """Ops the stock model server lacks: Python ops, ops no loaded library registers (only
+    tensorflow and tensorflow_text are imported by tfnmt), ops without a CPU kernel (XLA-only)."""
+    import tensorflow_text  # noqa: F401  (registers its ops, as the model server links them)
+    from tensorflow.python.framework import kernels, op_def_registry
+
+    bad = {}
+    for op in sorted(graph_ops(version_dir)):
+        if op in PYTHON_OPS:
+            bad[op] = "runs Python"
+        elif op_def_registry.get(op) is None:
+            bad[op] = "not a TensorFlow or tensorflow_text op"
+        elif not {k.device_type for k in kernels.get_registered_kernels_for_op(op).kernel} & {
+                "CPU", "DEFAULT"}:
+            bad[op] = "has no CPU kernel"
+    return bad
+
+
+def next_version(export_base):
+    versions = [int(d) for d in os.listdir(export_base) if re.fullmatch(r"\d+", d)] \
+        if os.path.isdir(export_base) else []
+    return max(versions, default=0) + 1
+
+
+def export(module, export_base, metadata):
+    """Writes a new numbered version under export_base, atomically (build aside, then rename).
+
+    A server polling export_base only ever sees complete versions; older versions are kept.
+    """
+    os.makedirs(export_base, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-export-", dir=export_base)
+    try:
+        tf.saved_model.save(module, tmp, signatures=module.signatures(),
+                            options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
+        bad = unservable_ops(tmp)
+        if bad:
+            raise UserError("the export uses ops TensorFlow Serving lacks: " +
+                            ", ".join(f"{op} ({why})" for op, why in bad.items()) + ".")
+        os.makedirs(os.path.join(tmp, os.path.dirname(METADATA)), exist_ok=True)
+        with open(os.path.join(tmp, METADATA), "w", encoding="utf-8") as f:
+            json.dump(metadata, f, indent=2, sort_keys=True)
+        version = next_version(export_base)
+        target = os.path.join(export_base, str(version))
+        os.rename(tmp, target)  # atomic on one file system; fails rather than overwrite
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def load_metadata(version_dir):
+    path = os.path.join(version_dir, METADATA)
+    if not os.path.isfile(path):
+        raise UserError(f"{version_dir} is not a tfnmt export (no {METADATA}).")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def export_run(run_dir, export_base, checkpoint, config):
+    """Restores a run's checkpoint and exports it with its tokenizers as a new version."""
+    from tfnmt import runs
+    from tfnmt.provenance import git_commit
+
+    run = runs.load(run_dir)
+    model, path = runs.restore_model(run, checkpoint)
+    source, target = run.tokenizers()
+    module = TranslationModule(model, source, target, config, run.model.max_length)
+    metadata = {"run_dir": run_dir, "checkpoint": path, "decode": dataclasses.asdict(config),
+                "max_input_tokens": run.model.max_length - 1,
+                "architecture": run.model.architecture, "git_commit": git_commit(),
+                "signatures": sorted(module.signatures())}
+    return export(module, export_base, metadata)
