@@ -168,3 +168,29 @@ def test_export_flags_are_checked(tmp_path, trained_run):
     result = run_module("tfnmt.export", f"--run_dir={trained_run.run_dir}", "--checkpoint=latest",
                         f"--export_base={tmp_path}", "--beam_size=2", "--n_best=3")
     assert result.returncode == 1 and "error: need 1 <= n_best <= beam_size" in result.stderr
+
+
+def test_standalone_savedmodel_script_translates_and_times(exported, reverse_task, tmp_path):
+    version_dir, run = exported
+    sentences = open(reverse_task["test.src"], encoding="utf-8").read().splitlines()[:10]
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(sentences) + "\n")
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "export", "savedmodel_translate.py"),
+         f"--model={version_dir}", f"--input={source}", f"--output={tmp_path / 'out.txt'}",
+         "--batch_size=4", f"--timing={tmp_path / 'timing.json'}", "--batch_sizes=1,4"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    model, _ = runs.restore_model(run, "latest")
+    src, tgt = run.tokenizers()
+    # Same batches as the script (4 sentences, in file order) in process.
+    translator = Translator(model, src, tgt, DecodeConfig(**{**vars(CONFIG), "batch_size": 4}),
+                            run.model.max_length)
+    expected = []
+    for start in range(0, 10, 4):
+        expected += [n[0][0] for n in translator.translate(sentences[start:start + 4])]
+    assert (tmp_path / "out.txt").read_text().splitlines() == expected
+    record = json.loads((tmp_path / "timing.json").read_text())
+    assert record["kind"] == "serving_benchmark"
+    assert [(r["signature"], r["batch"]) for r in record["values"]["rows"]] == [
+        ("translate", 1), ("translate", 4), ("translate_plain", 1), ("translate_plain", 4)]

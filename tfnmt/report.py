@@ -48,6 +48,15 @@ def render(records):
                   f"of {v['reference_run']} with beam {v['reference_beam']} at the same batch size "
                   "and XLA setting / time of the row, measured in the same process.", "",
                   v["markdown"].rstrip(), "", f"- {describe(r)}", ""]
+    for path, r in records:
+        if r["kind"] != "serving_benchmark":
+            continue
+        v = r["values"]
+        lines += [f"### Exported SavedModel: [{os.path.basename(path)}]({path})", "",
+                  f"{v['sentences']} sentences of `{os.path.basename(v['source'])}` through "
+                  f"`{v['model']}` in a process that imports only TensorFlow and "
+                  "tensorflow_text; every batch shape warmed up before timing.", "",
+                  v["markdown"].rstrip(), "", f"- {describe(r)}", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
