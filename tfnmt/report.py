@@ -23,6 +23,19 @@ def describe(record):
             f"{p['cpu']} ({p['cpu_threads']} threads), TensorFlow {p['tensorflow']}")
 
 
+TABLE_TITLES = {"benchmark": "Decoding speed", "serving_benchmark": "Exported SavedModel"}
+
+
+def table_intro(kind, v):
+    source = f"{v['sentences']} sentences of `{os.path.basename(v['source'])}`"
+    if kind == "benchmark":
+        return (f"{source}; alpha = time of {v['reference_run']} with beam {v['reference_beam']} "
+                "at the same batch size and XLA setting / time of the row, measured in the same "
+                "process; every batch shape decoded once before timing.")
+    return (f"{source} through `{v['model']}` in a process that imports only TensorFlow and "
+            "tensorflow_text; one untimed pass before each timed one.")
+
+
 def render(records):
     lines = []
     evaluations = [(path, r) for path, r in records if r["kind"] == "evaluation"]
@@ -39,24 +52,12 @@ def render(records):
             lines += [f"- `{path}`: {describe(r)}; BLEU signature "
                       f"`{r['values']['bleu_signature']}`"]
         lines.append("")
-    for path, r in records:
-        if r["kind"] != "benchmark":
-            continue
-        v = r["values"]
-        lines += [f"### Decoding speed: [{os.path.basename(path)}]({path})", "",
-                  f"{v['sentences']} sentences of `{os.path.basename(v['source'])}`; alpha = time "
-                  f"of {v['reference_run']} with beam {v['reference_beam']} at the same batch size "
-                  "and XLA setting / time of the row, measured in the same process.", "",
-                  v["markdown"].rstrip(), "", f"- {describe(r)}", ""]
-    for path, r in records:
-        if r["kind"] != "serving_benchmark":
-            continue
-        v = r["values"]
-        lines += [f"### Exported SavedModel: [{os.path.basename(path)}]({path})", "",
-                  f"{v['sentences']} sentences of `{os.path.basename(v['source'])}` through "
-                  f"`{v['model']}` in a process that imports only TensorFlow and "
-                  "tensorflow_text; every batch shape warmed up before timing.", "",
-                  v["markdown"].rstrip(), "", f"- {describe(r)}", ""]
+    for kind in ("benchmark", "serving_benchmark"):
+        for path, r in records:
+            if r["kind"] == kind:
+                lines += [f"### {TABLE_TITLES[kind]}: [{os.path.basename(path)}]({path})", "",
+                          table_intro(kind, r["values"]), "", r["values"]["markdown"].rstrip(),
+                          "", f"- {describe(r)}", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
