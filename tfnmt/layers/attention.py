@@ -27,16 +27,21 @@ class MultiHeadAttention(keras.layers.Layer):
     memory, computed once per sentence by `project_memory`.
     """
 
-    def __init__(self, d_model, num_heads, self_attention, dropout=0.0, **kwargs):
+    def __init__(self, d_model, num_heads, self_attention, dropout=0.0, project_queries=True,
+                 **kwargs):
         super().__init__(**kwargs)
         self.d_model, self.num_heads = d_model, num_heads
         self.self_attention, self.dropout = self_attention, dropout
+        # False: the caller supplies projected queries (a GRU decoder fuses that projection
+        # with its recurrent one).
+        self.project_queries = project_queries
         self.head_dim = d_model // num_heads
         init = keras.initializers.GlorotUniform()
         if self_attention:
             self.qkv = keras.layers.Dense(3 * d_model, kernel_initializer=init, name="qkv")
         else:
-            self.q = keras.layers.Dense(d_model, kernel_initializer=init, name="q")
+            if project_queries:
+                self.q = keras.layers.Dense(d_model, kernel_initializer=init, name="q")
             self.kv = keras.layers.Dense(2 * d_model, kernel_initializer=init, name="kv")
         self.out = keras.layers.Dense(d_model, kernel_initializer=init, name="out")
         self.attention_dropout = keras.layers.Dropout(dropout)
@@ -45,13 +50,15 @@ class MultiHeadAttention(keras.layers.Layer):
         if self.self_attention:
             self.qkv.build(input_shape)
         else:
-            self.q.build(input_shape)
+            if self.project_queries:
+                self.q.build(input_shape)
             self.kv.build(input_shape)
         self.out.build(input_shape[:-1] + (self.d_model,))
 
     def get_config(self):
         return {**super().get_config(), "d_model": self.d_model, "num_heads": self.num_heads,
-                "self_attention": self.self_attention, "dropout": self.dropout}
+                "self_attention": self.self_attention, "dropout": self.dropout,
+                "project_queries": self.project_queries}
 
     def project_self(self, x):
         """x [B, T, d] -> q, k, v each [B, T, H, D] (one matmul)."""
