@@ -11,6 +11,8 @@ SHAPES = {
     "base": (512, 2048, 8, 6, 6),
     "4-4": (512, 2048, 8, 4, 4),
     "12-1": (512, 2048, 8, 12, 1),
+    "6-1": (512, 2048, 8, 6, 1),
+    "4-1": (512, 2048, 8, 4, 1),
     "small": (256, 1024, 4, 3, 3),
     "small-6-1": (256, 1024, 4, 6, 1),
     "tiny": (32, 64, 2, 1, 1),
@@ -33,6 +35,10 @@ class ModelConfig:
     share_embeddings: bool = True  # source and target embeddings are one table
     tie_output: bool = True  # output projection is the target embedding transposed
     max_length: int = 256  # longest sequence (tokens, EOS included) the model handles
+    # GRU decoder (architectures hybrid and rnmt).
+    decoder_hidden: int = 512
+    attention: str = "additive"  # additive, dot or multihead
+    attention_units: int = 0  # additive/dot attention size; 0: decoder_hidden
 
     @classmethod
     def from_shape(cls, shape: str, **kwargs) -> "ModelConfig":
@@ -51,6 +57,9 @@ class ModelConfig:
             raise UserError(f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}.")
         if self.share_embeddings and self.target_vocab_size not in (0, self.vocab_size):
             raise UserError("share_embeddings needs one joint vocabulary for source and target.")
+        if self.attention not in ("additive", "dot", "multihead"):
+            raise UserError(f"attention must be additive, dot or multihead, got "
+                            f"{self.attention!r}.")
         for name in ("dropout", "attention_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise UserError(f"{name} must be in [0, 1), got {getattr(self, name)}.")

@@ -8,18 +8,23 @@ import tensorflow as tf
 
 
 class Embedder(keras.layers.Layer):
-    """ids -> sqrt(d) * E[ids] + sinusoidal position encoding, then dropout."""
+    """ids -> sqrt(d) * E[ids] + sinusoidal position encoding, then dropout.
 
-    def __init__(self, token_embedding, d_model, dropout, **kwargs):
+    With with_positions=False (recurrent encoders and decoders): E[ids], then dropout.
+    """
+
+    def __init__(self, token_embedding, d_model, dropout, with_positions=True, **kwargs):
         super().__init__(**kwargs)
         self.token_embedding = token_embedding
+        self.with_positions = with_positions
         self.position_encoding = keras_hub.layers.SinePositionEncoding(name="positions")
-        self.scale = math.sqrt(d_model)
+        self.scale = math.sqrt(d_model) if with_positions else 1.0
         self.dropout = keras.layers.Dropout(dropout)
 
     def call(self, ids, start_index=0, positions=None, training=False):
         x = self.token_embedding(ids) * self.scale
-        x += self.position_encoding(x, start_index=start_index, positions=positions)
+        if self.with_positions:
+            x += self.position_encoding(x, start_index=start_index, positions=positions)
         return self.dropout(x, training=training)
 
 

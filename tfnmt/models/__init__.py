@@ -4,9 +4,10 @@ from tfnmt.errors import UserError
 
 
 def build_model(config):
+    from tfnmt.models.recurrent import RNMT, Hybrid
     from tfnmt.models.transformer import Transformer
 
-    architectures = {"transformer": Transformer}
+    architectures = {"transformer": Transformer, "hybrid": Hybrid, "rnmt": RNMT}
     if config.architecture not in architectures:
         raise UserError(f"unknown architecture {config.architecture!r}; "
                         f"choose one of {', '.join(architectures)}.")

@@ -1,18 +1,11 @@
-"""Transformer encoder-decoder (Vaswani et al. 2017): the AT teacher and baseline.
-
-Decoding interface shared by every incremental model (see tfnmt/decoding.py):
-  state = model.initial_state(source_ids, max_length)   # {"cache": ..., "memory": ...}
-  logits, cache = model.step(ids [B], position, state["cache"], state["memory"])
-"cache" is reordered by beam search; "memory" (encoder keys/values, source mask) is per sentence.
-"""
+"""Transformer encoder-decoder (Vaswani et al. 2017): the AT teacher and baseline."""
 
 import keras
 import tensorflow as tf
 
-from tfnmt.data.tokenizer import BOS_ID, PAD_ID
-from tfnmt.layers.embedding import Embedder, token_embedding
 from tfnmt.layers.transformer_decoder import TransformerDecoderLayer
 from tfnmt.layers.transformer_encoder import TransformerEncoder
+from tfnmt.models.base import EncoderDecoder, shift_right  # noqa: F401  (shift_right re-export)
 
 
 def causal_mask(length):
@@ -21,22 +14,10 @@ def causal_mask(length):
     return (idx[None, :] <= idx[:, None])[None]
 
 
-def shift_right(target, bos_id=BOS_ID):
-    """Decoder inputs for teacher forcing: [BOS, y_1 .. y_{N-1}]; PAD where the target is PAD."""
-    shifted = tf.concat([tf.fill([tf.shape(target)[0], 1], bos_id), target[:, :-1]], axis=1)
-    return tf.where(target != PAD_ID, shifted, PAD_ID)
-
-
-class Transformer(keras.Model):
+class Transformer(EncoderDecoder):
     def __init__(self, config, **kwargs):
-        super().__init__(**kwargs)
-        self.config = config
+        super().__init__(config, **kwargs)
         d = config.d_model
-        self.source_table = token_embedding(config.vocab_size, d, "source_embedding")
-        self.target_table = (self.source_table if config.share_embeddings else
-                             token_embedding(config.output_vocab_size, d, "target_embedding"))
-        self.source_embedder = Embedder(self.source_table, d, config.dropout, name="source_embed")
-        self.target_embedder = Embedder(self.target_table, d, config.dropout, name="target_embed")
         self.encoder = TransformerEncoder(config.encoder_layers, d, config.num_heads,
                                           config.ffn_dim, config.dropout, config.pre_norm,
                                           name="encoder")
@@ -46,36 +27,19 @@ class Transformer(keras.Model):
             for i in range(config.decoder_layers)]
         self.decoder_norm = (keras.layers.LayerNormalization(epsilon=1e-5, name="decoder_norm")
                              if config.pre_norm else None)
-        if not config.tie_output:
-            self.output_projection = keras.layers.Dense(config.output_vocab_size, name="output")
 
-    def build(self, input_shape=None):
-        """Creates every variable up front (decoding calls sub-layer methods, not __call__)."""
+    def build_layers(self):
         hidden = (None, None, self.config.d_model)
-        self.source_table.build((None, None))
-        self.target_table.build((None, None))
         self.encoder.build(hidden)
         for layer in self.decoder_layers:
             layer.build(hidden)
         if self.decoder_norm is not None:
             self.decoder_norm.build(hidden)
-        if not self.config.tie_output:
-            self.output_projection.build(hidden)
-        self.built = True
-
-    # -- shared pieces --------------------------------------------------------------------------
-    def encode(self, source, training=False):
-        """source [B, S] ids -> (encoder output [B, S, d], source mask [B, S] bool)."""
-        mask = tf.not_equal(source, PAD_ID)
-        x = self.source_embedder(source, training=training)
-        return self.encoder(x, padding_mask=mask, training=training), mask
 
     def logits(self, hidden):
         if self.decoder_norm is not None:
             hidden = self.decoder_norm(hidden)
-        if self.config.tie_output:
-            return self.target_table(hidden, reverse=True)
-        return self.output_projection(hidden)
+        return self.project(hidden)
 
     # -- teacher-forced parallel pass -----------------------------------------------------------
     def decode(self, decoder_input, encoded, source_mask, self_mask=None, training=False,
@@ -91,11 +55,6 @@ class Transformer(keras.Model):
             hidden.append(x)
         logits = self.logits(x)
         return (logits, hidden) if return_hidden else logits
-
-    def call(self, inputs, training=False):
-        """inputs {"source": [B, S], "target": [B, T]} -> logits [B, T, V] (teacher forcing)."""
-        encoded, source_mask = self.encode(inputs["source"], training=training)
-        return self.decode(shift_right(inputs["target"]), encoded, source_mask, training=training)
 
     # -- incremental decoding -------------------------------------------------------------------
     def initial_state(self, source, max_length):

@@ -1,0 +1,71 @@
+"""What every encoder-decoder shares: token tables, the encoder call, the output projection.
+
+Decoding interface of every incremental model (see tfnmt/decoding.py):
+  state = model.initial_state(source_ids, max_length)   # {"cache": ..., "memory": ...}
+  logits, cache = model.step(ids [B], position, state["cache"], state["memory"])
+"cache" is reordered by beam search; "memory" (encoder keys/values, source mask) is per sentence.
+"""
+
+import keras
+import tensorflow as tf
+
+from tfnmt.data.tokenizer import BOS_ID, PAD_ID
+from tfnmt.layers.embedding import Embedder, token_embedding
+
+
+def shift_right(target, bos_id=BOS_ID):
+    """Decoder inputs for teacher forcing: [BOS, y_1 .. y_{N-1}]; PAD where the target is PAD."""
+    shifted = tf.concat([tf.fill([tf.shape(target)[0], 1], bos_id), target[:, :-1]], axis=1)
+    return tf.where(target != PAD_ID, shifted, PAD_ID)
+
+
+class EncoderDecoder(keras.Model):
+    """Subclasses set self.encoder (call(x, padding_mask, training)) and implement decode,
+    initial_state and step; `source_positions`/`target_positions` say whether embeddings get
+    sinusoids (self-attention) or not (recurrent layers)."""
+
+    source_positions = True
+    target_positions = True
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        d = config.d_model
+        self.source_table = token_embedding(config.vocab_size, d, "source_embedding")
+        self.target_table = (self.source_table if config.share_embeddings else
+                             token_embedding(config.output_vocab_size, d, "target_embedding"))
+        self.source_embedder = Embedder(self.source_table, d, config.dropout,
+                                        self.source_positions, name="source_embed")
+        self.target_embedder = Embedder(self.target_table, d, config.dropout,
+                                        self.target_positions, name="target_embed")
+        if not config.tie_output:
+            self.output_projection = keras.layers.Dense(config.output_vocab_size, name="output")
+
+    def build(self, input_shape=None):
+        """Creates every variable up front (decoding calls sub-layer methods, not __call__)."""
+        self.source_table.build((None, None))
+        self.target_table.build((None, None))
+        if not self.config.tie_output:
+            self.output_projection.build((None, None, self.config.d_model))
+        self.build_layers()
+        self.built = True
+
+    def build_layers(self):
+        raise NotImplementedError
+
+    def encode(self, source, training=False):
+        """source [B, S] ids -> (encoder output [B, S, d], source mask [B, S] bool)."""
+        mask = tf.not_equal(source, PAD_ID)
+        x = self.source_embedder(source, training=training)
+        return self.encoder(x, padding_mask=mask, training=training), mask
+
+    def project(self, hidden):
+        """Decoder output [..., d] -> logits over the target vocabulary."""
+        if self.config.tie_output:
+            return self.target_table(hidden, reverse=True)
+        return self.output_projection(hidden)
+
+    def call(self, inputs, training=False):
+        """inputs {"source": [B, S], "target": [B, T]} -> logits [B, T, V] (teacher forcing)."""
+        encoded, source_mask = self.encode(inputs["source"], training=training)
+        return self.decode(shift_right(inputs["target"]), encoded, source_mask, training=training)
