@@ -100,6 +100,9 @@ class TrainConfig:
     eval_bleu_sentences: int = 500  # validation sentences decoded for BLEU (0: none)
     eval_beam_size: int = 1
     seed: int = 1234
+    teacher_run: str = ""  # knowledge distillation from this run's best checkpoint
+    kd_lambda: float = 1.0  # weight of the word-level KL term (Hybrid paper, Eq. 1)
+    init_from: str = ""  # a fresh run starts from this run's best weights (fine-tuning)
 
 
 @dataclasses.dataclass

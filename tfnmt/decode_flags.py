@@ -1,11 +1,10 @@
-"""Decoding flags shared by translate, evaluate and benchmark (entry points only)."""
+"""Decoding flags shared by translate, evaluate, export and distill (entry points only)."""
 
 from absl import flags
 
 from tfnmt.config import DecodeConfig
 from tfnmt.errors import UserError
 
-flags.DEFINE_string("run_dir", None, "Trained run directory.")
 flags.DEFINE_string("checkpoint", "best", "best, latest, averaged, or a checkpoint path.")
 flags.DEFINE_integer("beam_size", 4, "Beam size (1: greedy).")
 flags.DEFINE_float("length_penalty", 0.6, "GNMT length-penalty alpha (0: none).")
@@ -28,12 +27,11 @@ def decode_config():
                         n_best=FLAGS.n_best, batch_size=FLAGS.batch_size, xla=FLAGS.xla)
 
 
-def load_translator(run_dir=None, checkpoint=None, config=None):
+def load_translator(run_dir, checkpoint=None, config=None):
     """(Translator, checkpoint path) for a run directory, with the decoding flags."""
     from tfnmt import runs
     from tfnmt.inference import Translator
 
-    run_dir = run_dir or FLAGS.run_dir
     if not run_dir:
         raise UserError("--run_dir is required.")
     run = runs.load(run_dir)

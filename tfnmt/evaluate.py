@@ -14,6 +14,7 @@ from tfnmt.errors import UserError, run_main
 from tfnmt.provenance import write_result
 
 FLAGS = flags.FLAGS
+flags.DEFINE_string("run_dir", None, "Trained run directory.")
 flags.DEFINE_string("source", None, "Source file to translate.")
 flags.DEFINE_string("reference", None, "Reference translations, line-aligned.")
 flags.DEFINE_string("hypothesis", None, "Score this file instead of translating.")
@@ -45,7 +46,7 @@ def main(argv):
         if not FLAGS.source:
             raise UserError("give --source to translate, or --hypothesis to score a file.")
         corpus.check_parallel(FLAGS.source, FLAGS.reference)
-        translator, checkpoint = decode_flags.load_translator()
+        translator, checkpoint = decode_flags.load_translator(FLAGS.run_dir)
         if translator.config.n_best != 1:
             raise UserError("evaluate scores the best hypothesis only; drop --n_best.")
         start = time.time()

@@ -8,6 +8,7 @@ from tfnmt.errors import UserError, run_main
 from tfnmt.serving import export_run
 
 FLAGS = flags.FLAGS
+flags.DEFINE_string("run_dir", None, "Trained run directory.")
 flags.DEFINE_string("export_base", None, "Model base directory; a new numbered version is added.")
 
 

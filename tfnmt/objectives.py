@@ -31,3 +31,27 @@ class MaximumLikelihood:
         loss, nll, tokens = label_smoothed_cross_entropy(logits, batch["target"],
                                                          self.label_smoothing)
         return {"loss": loss, "nll": nll, "tokens": tokens}
+
+
+def word_level_kl(teacher_logits, student_logits, labels):
+    """Sum over real target positions of KL(P_teacher || P_student) over the vocabulary."""
+    teacher = tf.nn.log_softmax(tf.cast(teacher_logits, tf.float32))
+    student = tf.nn.log_softmax(tf.cast(student_logits, tf.float32))
+    kl = tf.reduce_sum(tf.exp(teacher) * (teacher - student), axis=-1)
+    return tf.reduce_sum(kl * tf.cast(labels != PAD_ID, tf.float32))
+
+
+class KnowledgeDistillation:
+    """Eq. 1 of the Hybrid paper as a loss: NLL + lambda * KL(P_teacher || P_student), the KL
+    per target position with the frozen teacher teacher-forced on the same prefix."""
+
+    def __init__(self, teacher, kd_lambda=1.0, label_smoothing=0.0):
+        self.teacher, self.kd_lambda, self.label_smoothing = teacher, kd_lambda, label_smoothing
+
+    def __call__(self, model, batch, training):
+        logits = model(batch, training=training)
+        loss, nll, tokens = label_smoothed_cross_entropy(logits, batch["target"],
+                                                         self.label_smoothing)
+        teacher_logits = tf.stop_gradient(self.teacher(batch, training=False))
+        kl = word_level_kl(teacher_logits, logits, batch["target"])
+        return {"loss": loss + self.kd_lambda * kl, "nll": nll, "kl": kl, "tokens": tokens}

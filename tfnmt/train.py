@@ -36,6 +36,10 @@ flags.DEFINE_bool("pre_norm", True, "Pre-norm (True) or post-norm (False) residu
 flags.DEFINE_bool("share_embeddings", True, "One embedding table for source and target.")
 flags.DEFINE_bool("tie_output", True, "Output projection = target embedding transposed.")
 flags.DEFINE_integer("model_max_length", 256, "Longest sequence the model can decode.")
+flags.DEFINE_integer("decoder_hidden", 512, "GRU decoder state size (hybrid, rnmt).")
+flags.DEFINE_enum("attention", "additive", ["additive", "dot", "multihead"],
+                  "GRU decoder attention (hybrid, rnmt).")
+flags.DEFINE_integer("attention_units", 0, "Additive/dot attention size (0: decoder_hidden).")
 # Training.
 flags.DEFINE_integer("train_steps", 20_000, "Total optimizer steps.")
 flags.DEFINE_float("learning_rate", 1e-3, "Peak learning rate.")
@@ -51,6 +55,9 @@ flags.DEFINE_integer("log_every", 100, "Steps between console/TensorBoard lines.
 flags.DEFINE_integer("eval_every", 1000, "Steps between validations.")
 flags.DEFINE_integer("eval_bleu_sentences", 500, "Validation sentences decoded for BLEU (0: none).")
 flags.DEFINE_integer("seed", 1234, "Seed for initialisation, dropout and data order.")
+flags.DEFINE_string("teacher_run", "", "Distil from this run (word-level KL, Hybrid Eq. 1).")
+flags.DEFINE_float("kd_lambda", 1.0, "Weight of the distillation KL term.")
+flags.DEFINE_string("init_from", "", "Start a new run from this run's best weights.")
 # Distribution.
 flags.DEFINE_enum("distribution", "default", list(STRATEGIES), "tf.distribute strategy.")
 flags.DEFINE_list("devices", [], "Devices for one_device/mirrored (default: all).")
@@ -72,7 +79,9 @@ def configs_from_flags():
         target_vocab_size=target_vocab, dropout=FLAGS.dropout,
         attention_dropout=FLAGS.attention_dropout, pre_norm=FLAGS.pre_norm,
         share_embeddings=FLAGS.share_embeddings and not FLAGS.target_vocab,
-        tie_output=FLAGS.tie_output, max_length=FLAGS.model_max_length)
+        tie_output=FLAGS.tie_output, max_length=FLAGS.model_max_length,
+        decoder_hidden=FLAGS.decoder_hidden, attention=FLAGS.attention,
+        attention_units=FLAGS.attention_units)
     model = config_lib.replace(model, **overrides)
     model.validate()
     if FLAGS.max_length > FLAGS.model_max_length:
@@ -91,7 +100,8 @@ def configs_from_flags():
         mixed_precision=FLAGS.mixed_precision, xla=FLAGS.xla, save_every=FLAGS.save_every,
         keep_checkpoints=FLAGS.keep_checkpoints, log_every=FLAGS.log_every,
         eval_every=FLAGS.eval_every, eval_bleu_sentences=FLAGS.eval_bleu_sentences,
-        seed=FLAGS.seed)
+        seed=FLAGS.seed, teacher_run=FLAGS.teacher_run, kd_lambda=FLAGS.kd_lambda,
+        init_from=FLAGS.init_from)
     for name in ("train_steps", "warmup_steps", "batch_tokens", "save_every", "log_every",
                  "eval_every"):
         if getattr(FLAGS, name) <= 0:

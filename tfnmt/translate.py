@@ -9,6 +9,7 @@ from tfnmt.data import corpus
 from tfnmt.errors import UserError, run_main
 
 FLAGS = flags.FLAGS
+flags.DEFINE_string("run_dir", None, "Trained run directory.")
 flags.DEFINE_string("input", "-", "Source file, one sentence per line ('-': stdin).")
 flags.DEFINE_string("output", "-", "Output file ('-': stdout); written whole, then renamed.")
 flags.DEFINE_bool("with_scores", False, "Write 'score<TAB>translation' lines.")
@@ -34,7 +35,7 @@ def format_results(results, with_scores):
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}.")
-    translator, _ = decode_flags.load_translator()
+    translator, _ = decode_flags.load_translator(FLAGS.run_dir)
     results = translator.translate(read_input(FLAGS.input))
     corpus.write_lines(FLAGS.output, format_results(results, FLAGS.with_scores))
 

@@ -106,3 +106,33 @@ def test_mixed_bfloat16_trains_with_float32_weights(tmp_path, reverse_task):
     trainer.save()
     restored, _ = runs.restore_model(trainer.run, "latest")
     assert restored.compute_dtype == "float32"
+
+
+def test_distillation_student_trains_against_a_frozen_teacher(tmp_path, trained_run,
+                                                              reverse_task):
+    from tfnmt.models import named_weights as nw
+
+    student_cfg = ModelConfig(architecture="hybrid", d_model=32, ffn_dim=64, num_heads=2,
+                              encoder_layers=1, decoder_layers=1, decoder_hidden=32, dropout=0.0)
+    run = make_run(tmp_path / "student", reverse_task, model=student_cfg, train_steps=40,
+                   teacher_run=trained_run.run_dir, kd_lambda=1.0)
+    trainer = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
+    teacher = trainer.objective.teacher
+    before = {k: v.numpy() for k, v in nw(teacher).items()}
+    batch = one_batch(run, 16)
+    iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
+    outs = [trainer._train_step(iterator) for _ in range(40)]
+    assert float(outs[-1]["kl"]) < 0.7 * float(outs[0]["kl"])
+    for name, value in nw(teacher).items():
+        np.testing.assert_array_equal(value.numpy(), before[name])  # frozen
+
+
+def test_init_from_copies_the_other_runs_weights(tmp_path, trained_run, reverse_task):
+    run = make_run(tmp_path / "finetune", reverse_task, train_steps=1,
+                   init_from=trained_run.run_dir, learning_rate=1e-12)
+    trainer = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
+    trainer.train()
+    source, _ = runs.restore_model(trained_run, "best")
+    mine = weights(trainer)
+    for name, value in named_weights(source).items():
+        np.testing.assert_allclose(mine[name], value.numpy(), atol=1e-6, err_msg=name)

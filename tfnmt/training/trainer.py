@@ -23,7 +23,7 @@ from tfnmt.data.pipeline import make_dataset
 from tfnmt.errors import UserError
 from tfnmt.inference import Translator
 from tfnmt.models import build_model, named_weights
-from tfnmt.objectives import MaximumLikelihood
+from tfnmt.objectives import KnowledgeDistillation, MaximumLikelihood
 from tfnmt.training.schedule import InverseSquareRoot
 from tfnmt.training.strategy import is_chief
 
@@ -64,7 +64,6 @@ class Trainer:
         corpus.check_parallel(run.data.train_source, run.data.train_target)
         if run.data.valid_source:
             corpus.check_parallel(run.data.valid_source, run.data.valid_target)
-        self.objective = objective or MaximumLikelihood(cfg.label_smoothing)
         self.chief = is_chief(strategy)
         self.worker = worker_index(strategy)
         self.source_tokenizer, self.target_tokenizer = run.tokenizers()
@@ -83,6 +82,7 @@ class Trainer:
                 self.rng = tf.random.Generator.from_seed(cfg.seed)
         finally:
             keras.mixed_precision.set_global_policy("float32")
+        self.objective = objective or self._default_objective()
 
         self.checkpoint = tf.train.Checkpoint(weights=named_weights(self.model),
                                               optimizer=self.optimizer,
@@ -99,6 +99,30 @@ class Trainer:
         self._train_step = self._make_train_step()
         self._translator = None
         self._stop = False
+
+    def _default_objective(self):
+        cfg = self.run.train
+        if not cfg.teacher_run:
+            return MaximumLikelihood(cfg.label_smoothing)
+        teacher_run = runs.load(cfg.teacher_run)
+        for mine, theirs in ((self.run.source_vocab, teacher_run.source_vocab),
+                             (self.run.target_vocab, teacher_run.target_vocab)):
+            if open(mine, "rb").read() != open(theirs, "rb").read():
+                raise UserError(f"the teacher {cfg.teacher_run} uses another vocabulary.")
+        with self.strategy.scope():
+            teacher, path = runs.restore_model(teacher_run, "best")
+        teacher.trainable = False
+        self.log(f"distilling from {path} (lambda {cfg.kd_lambda})")
+        return KnowledgeDistillation(teacher, cfg.kd_lambda, cfg.label_smoothing)
+
+    def initialise_from(self, run_dir):
+        """Starts a fresh run from another run's best weights (same architecture)."""
+        source = runs.load(run_dir)
+        path = runs.find_checkpoint(source, "best")
+        weights = named_weights(self.model)
+        tf.train.Checkpoint(weights=weights).restore(path).expect_partial() \
+            .assert_existing_objects_matched()
+        self.log(f"initialised from {path}")
 
     def training_iterator(self, step):
         """Iterator over the training batches, positioned after `step` completed steps."""
@@ -213,6 +237,8 @@ class Trainer:
         step = self.restore()
         if step:
             self.log(f"resumed from step {step}")
+        elif cfg.init_from:
+            self.initialise_from(cfg.init_from)
         iterator = self.training_iterator(step)
         end = cfg.train_steps if max_steps is None else min(cfg.train_steps, step + max_steps)
         previous = signal.signal(signal.SIGTERM, self._on_sigterm)
