@@ -135,3 +135,14 @@ def test_quickstart_reports_missing_data(tmp_path):
     result = run_module("tfnmt.quickstart", f"--data_dir={tmp_path}")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "train.en is missing" in result.stderr
+
+
+def test_benchmark_breakdown_mode(tmp_path, trained_run):
+    out = tmp_path / "breakdown"
+    result = run_module("tfnmt.benchmark", "--mode=breakdown", f"--runs=t={trained_run.run_dir}",
+                        "--checkpoint=latest", "--pseudo_sentences=4", "--pseudo_length=6",
+                        "--breakdown_beam=2", "--breakdown_batch=2", "--xla=off",
+                        f"--output={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = json.loads((tmp_path / "breakdown.json").read_text())["values"]["rows"][0]
+    assert row["run"] == "t" and row["total"] > 0 and row["FFN"] > 0

@@ -147,3 +147,11 @@ def test_n_best_is_sorted_and_respects_limits():
             n = out["lengths"].numpy()[b, k]
             assert ids[b, k, n - 1] == EOS_ID and not ids[b, k, n:].any()
     assert BOS_ID not in ids and PAD_ID not in ids[:, :, 0]
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_min_length_and_limit_give_exact_lengths(beam_size):
+    model = tiny_transformer()
+    out = decoding.decode(model, SOURCES, 16, beam_size, 0.6, max_length_a=0.0, max_length_b=9,
+                          min_length=9)
+    assert (out["lengths"].numpy() == 9).all()

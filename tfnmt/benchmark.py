@@ -33,6 +33,13 @@ flags.DEFINE_enum("xla", "both", ["on", "off", "both"], "Time with jit_compile, 
 flags.DEFINE_float("length_penalty", 0.6, "GNMT length-penalty alpha.")
 flags.DEFINE_integer("repeats", 1, "Timed passes per row (the fastest is kept).")
 flags.DEFINE_string("output", None, "Output prefix: writes <output>.json and <output>.md.")
+flags.DEFINE_enum("mode", "speed", ["speed", "breakdown"],
+                  "speed: time real sentences; breakdown: time per decoder component on pseudo "
+                  "sentences decoded to one length (Table 1 of the Hybrid paper).")
+flags.DEFINE_integer("pseudo_sentences", 1000, "Breakdown: number of pseudo sentences.")
+flags.DEFINE_integer("pseudo_length", 20, "Breakdown: source and target length (tokens).")
+flags.DEFINE_integer("breakdown_beam", 8, "Breakdown: beam size.")
+flags.DEFINE_integer("breakdown_batch", 1, "Breakdown: sentences per batch.")
 
 
 def parse_runs(values):
@@ -110,9 +117,38 @@ def markdown(rows, reference_run, reference_beam):
     return "\n".join(lines) + "\n"
 
 
+def breakdown_main():
+    from tfnmt.breakdown import COMPONENTS, breakdown
+
+    rows = []
+    for name, path in parse_runs(FLAGS.runs):
+        run = runs.load(path)
+        model, _ = runs.restore_model(run, FLAGS.checkpoint)
+        seconds = breakdown(model, FLAGS.pseudo_sentences, FLAGS.breakdown_batch,
+                            FLAGS.pseudo_length, FLAGS.pseudo_length, FLAGS.breakdown_beam,
+                            FLAGS.xla != "off")
+        rows.append({"run": name, "run_dir": path, **{k: round(v, 3) for k, v in seconds.items()}})
+        print(rows[-1], flush=True)
+    head = ["run", *COMPONENTS, "others", "total"]
+    table = "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + [
+        "| " + " | ".join(str(r.get(c, "-")) for c in head) + " |" for r in rows]) + "\n"
+    print(table)
+    if FLAGS.output:
+        values = {"rows": rows, "sentences": FLAGS.pseudo_sentences,
+                  "length": FLAGS.pseudo_length, "beam": FLAGS.breakdown_beam,
+                  "batch": FLAGS.breakdown_batch, "xla": FLAGS.xla != "off", "markdown": table}
+        write_result(FLAGS.output + ".json", "breakdown", values)
+        with open(FLAGS.output + ".md", "w", encoding="utf-8") as f:
+            f.write(table)
+
+
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}.")
+    if FLAGS.mode == "breakdown":
+        if not FLAGS.runs:
+            raise UserError("--runs is required.")
+        return breakdown_main()
     if not FLAGS.runs or not FLAGS.source:
         raise UserError("--runs and --source are required.")
     try:

@@ -25,10 +25,12 @@ def length_limits(source, max_length, a, b):
     return tf.minimum(tf.cast(a * source_length + b, tf.int32), max_length)
 
 
-def _allowed(log_probs, force_eos):
-    """Never PAD or BOS; where force_eos [B, ...] is True, only EOS (with log-prob 0)."""
+def _allowed(log_probs, force_eos, forbid_eos=False):
+    """Never PAD or BOS, nor EOS where forbid_eos; where force_eos [B, ...] is True, only EOS
+    (with log-prob 0)."""
     tokens = tf.range(tf.shape(log_probs)[-1])
-    log_probs = tf.where((tokens == PAD_ID) | (tokens == BOS_ID), NEG, log_probs)
+    never = (tokens == PAD_ID) | (tokens == BOS_ID) | (forbid_eos & (tokens == EOS_ID))
+    log_probs = tf.where(never, NEG, log_probs)
     return tf.where(force_eos[..., None], tf.where(tokens == EOS_ID, 0.0, NEG), log_probs)
 
 
@@ -39,14 +41,16 @@ def _sequence_lengths(ids):
     return tf.reduce_sum(tf.cast(tf.logical_not(seen), tf.int32), axis=-1)
 
 
-def greedy_search(model, source, max_length, limits):
-    """Arg-max decoding. Returns ids [B, L] (PAD after EOS), lengths [B], log-prob scores [B]."""
+def greedy_search(model, source, max_length, limits, min_length=0):
+    """Arg-max decoding. Returns ids [B, L] (PAD after EOS), lengths [B], log-prob scores [B].
+    No hypothesis ends before min_length tokens (EOS included)."""
     state = model.initial_state(source, max_length)
     batch = _batch_size(source)
 
     def body(i, ids, prev, scores, finished, cache):
         logits, cache = model.step(prev, i, cache, state["memory"])
-        log_probs = _allowed(tf.nn.log_softmax(tf.cast(logits, tf.float32)), i >= limits - 1)
+        log_probs = _allowed(tf.nn.log_softmax(tf.cast(logits, tf.float32)), i >= limits - 1,
+                             i < min_length - 1)
         token = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
         token_logp = tf.gather(log_probs, token, batch_dims=1)
         token = tf.where(finished, PAD_ID, token)
@@ -79,7 +83,7 @@ def _top_k_gather(k, scores, *tensors):
     return (top, index) + tuple(tf.gather(t, index, batch_dims=1) for t in tensors)
 
 
-def beam_search(model, source, max_length, limits, beam_size, alpha=0.0):
+def beam_search(model, source, max_length, limits, beam_size, alpha=0.0, min_length=0):
     """Beam search with the GNMT length penalty, finished hypotheses kept apart from alive ones.
 
     Returns ids [B, K, L] (PAD after EOS), lengths [B, K], scores [B, K] = log P / lp(|Y|)
@@ -101,7 +105,8 @@ def beam_search(model, source, max_length, limits, beam_size, alpha=0.0):
         vocab = tf.shape(logits)[-1]
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
         log_probs = _allowed(tf.reshape(log_probs, [batch, k, vocab]),
-                               tf.broadcast_to((i >= limits - 1)[:, None], [batch, k]))
+                             tf.broadcast_to((i >= limits - 1)[:, None], [batch, k]),
+                             i < min_length - 1)
         candidates = tf.reshape(alive_logp[:, :, None] + log_probs, [batch, k * vocab])
         cand_logp, flat = tf.math.top_k(candidates, k=2 * k)
         origin, token = flat // vocab, flat % vocab
@@ -151,10 +156,10 @@ def beam_search(model, source, max_length, limits, beam_size, alpha=0.0):
 
 
 def decode(model, source, max_length, beam_size=1, alpha=0.0, max_length_a=1.5,
-           max_length_b=10):
-    """Greedy (beam_size 1 and no n-best) or beam search; outputs have a beam axis [B, K, ...]."""
+           max_length_b=10, min_length=0):
+    """Greedy (beam_size 1) or beam search; outputs have a beam axis [B, K, ...]."""
     limits = length_limits(source, max_length, max_length_a, max_length_b)
     if beam_size == 1:
-        out = greedy_search(model, source, max_length, limits)
+        out = greedy_search(model, source, max_length, limits, min_length)
         return tf.nest.map_structure(lambda t: t[:, None], out)
-    return beam_search(model, source, max_length, limits, beam_size, alpha)
+    return beam_search(model, source, max_length, limits, beam_size, alpha, min_length)

@@ -23,10 +23,16 @@ def describe(record):
             f"{p['cpu']} ({p['cpu_threads']} threads), TensorFlow {p['tensorflow']}")
 
 
-TABLE_TITLES = {"benchmark": "Decoding speed", "serving_benchmark": "Exported SavedModel"}
+TABLE_TITLES = {"benchmark": "Decoding speed", "serving_benchmark": "Exported SavedModel",
+                "breakdown": "Decoding time breakdown (seconds)"}
 
 
 def table_intro(kind, v):
+    if kind == "breakdown":
+        return (f"{v['sentences']} pseudo sentences of {v['length']} tokens decoded to "
+                f"{v['length']} tokens, beam {v['beam']}, batch {v['batch']}, XLA "
+                f"{'on' if v['xla'] else 'off'}; each component timed alone over the same steps, "
+                "'others' is the rest of the total.")
     source = f"{v['sentences']} sentences of `{os.path.basename(v['source'])}`"
     if kind == "benchmark":
         return (f"{source}; alpha = time of {v['reference_run']} with beam {v['reference_beam']} "
@@ -52,7 +58,7 @@ def render(records):
             lines += [f"- `{path}`: {describe(r)}; BLEU signature "
                       f"`{r['values']['bleu_signature']}`"]
         lines.append("")
-    for kind in ("benchmark", "serving_benchmark"):
+    for kind in ("benchmark", "breakdown", "serving_benchmark"):
         for path, r in records:
             if r["kind"] == kind:
                 lines += [f"### {TABLE_TITLES[kind]}: [{os.path.basename(path)}]({path})", "",

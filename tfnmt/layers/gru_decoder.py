@@ -50,16 +50,27 @@ class GRUDecoder(keras.layers.Layer):
 
     def _cell(self, x_embedding, h, memory_state):
         """One GRU update given W_e e_{t-1} + b_x: returns (h_t, c_t, attention probs)."""
+        u, query = self.recurrent_step(h)
+        context, probs = self.attention_step(query, memory_state)
+        return self.gate_step(x_embedding, u, context, h), context, probs
+
+    # The parts of a step, separately callable (the time breakdown times each).
+    def recurrent_step(self, h):
+        """h_{t-1} -> (recurrent gate maps U h + b [B, 3H], attention query [B, A]): one matmul."""
         hq = self.recurrent(h)
-        u, query = hq[:, : 3 * self.hidden_size], hq[:, 3 * self.hidden_size:]
+        return hq[:, : 3 * self.hidden_size], hq[:, 3 * self.hidden_size:]
+
+    def attention_step(self, query, memory_state):
         context, probs = self.attention.attend(query[:, None, :], memory_state)
-        context, probs = context[:, 0], probs[:, 0]
+        return context[:, 0], probs[:, 0]
+
+    def gate_step(self, x_embedding, u, context, h):
         x_z, x_r, x_n = tf.split(x_embedding + self.input_context(context), 3, axis=-1)
         u_z, u_r, u_n = tf.split(u, 3, axis=-1)
         z = tf.sigmoid(x_z + u_z)
         r = tf.sigmoid(x_r + u_r)
         n = tf.tanh(x_n + r * u_n)
-        return (1.0 - z) * n + z * h, context, probs
+        return (1.0 - z) * n + z * h
 
     def _output(self, h, context, embedding, training=False):
         return self.readout(self.dropout(tf.concat([h, context, embedding], -1),

@@ -71,6 +71,12 @@ class TransformerDecoderLayer(keras.layers.Layer):
 
         Attends to cached positions <= `position`; returns (y [B, 1, d], updated cache).
         """
+        x, cache = self.self_attention_step(x, position, cache)
+        x = self.cross_attention_step(x, memory_kv, memory_mask)
+        return self.ffn_step(x), cache
+
+    # The three sub-layers of a step, separately callable (the time breakdown times each).
+    def self_attention_step(self, x, position, cache):
         new_cache = {}
 
         def self_attend(h):
@@ -81,11 +87,14 @@ class TransformerDecoderLayer(keras.layers.Layer):
             return self.self_attention.attend(q, new_cache["k"], new_cache["v"],
                                               visible[None, None, :])[0]
 
+        return self._block(0, x, self_attend), new_cache
+
+    def cross_attention_step(self, x, memory_kv, memory_mask):
         def cross_attend(h):
             return self.cross_attention.attend(self.cross_attention.project_query(h),
                                                *memory_kv, memory_mask)[0]
 
-        x = self._block(0, x, self_attend)
-        x = self._block(1, x, cross_attend)
-        x = self._block(2, x, self.ffn)
-        return x, new_cache
+        return self._block(1, x, cross_attend)
+
+    def ffn_step(self, x):
+        return self._block(2, x, self.ffn)
