@@ -49,6 +49,8 @@ def main():
     parser.add_argument("--timing", help="Write latency/throughput JSON here.")
     parser.add_argument("--signatures", default="translate,translate_plain")
     parser.add_argument("--batch_sizes", default="1,8,32")
+    parser.add_argument("--timing_sentences", type=int, default=0,
+                        help="Time on the first N sentences only (0: all).")
     args = parser.parse_args()
     try:
         with open(args.input, encoding="utf-8") as f:
@@ -63,6 +65,8 @@ def main():
             f.writelines(o + "\n" for o in outputs)
         os.replace(tmp, args.output)
     if args.timing:
+        if args.timing_sentences:
+            sentences = sentences[: args.timing_sentences]
         rows = []
         for name in args.signatures.split(","):
             for batch in (int(b) for b in args.batch_sizes.split(",")):

@@ -128,7 +128,7 @@ def test_report_renders_results_into_readme(tmp_path, trained_run, reverse_task)
     assert result.returncode == 0, result.stderr[-2000:]
     text = readme.read_text()
     assert "old" not in text and text.startswith("intro\n") and text.endswith("end\n")
-    assert re.search(r"\| \[oracle\]\(.*oracle.json\) \| - \| - \| 100.00 \|", text)
+    assert re.search(r"\| \[oracle\]\(.*oracle.json\) \| - \| - \| - \| 100.00 \|", text)
 
 
 def test_quickstart_reports_missing_data(tmp_path):

@@ -2,6 +2,7 @@
 python -m tfnmt.evaluate --run_dir=... --source=test.en --reference=test.de [--result=results/x.json]
 (or --hypothesis=file to score existing translations)."""
 
+import json
 import os
 import time
 
@@ -52,6 +53,14 @@ def main(argv):
         start = time.time()
         hypotheses = [n_best[0][0] for n_best in translator.translate(
             corpus.read_lines(FLAGS.source))]
+        training = os.path.join(FLAGS.run_dir, "training.json")
+        if os.path.isfile(training):
+            with open(training, encoding="utf-8") as f:
+                segments = json.load(f)
+            values["training"] = {"segments": segments, "wall_seconds": round(
+                sum(s["wall_seconds"] for s in segments), 1)}
+        with open(os.path.join(FLAGS.run_dir, "config.json"), encoding="utf-8") as f:
+            values["run_config"] = json.load(f)
         values.update(source=FLAGS.source, run_dir=FLAGS.run_dir, checkpoint=checkpoint,
                       decode_seconds=round(time.time() - start, 2),
                       decode=vars(translator.config))

@@ -42,17 +42,36 @@ def table_intro(kind, v):
             "tensorflow_text; one untimed pass before each timed one.")
 
 
+def model_summary(values):
+    config = values.get("run_config", {}).get("model")
+    if not config:
+        return "-"
+    return (f"{config['architecture']} {config['encoder_layers']}-{config['decoder_layers']}, "
+            f"d {config['d_model']}")
+
+
+def training_summary(values):
+    training = values.get("training")
+    if not training:
+        return "-"
+    steps = training["segments"][-1]["to_step"]
+    return f"{steps} steps, {training['wall_seconds'] / 60:.0f} min"
+
+
 def render(records):
     lines = []
     evaluations = [(path, r) for path, r in records if r["kind"] == "evaluation"]
     if evaluations:
         lines += ["### Translation quality", "",
-                  "| result | data | beam | BLEU | chrF2 | decode time (s) |", "|---|---|---|---|---|---|"]
+                  "| result | model | data | beam | BLEU | chrF2 | decode time (s) | training |",
+                  "|---|---|---|---|---|---|---|---|"]
         for path, r in evaluations:
             v = r["values"]
-            lines.append(f"| [{v['name']}]({path}) | {os.path.basename(v.get('source', '-'))} | "
+            lines.append(f"| [{v['name']}]({path}) | {model_summary(v)} | "
+                         f"{os.path.basename(v.get('source', '-'))} | "
                          f"{v.get('decode', {}).get('beam_size', '-')} | {v['bleu']:.2f} | "
-                         f"{v['chrf']:.2f} | {v.get('decode_seconds', '-')} |")
+                         f"{v['chrf']:.2f} | {v.get('decode_seconds', '-')} | "
+                         f"{training_summary(v)} |")
         lines.append("")
         for path, r in evaluations:
             lines += [f"- `{path}`: {describe(r)}; BLEU signature "

@@ -136,3 +136,14 @@ def test_init_from_copies_the_other_runs_weights(tmp_path, trained_run, reverse_
     mine = weights(trainer)
     for name, value in named_weights(source).items():
         np.testing.assert_allclose(mine[name], value.numpy(), atol=1e-6, err_msg=name)
+
+
+def test_each_training_process_records_its_segment(tmp_path, reverse_task):
+    import json
+
+    run = make_run(tmp_path / "segments", reverse_task, train_steps=6, save_every=3)
+    Trainer(run, tf.distribute.get_strategy(), log=lambda m: None).train(max_steps=3)
+    Trainer(run, tf.distribute.get_strategy(), log=lambda m: None).train()
+    segments = json.loads((tmp_path / "segments" / "training.json").read_text())
+    assert [(s["from_step"], s["to_step"]) for s in segments] == [(0, 3), (3, 6)]
+    assert all(s["wall_seconds"] > 0 for s in segments)

@@ -6,6 +6,7 @@ global norm, applies Adam, checkpoints, validates and logs.
 """
 
 import hashlib
+import json
 import os
 import random
 import signal
@@ -240,6 +241,7 @@ class Trainer:
         elif cfg.init_from:
             self.initialise_from(cfg.init_from)
         iterator = self.training_iterator(step)
+        first_step = step
         end = cfg.train_steps if max_steps is None else min(cfg.train_steps, step + max_steps)
         previous = signal.signal(signal.SIGTERM, self._on_sigterm)
         best_file = os.path.join(self.best_manager.directory, "score.txt")
@@ -286,7 +288,22 @@ class Trainer:
                 self.log(f"stopped by SIGTERM at step {step}; checkpoint saved")
         finally:
             signal.signal(signal.SIGTERM, previous)
+            if self.chief and step > first_step:
+                self._record_segment(first_step, step, time.time() - start_time)
         return step
+
+    def _record_segment(self, first_step, last_step, seconds):
+        """Appends this process's share of training to run_dir/training.json."""
+        from tfnmt.provenance import cpu_model
+
+        path = os.path.join(self.run.run_dir, "training.json")
+        segments = json.load(open(path, encoding="utf-8")) if os.path.isfile(path) else []
+        segments.append({"from_step": first_step, "to_step": last_step,
+                         "wall_seconds": round(seconds, 1), "cpu": cpu_model(),
+                         "cpu_threads": os.cpu_count(),
+                         "replicas": self.strategy.num_replicas_in_sync,
+                         "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        runs.write_atomic(path, json.dumps(segments, indent=2) + "\n")
 
     def fingerprint(self):
         """sha256 of every weight (sorted by name): equal fingerprints = identical weights."""
