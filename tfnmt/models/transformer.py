@@ -43,12 +43,15 @@ class Transformer(EncoderDecoder):
 
     # -- teacher-forced parallel pass -----------------------------------------------------------
     def decode(self, decoder_input, encoded, source_mask, self_mask=None, training=False,
-               return_hidden=False):
-        """Parallel pass over decoder_input [B, T]; causal unless self_mask is given."""
+               return_hidden=False, positions=None):
+        """Parallel pass over decoder_input [B, T]; causal unless self_mask is given; position
+        encodings at `positions` [B, T] (default 0 .. T-1)."""
         if self_mask is None:
             self_mask = causal_mask(tf.shape(decoder_input)[1])
         memory_mask = source_mask[:, None, :]
-        x = self.target_embedder(decoder_input, training=training)
+        if positions is not None:
+            positions = tf.cast(positions, self.target_embedder.compute_dtype)
+        x = self.target_embedder(decoder_input, positions=positions, training=training)
         hidden = []
         for layer in self.decoder_layers:
             x = layer(x, layer.project_memory(encoded), memory_mask, self_mask, training=training)
@@ -69,9 +72,11 @@ class Transformer(EncoderDecoder):
                   "mask": source_mask[:, None, :]}
         return {"cache": cache, "memory": memory}
 
-    def step(self, ids, position, cache, memory):
-        """ids [B] at time `position` -> (logits [B, V], updated cache)."""
-        x = self.target_embedder(ids[:, None], start_index=position)
+    def step(self, ids, position, cache, memory, embedding_position=None):
+        """ids [B] at cache slot `position` -> (logits [B, V], updated cache). The position
+        encoding is `embedding_position` when given (Skip-AT: position * k)."""
+        x = self.target_embedder(ids[:, None], start_index=position if embedding_position is None
+                                 else embedding_position)
         new_cache = []
         for layer, layer_cache, kv in zip(self.decoder_layers, cache, memory["kv"]):
             x, layer_cache = layer.step(x, position, layer_cache, kv, memory["mask"])
