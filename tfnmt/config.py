@@ -69,6 +69,7 @@ class ModelConfig:
 class DataConfig:
     train_source: str = ""
     train_target: str = ""
+    train_distilled: str = ""  # distilled targets line-aligned with train_source (mixed KD)
     valid_source: str = ""
     valid_target: str = ""
     source_vocab: str = ""  # SentencePiece model

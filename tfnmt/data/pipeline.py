@@ -65,33 +65,37 @@ def make_dataset(source_path: str, target_path: str, source_vocab: str, target_v
                         f"max_length {config.max_length}.")
     truncate = config.long_pairs == "truncate"
 
-    dataset = tf.data.Dataset.zip(
-        (tf.data.TextLineDataset(source_path), tf.data.TextLineDataset(target_path)))
+    files = {"source": source_path, "target": target_path}
+    if config.train_distilled and training:
+        corpus.check_parallel(source_path, config.train_distilled)
+        files["distilled"] = config.train_distilled  # mixed distillation picks per example
+    tokenizers = {"source": source_tokenizer, "target": target_tokenizer,
+                  "distilled": target_tokenizer}
+    dataset = tf.data.Dataset.zip({k: tf.data.TextLineDataset(v) for k, v in files.items()})
     if input_context is not None and input_context.num_input_pipelines > 1:
         dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if training:
         dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed,
                                   reshuffle_each_iteration=True).repeat()
 
-    def encode(src, tgt):
-        return {"source": _encode(source_tokenizer, src, config.max_length, truncate),
-                "target": _encode(target_tokenizer, tgt, config.max_length, truncate)}
+    def encode(lines):
+        return {k: _encode(tokenizers[k], v, config.max_length, truncate) for k, v in lines.items()}
 
     dataset = dataset.batch(1024).map(encode, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
     # unbatch() of ragged rows yields rank-1 RaggedTensors: make them plain tensors for padding.
     dataset = dataset.map(lambda ex: {k: _dense(v) for k, v in ex.items()})
     if not truncate:
-        dataset = dataset.filter(lambda ex: tf.logical_and(
-            tf.size(ex["source"]) <= config.max_length, tf.size(ex["target"]) <= config.max_length))
+        dataset = dataset.filter(lambda ex: tf.reduce_all(
+            tf.stack([tf.size(v) <= config.max_length for v in ex.values()])))
 
     def length(ex):
-        return tf.maximum(tf.size(ex["source"]), tf.size(ex["target"]))
+        return tf.reduce_max(tf.stack([tf.size(v) for v in ex.values()]))
 
     dataset = dataset.bucket_by_sequence_length(
         element_length_func=length,
         bucket_boundaries=[s + 1 for s in sizes],
         bucket_batch_sizes=[max(1, config.batch_tokens // s) for s in sizes] + [1],
-        padding_values={"source": PAD_ID, "target": PAD_ID},
+        padding_values={k: PAD_ID for k in files},
         pad_to_bucket_boundary=True)
     if skip_batches:
         dataset = dataset.skip(skip_batches)

@@ -142,25 +142,25 @@ class Trainer:
         cfg, model, objective = self.run.train, self.model, self.objective
         variables = model.trainable_variables
 
-        def forward_backward(batch, global_tokens):
+        def forward_backward(batch):
             with tf.GradientTape() as tape:
                 terms = objective(model, batch, training=True)
-                loss = terms["loss"] / global_tokens
-            return tape.gradient(loss, variables), terms
+            return tape.gradient(terms["loss"], variables), terms
 
         forward_backward = tf.function(forward_backward, jit_compile=cfg.xla)
 
         def replica_step(batches):
             ctx = tf.distribute.get_replica_context()
-            local_tokens = tf.add_n([tf.reduce_sum(tf.cast(b["target"] != 0, tf.float32))
-                                     for b in batches])
-            global_tokens = ctx.all_reduce(tf.distribute.ReduceOp.SUM, local_tokens)
             grads, sums = None, None
             for batch in batches:
-                g, terms = forward_backward(batch, global_tokens)
+                g, terms = forward_backward(batch)
                 grads = g if grads is None else [a + b for a, b in zip(grads, g)]
                 sums = terms if sums is None else {k: sums[k] + terms[k] for k in sums}
-            grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            # Losses are sums: one division by the tokens of the global batch (all replicas,
+            # all micro-batches) gives the same update for any replica count or accumulation.
+            tokens = ctx.all_reduce(tf.distribute.ReduceOp.SUM, sums["tokens"])
+            grads = [g / tf.maximum(tokens, 1.0) for g in
+                     ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)]
             norm = tf.linalg.global_norm(grads)
             if cfg.clip_norm > 0:
                 grads, _ = tf.clip_by_global_norm(grads, cfg.clip_norm, use_norm=norm)
