@@ -60,3 +60,51 @@ def test_knowledge_distillation_loss_is_nll_plus_lambda_kl():
         loss = KnowledgeDistillation(teacher)(student, batch, training=False)["loss"]
     grads = tape.gradient(loss, teacher.trainable_variables)
     assert all(g is None for g in grads)  # the teacher is frozen
+
+
+def test_curriculum_split_follows_p_k():
+    from tfnmt.objectives import curriculum_fraction, primary_rows
+
+    for step, total, lam, expected in ((0, 100, 1.0, 0.0), (25, 100, 1.0, 0.25),
+                                       (50, 100, 2.0, 0.25), (100, 100, 1.0, 1.0),
+                                       (150, 100, 1.0, 1.0)):
+        np.testing.assert_allclose(float(curriculum_fraction(step, total, lam)), expected)
+    assert primary_rows(8, 0.25).numpy().tolist() == [True] * 2 + [False] * 6
+    assert primary_rows(8, 0.0).numpy().sum() == 0 and primary_rows(8, 1.0).numpy().all()
+
+
+def test_hrt_objective_sums_the_four_task_losses_on_their_rows():
+    from tfnmt.config import ModelConfig
+    from tfnmt.data import hrt_samples
+    from tfnmt.models import build_model
+    from tfnmt.models.hrt import bidirectional_mask
+    from tfnmt.objectives import HybridRegressive
+
+    model = build_model(ModelConfig.from_shape("tiny", vocab_size=30, dropout=0.0))
+    target = tf.constant([[11, 12, 13, 14, 3, 0], [15, 16, 17, 3, 0, 0],
+                          [18, 19, 20, 21, 22, 3], [23, 24, 3, 0, 0, 0]])
+    batch = {"source": tf.constant([[8, 9, 3], [10, 3, 0], [11, 12, 3], [13, 3, 0]]),
+             "target": target}
+    step = tf.Variable(50)
+    objective = HybridRegressive(2, 4, 5, step, 100, tf.random.Generator.from_seed(1),
+                                 label_smoothing=0.0)
+    got = objective(model, batch, training=False)
+    # Direct computation: rows 0-1 primary (p_k = 0.5), rows 2-3 auxiliary; same CMLM masks.
+    rng = tf.random.Generator.from_seed(1)
+    encoded, mask = model.encode(batch["source"])
+    samples = {"at": (hrt_samples.at_sample(target), [2, 3]),
+               "cmlm": (hrt_samples.cmlm_sample(target, 4, rng), [2, 3]),
+               "skip_at": (hrt_samples.skip_at_sample(target, 2, 5), [0, 1]),
+               "skip_cmlm": (hrt_samples.skip_cmlm_sample(target, 2, 4), [0, 1])}
+    total = 0.0
+    for name, (s, rows) in samples.items():
+        self_mask = None if s["causal"] else bidirectional_mask(s["input"])
+        logits = model.decode(s["input"], encoded, mask, self_mask=self_mask,
+                              positions=s["positions"]).numpy()
+        logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        labels = s["labels"].numpy()
+        nll = sum(-logp[r, t, labels[r, t]] for r in rows for t in range(labels.shape[1])
+                  if labels[r, t] != 0)
+        np.testing.assert_allclose(float(got[f"nll_{name}"]), nll, rtol=1e-4)
+        total += nll
+    np.testing.assert_allclose(float(got["loss"]), total, rtol=1e-4)

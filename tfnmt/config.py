@@ -104,6 +104,10 @@ class TrainConfig:
     teacher_run: str = ""  # knowledge distillation from this run's best checkpoint
     kd_lambda: float = 1.0  # weight of the word-level KL term (Hybrid paper, Eq. 1)
     init_from: str = ""  # a fresh run starts from this run's best weights (fine-tuning)
+    objective: str = "mle"  # mle (with KD when teacher_run is set) or hrt
+    hrt_chunk: int = 2  # HRT chunk size k
+    curriculum_lambda: float = 1.0  # HRT curriculum exponent (Eq. 2)
+    p_raw: float = 0.5  # HRT mixed distillation: probability of the raw target
 
 
 @dataclasses.dataclass

@@ -55,3 +55,63 @@ class KnowledgeDistillation:
         teacher_logits = tf.stop_gradient(self.teacher(batch, training=False))
         kl = word_level_kl(teacher_logits, logits, batch["target"])
         return {"loss": loss + self.kd_lambda * kl, "nll": nll, "kl": kl, "tokens": tokens}
+
+
+def curriculum_fraction(step, total_steps, curriculum_lambda=1.0):
+    """p_k = (t / T) ** lambda (Eq. 2 of the HRT paper): the share of primary-task samples."""
+    t = tf.cast(step, tf.float32)
+    return tf.clip_by_value(t / float(max(total_steps, 1)), 0.0, 1.0) ** curriculum_lambda
+
+
+def primary_rows(batch_size, fraction):
+    """[B] bool: the first round(fraction * B) rows build primary-task samples."""
+    count = tf.cast(tf.round(fraction * tf.cast(batch_size, tf.float32)), tf.int32)
+    return tf.range(batch_size) < count
+
+
+class HybridRegressive:
+    """HRT's training objective (Algorithm 1 of the HRT paper): TASK-AT and TASK-CMLM on the
+    auxiliary rows, TASK-SKIP-AT and TASK-SKIP-CMLM on the primary rows (a share p_k that grows
+    with the step), all four cross-entropies in one update; with mixed distillation each example
+    takes its raw target with probability p_raw, else its distilled one.
+
+    All four tasks run on every row with the other rows' labels masked out, so shapes stay
+    static under XLA whatever p_k is (twice the decoder work of slicing the rows).
+    """
+
+    def __init__(self, k, mask_id, bos_k_id, step, total_steps, rng, curriculum_lambda=1.0,
+                 p_raw=1.0, label_smoothing=0.1):
+        self.k, self.mask_id, self.bos_k_id = k, mask_id, bos_k_id
+        self.step, self.total_steps, self.rng = step, total_steps, rng
+        self.curriculum_lambda, self.p_raw = curriculum_lambda, p_raw
+        self.label_smoothing = label_smoothing
+
+    def __call__(self, model, batch, training):
+        from tfnmt.data import hrt_samples
+        from tfnmt.models.hrt import bidirectional_mask
+
+        target = batch["target"]
+        rows = tf.shape(target)[0]
+        if "distilled" in batch:
+            raw = self.rng.uniform([rows]) < self.p_raw
+            target = tf.where(raw[:, None], target, batch["distilled"])
+        primary = primary_rows(rows, curriculum_fraction(self.step, self.total_steps,
+                                                         self.curriculum_lambda))
+        encoded, source_mask = model.encode(batch["source"], training=training)
+        tasks = {"at": (hrt_samples.at_sample(target), ~primary),
+                 "cmlm": (hrt_samples.cmlm_sample(target, self.mask_id, self.rng), ~primary),
+                 "skip_at": (hrt_samples.skip_at_sample(target, self.k, self.bos_k_id), primary),
+                 "skip_cmlm": (hrt_samples.skip_cmlm_sample(target, self.k, self.mask_id),
+                               primary)}
+        out = {"loss": 0.0, "nll": 0.0, "tokens": 0.0}
+        for name, (sample, keep) in tasks.items():
+            self_mask = None if sample["causal"] else bidirectional_mask(sample["input"])
+            logits = model.decode(sample["input"], encoded, source_mask, self_mask=self_mask,
+                                  training=training, positions=sample["positions"])
+            labels = tf.where(keep[:, None], sample["labels"], PAD_ID)
+            loss, nll, tokens = label_smoothed_cross_entropy(logits, labels,
+                                                             self.label_smoothing)
+            out.update(loss=out["loss"] + loss, nll=out["nll"] + nll,
+                       tokens=out["tokens"] + tokens)
+            out[f"nll_{name}"] = nll
+        return out

@@ -58,6 +58,11 @@ flags.DEFINE_integer("seed", 1234, "Seed for initialisation, dropout and data or
 flags.DEFINE_string("teacher_run", "", "Distil from this run (word-level KL, Hybrid Eq. 1).")
 flags.DEFINE_float("kd_lambda", 1.0, "Weight of the distillation KL term.")
 flags.DEFINE_string("init_from", "", "Start a new run from this run's best weights.")
+flags.DEFINE_enum("objective", "mle", ["mle", "hrt"], "Training objective.")
+flags.DEFINE_integer("hrt_chunk", 2, "HRT chunk size k (2, 3 or 4).")
+flags.DEFINE_float("curriculum_lambda", 1.0, "HRT curriculum exponent (p_k = (t/T)^lambda).")
+flags.DEFINE_float("p_raw", 0.5, "HRT mixed distillation: probability of the raw target.")
+flags.DEFINE_string("train_distilled", "", "Distilled targets line-aligned with the source.")
 # Distribution.
 flags.DEFINE_enum("distribution", "default", list(STRATEGIES), "tf.distribute strategy.")
 flags.DEFINE_list("devices", [], "Devices for one_device/mirrored (default: all).")
@@ -89,6 +94,7 @@ def configs_from_flags():
                         f"{FLAGS.model_max_length}.")
     data = config_lib.DataConfig(
         train_source=FLAGS.train_source, train_target=FLAGS.train_target,
+        train_distilled=FLAGS.train_distilled,
         valid_source=FLAGS.valid_source, valid_target=FLAGS.valid_target,
         source_vocab=FLAGS.vocab, target_vocab=FLAGS.target_vocab, max_length=FLAGS.max_length,
         long_pairs=FLAGS.long_pairs, batch_tokens=FLAGS.batch_tokens,
@@ -101,7 +107,8 @@ def configs_from_flags():
         keep_checkpoints=FLAGS.keep_checkpoints, log_every=FLAGS.log_every,
         eval_every=FLAGS.eval_every, eval_bleu_sentences=FLAGS.eval_bleu_sentences,
         seed=FLAGS.seed, teacher_run=FLAGS.teacher_run, kd_lambda=FLAGS.kd_lambda,
-        init_from=FLAGS.init_from)
+        init_from=FLAGS.init_from, objective=FLAGS.objective, hrt_chunk=FLAGS.hrt_chunk,
+        curriculum_lambda=FLAGS.curriculum_lambda, p_raw=FLAGS.p_raw)
     for name in ("train_steps", "warmup_steps", "batch_tokens", "save_every", "log_every",
                  "eval_every"):
         if getattr(FLAGS, name) <= 0:

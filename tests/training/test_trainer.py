@@ -148,3 +148,18 @@ def test_each_training_process_records_its_segment(tmp_path, reverse_task):
     segments = json.loads((tmp_path / "segments" / "training.json").read_text())
     assert [(s["from_step"], s["to_step"]) for s in segments] == [(0, 3), (3, 6)]
     assert all(s["wall_seconds"] > 0 for s in segments)
+
+
+def test_hrt_objective_trains_under_xla_with_mixed_distillation(tmp_path, reverse_task):
+    task = dict(reverse_task)
+    run = make_run(tmp_path / "hrt", task, train_steps=40, objective="hrt", xla=True,
+                   p_raw=0.5)
+    run.data.train_distilled = task["train.tgt"]  # stands in for teacher output
+    trainer = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
+    batch = one_batch(run, 16)
+    batch["distilled"] = batch["target"]
+    iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
+    outs = [trainer._train_step(iterator) for _ in range(40)]
+    assert float(outs[-1]["loss"]) < 0.7 * float(outs[0]["loss"])
+    # p_k grows with the step: no primary-task tokens at the start, many at the end.
+    assert float(outs[0]["nll_skip_at"]) == 0.0 and float(outs[-1]["nll_skip_at"]) > 0.0

@@ -24,7 +24,7 @@ from tfnmt.data.pipeline import make_dataset
 from tfnmt.errors import UserError
 from tfnmt.inference import Translator
 from tfnmt.models import build_model, named_weights
-from tfnmt.objectives import KnowledgeDistillation, MaximumLikelihood
+from tfnmt.objectives import HybridRegressive, KnowledgeDistillation, MaximumLikelihood
 from tfnmt.training.schedule import InverseSquareRoot
 from tfnmt.training.strategy import is_chief
 
@@ -103,6 +103,18 @@ class Trainer:
 
     def _default_objective(self):
         cfg = self.run.train
+        if cfg.objective == "hrt":
+            tokenizer = self.target_tokenizer
+            mask_id, bos_k_id = tokenizer.piece_id("<mask>"), tokenizer.piece_id(
+                f"<bos_{cfg.hrt_chunk}>")
+            if cfg.hrt_chunk < 2 or bos_k_id == tokenizer.piece_id("<unk>"):
+                raise UserError(f"hrt_chunk must be 2, 3 or 4 (a reserved <bos_k> token), got "
+                                f"{cfg.hrt_chunk}.")
+            return HybridRegressive(cfg.hrt_chunk, mask_id, bos_k_id, self.optimizer.iterations,
+                                    cfg.train_steps, self.rng, cfg.curriculum_lambda, cfg.p_raw,
+                                    cfg.label_smoothing)
+        if cfg.objective != "mle":
+            raise UserError(f"objective must be mle or hrt, got {cfg.objective!r}.")
         if not cfg.teacher_run:
             return MaximumLikelihood(cfg.label_smoothing)
         teacher_run = runs.load(cfg.teacher_run)
