@@ -115,3 +115,30 @@ class HybridRegressive:
                        tokens=out["tokens"] + tokens)
             out[f"nll_{name}"] = nll
         return out
+
+
+class ConditionalMaskedLM:
+    """Mask-Predict's objective: TASK-CMLM cross-entropy on the masked tokens plus
+    length_weight times the cross-entropy of the target-length classifier (EOS counted)."""
+
+    def __init__(self, mask_id, rng, length_weight=0.1, label_smoothing=0.1):
+        self.mask_id, self.rng = mask_id, rng
+        self.length_weight, self.label_smoothing = length_weight, label_smoothing
+
+    def __call__(self, model, batch, training):
+        from tfnmt.data.hrt_samples import cmlm_sample
+        from tfnmt.models.hrt import bidirectional_mask
+
+        target = batch["target"]
+        encoded, source_mask = model.encode(batch["source"], training=training)
+        sample = cmlm_sample(target, self.mask_id, self.rng)
+        logits = model.decode(sample["input"], encoded, source_mask,
+                              self_mask=bidirectional_mask(sample["input"]), training=training,
+                              positions=sample["positions"])
+        loss, nll, tokens = label_smoothed_cross_entropy(logits, sample["labels"],
+                                                         self.label_smoothing)
+        lengths = tf.reduce_sum(tf.cast(target != PAD_ID, tf.int32), axis=1)
+        length_nll = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            lengths, tf.cast(model.length_logits(encoded, source_mask), tf.float32)))
+        return {"loss": loss + self.length_weight * length_nll, "nll": nll, "tokens": tokens,
+                "length_nll": length_nll}

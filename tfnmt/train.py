@@ -58,7 +58,7 @@ flags.DEFINE_integer("seed", 1234, "Seed for initialisation, dropout and data or
 flags.DEFINE_string("teacher_run", "", "Distil from this run (word-level KL, Hybrid Eq. 1).")
 flags.DEFINE_float("kd_lambda", 1.0, "Weight of the distillation KL term.")
 flags.DEFINE_string("init_from", "", "Start a new run from this run's best weights.")
-flags.DEFINE_enum("objective", "mle", ["mle", "hrt"], "Training objective.")
+flags.DEFINE_enum("objective", "mle", ["mle", "hrt", "cmlm"], "Training objective.")
 flags.DEFINE_integer("hrt_chunk", 2, "HRT chunk size k (2, 3 or 4).")
 flags.DEFINE_float("curriculum_lambda", 1.0, "HRT curriculum exponent (p_k = (t/T)^lambda).")
 flags.DEFINE_float("p_raw", 0.5, "HRT mixed distillation: probability of the raw target.")

@@ -163,3 +163,13 @@ def test_hrt_objective_trains_under_xla_with_mixed_distillation(tmp_path, revers
     assert float(outs[-1]["loss"]) < 0.7 * float(outs[0]["loss"])
     # p_k grows with the step: no primary-task tokens at the start, many at the end.
     assert float(outs[0]["nll_skip_at"]) == 0.0 and float(outs[-1]["nll_skip_at"]) > 0.0
+
+
+def test_cmlm_objective_trains(tmp_path, reverse_task):
+    model = ModelConfig.from_shape("tiny", architecture="cmlm", dropout=0.0, max_length=16)
+    run = make_run(tmp_path / "cmlm", reverse_task, model=model, train_steps=30,
+                   objective="cmlm", xla=True)
+    trainer = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
+    iterator = iter(tf.data.Dataset.from_tensors(one_batch(run, 16)).repeat())
+    outs = [trainer._train_step(iterator) for _ in range(30)]
+    assert float(outs[-1]["length_nll"]) < 0.7 * float(outs[0]["length_nll"])

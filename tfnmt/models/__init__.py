@@ -4,10 +4,11 @@ from tfnmt.errors import UserError
 
 
 def build_model(config):
+    from tfnmt.models.cmlm import CMLM
     from tfnmt.models.recurrent import RNMT, Hybrid
     from tfnmt.models.transformer import Transformer
 
-    architectures = {"transformer": Transformer, "hybrid": Hybrid, "rnmt": RNMT}
+    architectures = {"transformer": Transformer, "hybrid": Hybrid, "rnmt": RNMT, "cmlm": CMLM}
     if config.architecture not in architectures:
         raise UserError(f"unknown architecture {config.architecture!r}; "
                         f"choose one of {', '.join(architectures)}.")

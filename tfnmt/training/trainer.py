@@ -24,7 +24,8 @@ from tfnmt.data.pipeline import make_dataset
 from tfnmt.errors import UserError
 from tfnmt.inference import Translator
 from tfnmt.models import build_model, named_weights
-from tfnmt.objectives import HybridRegressive, KnowledgeDistillation, MaximumLikelihood
+from tfnmt.objectives import (ConditionalMaskedLM, HybridRegressive, KnowledgeDistillation,
+                              MaximumLikelihood)
 from tfnmt.training.schedule import InverseSquareRoot
 from tfnmt.training.strategy import is_chief
 
@@ -113,8 +114,13 @@ class Trainer:
             return HybridRegressive(cfg.hrt_chunk, mask_id, bos_k_id, self.optimizer.iterations,
                                     cfg.train_steps, self.rng, cfg.curriculum_lambda, cfg.p_raw,
                                     cfg.label_smoothing)
+        if cfg.objective == "cmlm":
+            if self.run.model.architecture != "cmlm":
+                raise UserError("objective cmlm needs --architecture=cmlm (its length predictor).")
+            return ConditionalMaskedLM(self.target_tokenizer.piece_id("<mask>"), self.rng,
+                                       label_smoothing=cfg.label_smoothing)
         if cfg.objective != "mle":
-            raise UserError(f"objective must be mle or hrt, got {cfg.objective!r}.")
+            raise UserError(f"objective must be mle, hrt or cmlm, got {cfg.objective!r}.")
         if not cfg.teacher_run:
             return MaximumLikelihood(cfg.label_smoothing)
         teacher_run = runs.load(cfg.teacher_run)

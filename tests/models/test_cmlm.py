@@ -1,0 +1,55 @@
+import numpy as np
+import tensorflow as tf
+
+from tfnmt.config import ModelConfig
+from tfnmt.data.tokenizer import PAD_ID
+from tfnmt.models import build_model
+from tfnmt.models.cmlm import mask_predict
+from tfnmt.objectives import ConditionalMaskedLM
+
+MASK = 4
+SOURCE = tf.constant([[8, 9, 10, 3], [11, 3, 0, 0]])
+
+
+def model():
+    return build_model(ModelConfig.from_shape("tiny", architecture="cmlm", vocab_size=30,
+                                              dropout=0.0, max_length=12))
+
+
+def test_one_iteration_is_one_parallel_argmax_pass():
+    m = model()
+    out = mask_predict(m, SOURCE, MASK, iterations=1, length_beam=1)
+    encoded, mask = m.encode(SOURCE)
+    length = int(out["lengths"].numpy()[0, 0])
+    expected_length = int(np.argmax(m.length_logits(encoded, mask).numpy()[0, 1:13])) + 1
+    assert length == expected_length
+    tokens = tf.constant([[MASK] * length])
+    logits = m.decode(tokens, encoded[:1], mask[:1], self_mask=tf.ones([1, 1, length], tf.bool),
+                      positions=tf.constant([list(range(1, length + 1))])).numpy()[0]
+    logits[:, [PAD_ID, 2, MASK]] = -np.inf
+    assert out["ids"].numpy()[0, 0, :length].tolist() == logits.argmax(-1).tolist()
+    assert not out["ids"].numpy()[0, 0, length:].any()
+
+
+def test_more_iterations_and_length_beam_keep_shapes_and_run_under_xla():
+    m = model()
+    run = tf.function(lambda s: mask_predict(m, s, MASK, iterations=4, length_beam=3),
+                      jit_compile=True)
+    out = run(SOURCE)
+    plain = mask_predict(m, SOURCE, MASK, iterations=4, length_beam=3)
+    np.testing.assert_array_equal(out["ids"].numpy(), plain["ids"].numpy())
+    ids, lengths = out["ids"].numpy()[:, 0], out["lengths"].numpy()[:, 0]
+    for row in range(2):
+        assert MASK not in ids[row] and (ids[row, :lengths[row]] != PAD_ID).all()
+
+
+def test_cmlm_objective_trains_length_and_tokens():
+    m = model()
+    batch = {"source": SOURCE, "target": tf.constant([[12, 13, 14, 3], [15, 3, 0, 0]])}
+    objective = ConditionalMaskedLM(MASK, tf.random.Generator.from_seed(0), length_weight=0.5)
+    terms = objective(m, batch, training=False)
+    encoded, mask = m.encode(SOURCE)
+    logits = m.length_logits(encoded, mask).numpy()
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    np.testing.assert_allclose(float(terms["length_nll"]), -(logp[0, 4] + logp[1, 2]), rtol=1e-5)
+    assert float(terms["tokens"]) >= 2  # at least one masked token per row

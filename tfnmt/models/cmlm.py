@@ -1,0 +1,82 @@
+"""CMLM with mask-predict decoding (Ghazvininejad et al. 2019), the baseline of the HRT paper:
+the Transformer decoder without the causal mask plus a target-length classifier on the
+encoder output."""
+
+import keras
+import tensorflow as tf
+
+from tfnmt.data.tokenizer import BOS_ID, PAD_ID
+from tfnmt.models.hrt import bidirectional_mask
+from tfnmt.models.transformer import Transformer
+
+NEG = -1e9
+
+
+class CMLM(Transformer):
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
+        self.length_predictor = keras.layers.Dense(config.max_length + 1, name="length")
+
+    def build_layers(self):
+        super().build_layers()
+        self.length_predictor.build((None, self.config.d_model))
+
+    def length_logits(self, encoded, source_mask):
+        """Logits over target lengths 0 .. max_length from the mean of the encoder states."""
+        weights = tf.cast(source_mask, encoded.dtype)[:, :, None]
+        mean = tf.reduce_sum(encoded * weights, 1) / tf.maximum(tf.reduce_sum(weights, 1), 1.0)
+        return self.length_predictor(mean)
+
+
+def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_length=None):
+    """Mask-predict: for the length_beam most likely lengths, start from all [MASK]s, then for
+    t = 1 .. I-1 re-mask the n = L (I - t) / I least confident tokens and predict them again;
+    keep the candidate with the best mean log-probability.
+
+    Returns ids [B, 1, W] (W = max_length), lengths [B, 1], scores [B, 1].
+    """
+    width = max_length or model.config.max_length
+    encoded, source_mask = model.encode(source)
+    batch = tf.shape(source)[0]
+    length_logp = tf.nn.log_softmax(model.length_logits(encoded, source_mask)[:, : width + 1])
+    length_logp = tf.concat([tf.fill([batch, 1], NEG), length_logp[:, 1:]], axis=1)  # L >= 1
+    _, lengths = tf.math.top_k(length_logp, k=length_beam)               # [B, l]
+    lengths = tf.reshape(lengths, [-1])                                  # [B*l]
+    rows = tf.shape(lengths)[0]
+    encoded = tf.repeat(encoded, length_beam, axis=0)
+    source_mask = tf.repeat(source_mask, length_beam, axis=0)
+    positions = tf.broadcast_to(tf.range(1, width + 1)[None], [rows, width])
+    real = positions <= lengths[:, None]
+    tokens = tf.where(real, mask_id, PAD_ID)
+    probs = tf.zeros([rows, width])
+
+    def predict(tokens):
+        logits = model.decode(tokens, encoded, source_mask,
+                              self_mask=bidirectional_mask(tokens), positions=positions)
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+        vocab = tf.range(tf.shape(log_probs)[-1])
+        special = (vocab == PAD_ID) | (vocab == BOS_ID) | (vocab == mask_id)
+        log_probs = tf.where(special, NEG, log_probs)
+        return (tf.argmax(log_probs, -1, output_type=tf.int32),
+                tf.reduce_max(log_probs, -1))
+
+    for t in range(iterations):
+        masked = tokens == mask_id
+        predicted, confidence = predict(tokens)
+        tokens = tf.where(masked, predicted, tokens)
+        probs = tf.where(masked, confidence, probs)
+        if t == iterations - 1:
+            break
+        n = lengths * (iterations - 1 - t) // iterations                # to re-mask
+        ranked = tf.where(real, probs, -NEG)                             # padding last
+        rank = tf.argsort(tf.argsort(ranked, axis=1), axis=1)
+        tokens = tf.where(real & (rank < n[:, None]), mask_id, tokens)
+
+    mean_logp = tf.reduce_sum(tf.where(real, probs, 0.0), 1) / tf.cast(lengths, tf.float32)
+    best = tf.argmax(tf.reshape(mean_logp, [batch, length_beam]), axis=1, output_type=tf.int32)
+
+    def pick(t):
+        per_sentence = tf.reshape(t, tf.concat([[batch, length_beam], tf.shape(t)[1:]], 0))
+        return tf.gather(per_sentence, best, batch_dims=1)[:, None]
+
+    return {"ids": pick(tokens), "lengths": pick(lengths), "scores": pick(mean_logp)}
