@@ -64,8 +64,10 @@ def main(argv):
         values.update(source=FLAGS.source, run_dir=FLAGS.run_dir, checkpoint=checkpoint,
                       decode_seconds=round(time.time() - start, 2),
                       decode=vars(translator.config))
-        out = os.path.join(FLAGS.run_dir, "translations",
-                           os.path.basename(FLAGS.source) + f".beam{translator.config.beam_size}")
+        tag = (FLAGS.checkpoint if FLAGS.checkpoint in ("best", "latest", "averaged")
+               else os.path.basename(checkpoint))
+        out = os.path.join(FLAGS.run_dir, "translations", f"{os.path.basename(FLAGS.source)}."
+                           f"{tag}.beam{translator.config.beam_size}")
         corpus.write_lines(out, hypotheses)
         values["translations"] = out
     if len(hypotheses) != len(references):
