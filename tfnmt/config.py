@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-from typing import Optional
 
 from tfnmt.errors import UserError
 
@@ -132,6 +131,3 @@ def from_dict(cls, values: dict):
 
 def replace(obj, **changes):
     return dataclasses.replace(obj, **{k: v for k, v in changes.items() if v is not None})
-
-
-__all__ = ["SHAPES", "ModelConfig", "DataConfig", "TrainConfig", "DecodeConfig", "Optional"]

@@ -1,4 +1,3 @@
-import math
 
 import numpy as np
 import tensorflow as tf
@@ -8,7 +7,7 @@ from tfnmt.data.hrt_samples import skip_at_sample
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
 from tfnmt.models import build_model
 from tfnmt.models.hrt import (SkipAT, bidirectional_mask, hybrid_regressive_decode,
-                              skip_cmlm_fill, skip_cmlm_input)
+                              skip_cmlm_input)
 from tfnmt.models.transformer import causal_mask
 
 MASK, B2 = 4, 5

@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from tfnmt.config import ModelConfig
 from tfnmt.models import build_model, named_weights
-from tfnmt.models.transformer import shift_right
+from tfnmt.models.base import shift_right
 
 
 def make(pre_norm=True, **kwargs):

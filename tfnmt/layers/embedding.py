@@ -4,7 +4,6 @@ import math
 
 import keras
 import keras_hub
-import tensorflow as tf
 
 
 class Embedder(keras.layers.Layer):
@@ -32,6 +31,3 @@ def token_embedding(vocab_size, d_model, name):
     return keras_hub.layers.ReversibleEmbedding(
         vocab_size, d_model, tie_weights=True,
         embeddings_initializer=keras.initializers.RandomNormal(stddev=d_model ** -0.5), name=name)
-
-
-__all__ = ["Embedder", "token_embedding", "tf"]

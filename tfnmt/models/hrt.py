@@ -28,9 +28,8 @@ class SkipAT:
         self.encoded = None
 
     def initial_state(self, source, max_length):
-        state = self.model.initial_state(source, max_length)
         self.encoded = self.model.encode(source)
-        return state
+        return self.model.state_from_encoding(*self.encoded, max_length)
 
     def step(self, ids, position, cache, memory):
         ids = tf.where(ids == BOS_ID, self.bos_k_id, ids)

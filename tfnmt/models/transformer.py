@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from tfnmt.layers.transformer_decoder import TransformerDecoderLayer
 from tfnmt.layers.transformer_encoder import TransformerEncoder
-from tfnmt.models.base import EncoderDecoder, shift_right  # noqa: F401  (shift_right re-export)
+from tfnmt.models.base import EncoderDecoder
 
 
 def causal_mask(length):
@@ -62,8 +62,10 @@ class Transformer(EncoderDecoder):
     # -- incremental decoding -------------------------------------------------------------------
     def initial_state(self, source, max_length):
         """Encodes once; pre-computes cross-attention K/V; allocates [B, max_length] caches."""
-        encoded, source_mask = self.encode(source)
-        batch = tf.shape(source)[0]
+        return self.state_from_encoding(*self.encode(source), max_length)
+
+    def state_from_encoding(self, encoded, source_mask, max_length):
+        batch = tf.shape(encoded)[0]
         heads = self.config.num_heads
         shape = [batch, max_length, heads, self.config.d_model // heads]
         cache = [{"k": tf.zeros(shape, encoded.dtype), "v": tf.zeros(shape, encoded.dtype)}
