@@ -1,4 +1,5 @@
-"""The main job, end to end on Multi30k En->De: vocabulary, teacher, translation, BLEU.
+"""The main job, end to end on Multi30k En->De: vocabulary, teacher, checkpoint averaging,
+translation of test2016, BLEU.
 
 python -m tfnmt.quickstart [--flagfile_train=configs/multi30k_small.flags]
 
@@ -20,6 +21,7 @@ flags.DEFINE_string("data_dir", "../shared/data/multi30k", "Folder with train/va
 flags.DEFINE_string("vocab", "data/vocab/multi30k_ende_8k", "SentencePiece model prefix.")
 flags.DEFINE_string("run_dir", "runs/multi30k_small", "Run directory.")
 flags.DEFINE_integer("beam_size", 4, "Beam size for the test translation.")
+flags.DEFINE_float("length_penalty", 1.0, "Length penalty (1.0 was best on val, see README).")
 flags.DEFINE_string("result", "results/multi30k_small_test2016.json", "Where the scores go.")
 
 
@@ -44,9 +46,12 @@ def main(argv):
           f"--train_source={data}/train.en", f"--train_target={data}/train.de",
           f"--valid_source={data}/val.en", f"--valid_target={data}/val.de",
           f"--vocab={FLAGS.vocab}.model", f"--run_dir={FLAGS.run_dir}")
+    stage("average the last five checkpoints", "tfnmt.average_checkpoints",
+          f"--run_dir={FLAGS.run_dir}", "--num_last=5")
     stage("translate and score test2016", "tfnmt.evaluate", f"--run_dir={FLAGS.run_dir}",
-          f"--source={data}/test2016.en", f"--reference={data}/test2016.de",
-          f"--beam_size={FLAGS.beam_size}", f"--result={FLAGS.result}")
+          "--checkpoint=averaged", f"--source={data}/test2016.en",
+          f"--reference={data}/test2016.de", f"--beam_size={FLAGS.beam_size}",
+          f"--length_penalty={FLAGS.length_penalty}", f"--result={FLAGS.result}")
 
 
 if __name__ == "__main__":
