@@ -53,10 +53,10 @@ def parse_runs(values):
 def time_translation(translator, sentences, repeats):
     """Warms every batch shape up, then returns (best seconds, translations)."""
     seen = set()
-    for _, source, max_length in translator.batches(translator.encode(sentences)):
-        if (source.shape, max_length) not in seen:
-            seen.add((source.shape, max_length))
-            translator.translate_ids(source, max_length)
+    for _, source in translator.batches(translator.encode(sentences)):
+        if source.shape not in seen:
+            seen.add(source.shape)
+            translator.translate_ids(source)
     best, outputs = float("inf"), None
     for _ in range(repeats):
         start = time.perf_counter()

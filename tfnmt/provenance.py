@@ -45,11 +45,8 @@ def provenance():
 
 def write_result(path, kind, values):
     """Writes {"kind", "values", "provenance"} as JSON, atomically."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    from tfnmt.data.corpus import write_atomic
+
     record = {"kind": kind, "values": values, "provenance": provenance()}
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return record

@@ -8,7 +8,7 @@ import os
 from absl import flags
 
 from tfnmt.errors import UserError, run_main
-from tfnmt.runs import write_atomic
+from tfnmt.data.corpus import write_atomic
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("readme", "README.md", "README to update.")

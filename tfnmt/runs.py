@@ -12,6 +12,7 @@ import shutil
 import tensorflow as tf
 
 from tfnmt import config as config_lib
+from tfnmt.data.corpus import write_atomic
 from tfnmt.data.tokenizer import load_tokenizer
 from tfnmt.errors import UserError
 
@@ -39,13 +40,6 @@ class Run:
 
     def tokenizers(self):
         return load_tokenizer(self.source_vocab), load_tokenizer(self.target_vocab)
-
-
-def write_atomic(path, text):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def create_or_check(run_dir, model, data, train) -> Run:

@@ -13,11 +13,11 @@ import tempfile
 
 import tensorflow as tf
 
-from tfnmt import decoding
 from tfnmt.config import DecodeConfig
 from tfnmt.data.pipeline import bucket_length_tensor
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
 from tfnmt.errors import UserError
+from tfnmt.inference import make_decode_fn
 from tfnmt.models import named_weights
 
 METADATA = "assets.extra/tfnmt.json"
@@ -38,18 +38,8 @@ class TranslationModule(tf.Module):
         self.weights = named_weights(model)
         self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
         self.config, self.max_length = config, max_length
-        self._decode_xla = tf.function(self._decode, jit_compile=True)
-        self._decode_plain = tf.function(self._decode, jit_compile=False)
-
-    def _decode(self, source):
-        """source [B, S] ids (EOS included, PAD after) -> decoding outputs [B, K, ...]."""
-        c = self.config
-        width = tf.shape(source)[1]
-        limit = tf.cast(tf.floor(c.max_length_a * tf.cast(width, tf.float32) + c.max_length_b),
-                        tf.int32)
-        max_length = bucket_length_tensor(tf.minimum(limit, self.max_length), self.max_length)
-        return decoding.decode(self.model, source, max_length, c.beam_size, c.length_penalty,
-                               c.max_length_a, c.max_length_b)
+        self._decode_xla = make_decode_fn(model, config, max_length, jit_compile=True)
+        self._decode_plain = make_decode_fn(model, config, max_length, jit_compile=False)
 
     def _pad(self, ids):
         """Ragged ids (no EOS) -> [B, S] with EOS, truncated to max_length, S a bucket size."""

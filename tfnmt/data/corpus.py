@@ -40,16 +40,21 @@ def read_lines(path: str) -> list:
         return [line.rstrip("\n") for line in f]
 
 
-def write_lines(path: str, lines) -> None:
-    """Writes lines to path ('-': stdout) whole: a temporary file renamed into place."""
-    import sys
-
-    text = "".join(line + "\n" for line in lines)
-    if path == "-":
-        sys.stdout.write(text)
-        return
+def write_atomic(path: str, text: str) -> None:
+    """Writes text to path whole: a temporary file in the same folder, renamed into place."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def write_lines(path: str, lines) -> None:
+    """Writes lines to path ('-': stdout) whole, with write_atomic."""
+    import sys
+
+    text = "".join(line + "\n" for line in lines)
+    if path == "-":
+        sys.stdout.write(text)
+    else:
+        write_atomic(path, text)

@@ -5,11 +5,10 @@ encoder output."""
 import keras
 import tensorflow as tf
 
-from tfnmt.data.tokenizer import BOS_ID, PAD_ID
-from tfnmt.models.hrt import bidirectional_mask
+from tfnmt.data.tokenizer import PAD_ID
+from tfnmt.decoding import NEG
+from tfnmt.models.hrt import predict_masks
 from tfnmt.models.transformer import Transformer
-
-NEG = -1e9
 
 
 class CMLM(Transformer):
@@ -50,19 +49,10 @@ def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_lengt
     tokens = tf.where(real, mask_id, PAD_ID)
     probs = tf.zeros([rows, width])
 
-    def predict(tokens):
-        logits = model.decode(tokens, encoded, source_mask,
-                              self_mask=bidirectional_mask(tokens), positions=positions)
-        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
-        vocab = tf.range(tf.shape(log_probs)[-1])
-        special = (vocab == PAD_ID) | (vocab == BOS_ID) | (vocab == mask_id)
-        log_probs = tf.where(special, NEG, log_probs)
-        return (tf.argmax(log_probs, -1, output_type=tf.int32),
-                tf.reduce_max(log_probs, -1))
-
     for t in range(iterations):
         masked = tokens == mask_id
-        predicted, confidence = predict(tokens)
+        predicted, confidence = predict_masks(model, tokens, positions, encoded, source_mask,
+                                              mask_id)
         tokens = tf.where(masked, predicted, tokens)
         probs = tf.where(masked, confidence, probs)
         if t == iterations - 1:

@@ -46,21 +46,25 @@ def skip_cmlm_input(z, k, mask_id):
     return y_nat, positions
 
 
+def predict_masks(model, tokens, positions, encoded, source_mask, mask_id):
+    """One bidirectional decoder pass: for every position, the best token that is not PAD, BOS
+    or [MASK], and its log-probability (Skip-CMLM and mask-predict both use it)."""
+    logits = model.decode(tokens, encoded, source_mask, self_mask=bidirectional_mask(tokens),
+                          positions=positions)
+    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+    vocab = tf.range(tf.shape(log_probs)[-1])
+    special = (vocab == PAD_ID) | (vocab == BOS_ID) | (vocab == mask_id)
+    log_probs = tf.where(special, decoding.NEG, log_probs)
+    return tf.argmax(log_probs, -1, output_type=tf.int32), tf.reduce_max(log_probs, -1)
+
+
 def skip_cmlm_fill(model, y_nat, positions, encoded, source_mask, mask_id):
     """One Skip-CMLM pass: every [MASK] replaced by its arg-max; returns (filled ids, sum of the
     log-probabilities of the filled tokens) per row."""
-    logits = model.decode(y_nat, encoded, source_mask, self_mask=bidirectional_mask(y_nat),
-                          positions=positions)
-    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
-    tokens = tf.range(tf.shape(log_probs)[-1])
-    special = (tokens == PAD_ID) | (tokens == BOS_ID) | (tokens == mask_id)
-    log_probs = tf.where(special, decoding.NEG, log_probs)
-    predicted = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+    predicted, log_prob = predict_masks(model, y_nat, positions, encoded, source_mask, mask_id)
     is_mask = y_nat == mask_id
-    filled = tf.where(is_mask, predicted, y_nat)
-    score = tf.reduce_sum(tf.where(is_mask, tf.gather(log_probs, predicted, batch_dims=2), 0.0),
-                          axis=1)
-    return filled, score
+    return (tf.where(is_mask, predicted, y_nat),
+            tf.reduce_sum(tf.where(is_mask, log_prob, 0.0), axis=1))
 
 
 def hybrid_regressive_decode(model, source, max_length, k, mask_id, bos_k_id, beam_size=5,

@@ -299,7 +299,7 @@ class Trainer:
                         best = score
                         self.best_manager.save(checkpoint_number=step)
                         if self.chief:
-                            runs.write_atomic(best_file, f"{score}\n")
+                            corpus.write_atomic(best_file, f"{score}\n")
                     last_time = time.time()
             if self._stop:
                 self.save()
@@ -321,7 +321,7 @@ class Trainer:
                          "cpu_threads": os.cpu_count(),
                          "replicas": self.strategy.num_replicas_in_sync,
                          "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        runs.write_atomic(path, json.dumps(segments, indent=2) + "\n")
+        corpus.write_atomic(path, json.dumps(segments, indent=2) + "\n")
 
     def fingerprint(self):
         """sha256 of every weight (sorted by name): equal fingerprints = identical weights."""
