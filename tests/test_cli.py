@@ -96,7 +96,8 @@ def test_average_checkpoints_is_the_mean(trained_run):
 
 def test_benchmark_times_every_row_and_computes_alpha(tmp_path, trained_run, reverse_task):
     out = tmp_path / "bench"
-    result = run_module("tfnmt.benchmark", f"--runs=a={trained_run.run_dir},b={trained_run.run_dir}",
+    result = run_module("tfnmt.benchmark",
+                        f"--runs=a={trained_run.run_dir}@latest,b={trained_run.run_dir}",
                         "--checkpoint=latest", f"--source={reverse_task['test.src']}",
                         f"--reference={reverse_task['test.tgt']}", "--num_sentences=12",
                         "--batch_sizes=1,4", "--beam_sizes=1,2", "--reference_beam=2",
@@ -114,7 +115,14 @@ def test_benchmark_times_every_row_and_computes_alpha(tmp_path, trained_run, rev
     for r in rows:
         bleus[r["beam"]].add(r["bleu"])
     assert all(len(v) == 1 for v in bleus.values())
-    assert (tmp_path / "bench.md").read_text().startswith("| run | beam |")
+    assert (tmp_path / "bench.md").read_text().startswith("| run | decoding |")
+    assert {r["checkpoint"] for r in rows} == {runs.find_checkpoint(trained_run, "latest")}
+
+
+def test_benchmark_refuses_two_runs_with_one_name(trained_run, reverse_task):
+    result = run_module("tfnmt.benchmark", f"--runs=a={trained_run.run_dir},a={trained_run.run_dir}",
+                        f"--source={reverse_task['test.src']}")
+    assert result.returncode == 1 and "error: --runs names must differ, got a, a." in result.stderr
 
 
 def test_report_renders_results_into_readme(tmp_path, trained_run, reverse_task):

@@ -1,5 +1,5 @@
 """Times decoding of trained runs on the same sentences, in one process:
-python -m tfnmt.benchmark --runs=teacher=runs/a,student=runs/b --reference_run=teacher \\
+python -m tfnmt.benchmark --runs=teacher=runs/a@averaged,student=runs/b --reference_run=teacher \\
     --source=test.en [--reference=test.de] --batch_sizes=1,8,16,32 --beam_sizes=1,4 --xla=both \\
     --output=results/benchmark_name   (writes .json and .md)
 
@@ -7,6 +7,7 @@ alpha = time(reference run, reference beam, same batch size and XLA setting) / t
 Compilation is excluded: every distinct batch shape is decoded once before timing.
 """
 
+import dataclasses
 import time
 
 import sacrebleu
@@ -16,11 +17,12 @@ from tfnmt import runs
 from tfnmt.config import DecodeConfig
 from tfnmt.data import corpus
 from tfnmt.errors import UserError, run_main
-from tfnmt.inference import Translator
+from tfnmt.inference import Translator, resolve_method
 from tfnmt.provenance import write_result
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("runs", None, "name=run_dir pairs (or run dirs; the name is the base name).")
+flags.DEFINE_list("runs", None, "name=run_dir[@checkpoint] (or run dirs; the name is the base "
+                  "name; the checkpoint defaults to --checkpoint).")
 flags.DEFINE_string("reference_run", None, "Name of the run alpha is measured against (default: first).")
 flags.DEFINE_integer("reference_beam", 4, "Beam of the reference run's rows alpha divides by.")
 flags.DEFINE_string("checkpoint", "best", "best, latest or averaged.")
@@ -31,6 +33,12 @@ flags.DEFINE_list("batch_sizes", ["1", "8", "16", "32"], "Batch sizes.")
 flags.DEFINE_list("beam_sizes", ["1", "4"], "Beam sizes.")
 flags.DEFINE_enum("xla", "both", ["on", "off", "both"], "Time with jit_compile, without, or both.")
 flags.DEFINE_float("length_penalty", 0.6, "GNMT length-penalty alpha.")
+flags.DEFINE_enum("method", "auto", ["auto", "autoregressive", "hrt", "mask_predict"],
+                  "Decoding of every run: auto picks each run's own (hrt, mask_predict or beam).")
+flags.DEFINE_integer("hrt_chunk", 0, "hrt: chunk size k (0: each run's).")
+flags.DEFINE_integer("n_nat", 1, "hrt: Skip-AT hypotheses completed by Skip-CMLM.")
+flags.DEFINE_list("iterations", ["10"], "mask_predict runs: refinement passes, one row each.")
+flags.DEFINE_integer("length_beam", 5, "mask_predict: length candidates.")
 flags.DEFINE_integer("repeats", 1, "Timed passes per row (the fastest is kept).")
 flags.DEFINE_string("output", None, "Output prefix: writes <output>.json and <output>.md.")
 flags.DEFINE_enum("mode", "speed", ["speed", "breakdown"],
@@ -42,11 +50,17 @@ flags.DEFINE_integer("breakdown_beam", 8, "Breakdown: beam size.")
 flags.DEFINE_integer("breakdown_batch", 1, "Breakdown: sentences per batch.")
 
 
-def parse_runs(values):
+def parse_runs(values, default_checkpoint):
+    """["name=dir@checkpoint", "dir", ...] -> [(name, dir, checkpoint)]."""
     parsed = []
     for value in values:
         name, _, path = value.rpartition("=")
-        parsed.append((name or path.rstrip("/").split("/")[-1], path))
+        path, _, checkpoint = path.partition("@")
+        parsed.append((name or path.rstrip("/").split("/")[-1], path,
+                       checkpoint or default_checkpoint))
+    names = [p[0] for p in parsed]
+    if len(set(names)) != len(names):
+        raise UserError(f"--runs names must differ, got {', '.join(names)}.")
     return parsed
 
 
@@ -65,23 +79,40 @@ def time_translation(translator, sentences, repeats):
     return best, [n_best[0][0] for n_best in outputs]
 
 
+def decode_settings(config, beam_sizes, iterations):
+    """The rows one run contributes: a beam axis (autoregressive, hrt's Skip-AT beam) or an
+    iterations axis (mask_predict)."""
+    if config.method == "mask_predict":
+        return [dataclasses.replace(config, iterations=i) for i in iterations]
+    return [dataclasses.replace(config, beam_size=b) for b in beam_sizes]
+
+
+def describe(config):
+    if config.method == "hrt":
+        return f"hrt k={config.hrt_chunk} b_at={config.beam_size} b_nat={config.n_nat}"
+    if config.method == "mask_predict":
+        return f"mask-predict I={config.iterations} l={config.length_beam}"
+    return "greedy" if config.beam_size == 1 else f"beam {config.beam_size}"
+
+
 def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
-              length_penalty, checkpoint, repeats, log=print):
+              base_config, repeats, iterations=(10,), log=print):
     rows = []
-    for name, path in run_specs:
+    for name, path, checkpoint in run_specs:
         run = runs.load(path)
         model, ckpt = runs.restore_model(run, checkpoint)
         source_tok, target_tok = run.tokenizers()
-        for beam in beam_sizes:
+        for setting in decode_settings(resolve_method(base_config, run), beam_sizes, iterations):
             for xla in xla_modes:
                 for batch in batch_sizes:
-                    config = DecodeConfig(beam_size=beam, length_penalty=length_penalty,
-                                          batch_size=batch, xla=xla)
+                    config = dataclasses.replace(setting, batch_size=batch, xla=xla)
                     translator = Translator(model, source_tok, target_tok, config,
                                             run.model.max_length)
                     seconds, hyps = time_translation(translator, sentences, repeats)
                     words = sum(len(h.split()) for h in hyps)
-                    row = {"run": name, "run_dir": path, "checkpoint": ckpt, "beam": beam,
+                    row = {"run": name, "run_dir": path, "checkpoint": ckpt,
+                           "decoding": describe(config), "method": config.method,
+                           "beam": None if config.method == "mask_predict" else config.beam_size,
                            "xla": xla, "batch": batch, "seconds": round(seconds, 3),
                            "sentences_per_second": round(len(sentences) / seconds, 2),
                            "words_per_second": round(words / seconds, 1)}
@@ -95,7 +126,8 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
 
 def add_alpha(rows, reference_run, reference_beam):
     base = {(r["batch"], r["xla"]): r["seconds"] for r in rows
-            if r["run"] == reference_run and r["beam"] == reference_beam}
+            if r["run"] == reference_run and r["beam"] == reference_beam
+            and r["method"] != "mask_predict"}
     for r in rows:
         ref = base.get((r["batch"], r["xla"]))
         r["alpha"] = round(ref / r["seconds"], 2) if ref else None
@@ -104,11 +136,11 @@ def add_alpha(rows, reference_run, reference_beam):
 
 def markdown(rows, reference_run, reference_beam):
     has_bleu = any("bleu" in r for r in rows)
-    head = ["run", "beam", "XLA", "batch", "time (s)", "sent/s", "words/s",
+    head = ["run", "decoding", "XLA", "batch", "time (s)", "sent/s", "words/s",
             f"alpha vs {reference_run} beam {reference_beam}"] + (["BLEU"] if has_bleu else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["run"], r["beam"], "on" if r["xla"] else "off", r["batch"], r["seconds"],
+        cells = [r["run"], r["decoding"], "on" if r["xla"] else "off", r["batch"], r["seconds"],
                  r["sentences_per_second"], r["words_per_second"],
                  "" if r["alpha"] is None else f"{r['alpha']:.2f}"]
         if has_bleu:
@@ -121,13 +153,14 @@ def breakdown_main():
     from tfnmt.breakdown import COMPONENTS, breakdown
 
     rows = []
-    for name, path in parse_runs(FLAGS.runs):
+    for name, path, checkpoint in parse_runs(FLAGS.runs, FLAGS.checkpoint):
         run = runs.load(path)
-        model, _ = runs.restore_model(run, FLAGS.checkpoint)
+        model, ckpt = runs.restore_model(run, checkpoint)
         seconds = breakdown(model, FLAGS.pseudo_sentences, FLAGS.breakdown_batch,
                             FLAGS.pseudo_length, FLAGS.pseudo_length, FLAGS.breakdown_beam,
                             FLAGS.xla != "off")
-        rows.append({"run": name, "run_dir": path, **{k: round(v, 3) for k, v in seconds.items()}})
+        rows.append({"run": name, "run_dir": path, "checkpoint": ckpt,
+                     **{k: round(v, 3) for k, v in seconds.items()}})
         print(rows[-1], flush=True)
     head = ["run", *COMPONENTS, "others", "total"]
     table = "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + [
@@ -154,13 +187,15 @@ def main(argv):
     try:
         batch_sizes = [int(b) for b in FLAGS.batch_sizes]
         beam_sizes = [int(b) for b in FLAGS.beam_sizes]
+        iterations = [int(i) for i in FLAGS.iterations]
     except ValueError:
-        raise UserError("--batch_sizes and --beam_sizes take comma-separated integers.") from None
-    if min(batch_sizes + beam_sizes) < 1:
-        raise UserError("batch and beam sizes must be positive.")
-    specs = parse_runs(FLAGS.runs)
+        raise UserError("--batch_sizes, --beam_sizes and --iterations take comma-separated "
+                        "integers.") from None
+    if min(batch_sizes + beam_sizes + iterations) < 1:
+        raise UserError("batch sizes, beam sizes and iterations must be positive.")
+    specs = parse_runs(FLAGS.runs, FLAGS.checkpoint)
     reference_run = FLAGS.reference_run or specs[0][0]
-    if reference_run not in [name for name, _ in specs]:
+    if reference_run not in [name for name, _, _ in specs]:
         raise UserError(f"--reference_run {reference_run!r} is not one of --runs.")
     if FLAGS.reference_beam not in beam_sizes:
         raise UserError(f"--reference_beam {FLAGS.reference_beam} is not one of --beam_sizes.")
@@ -172,8 +207,11 @@ def main(argv):
         sentences = sentences[: FLAGS.num_sentences]
         references = references[: FLAGS.num_sentences] if references else None
     xla_modes = {"on": [True], "off": [False], "both": [True, False]}[FLAGS.xla]
+    base_config = DecodeConfig(length_penalty=FLAGS.length_penalty, method=FLAGS.method,
+                               hrt_chunk=FLAGS.hrt_chunk, n_nat=FLAGS.n_nat,
+                               length_beam=FLAGS.length_beam)
     rows = benchmark(specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
-                     FLAGS.length_penalty, FLAGS.checkpoint, FLAGS.repeats)
+                     base_config, FLAGS.repeats, iterations)
     add_alpha(rows, reference_run, FLAGS.reference_beam)
     table = markdown(rows, reference_run, FLAGS.reference_beam)
     print(table)

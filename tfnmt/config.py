@@ -100,7 +100,8 @@ class TrainConfig:
     eval_bleu_sentences: int = 500  # validation sentences decoded for BLEU (0: none)
     eval_beam_size: int = 1
     seed: int = 1234
-    teacher_run: str = ""  # knowledge distillation from this run's best checkpoint
+    teacher_run: str = ""  # knowledge distillation from this run (teacher frozen)
+    teacher_checkpoint: str = "best"  # which of the teacher's checkpoints: best, latest, averaged
     kd_lambda: float = 1.0  # weight of the word-level KL term (Hybrid paper, Eq. 1)
     init_from: str = ""  # a fresh run starts from this run's best weights (fine-tuning)
     objective: str = "mle"  # mle (with KD when teacher_run is set) or hrt
@@ -111,13 +112,20 @@ class TrainConfig:
 
 @dataclasses.dataclass
 class DecodeConfig:
-    beam_size: int = 4
+    beam_size: int = 4  # autoregressive beam; for hrt the Skip-AT beam b_at
     length_penalty: float = 0.6  # alpha of GNMT's ((5 + |Y|) / 6) ** alpha; 0 disables
     max_length_a: float = 1.5  # per-sentence limit: a * source_length + b tokens
     max_length_b: int = 10
     n_best: int = 1
     batch_size: int = 32
     xla: bool = True
+    # autoregressive (greedy/beam), hrt (Skip-AT beam + one Skip-CMLM pass), mask_predict;
+    # "auto" picks the run's own (see inference.resolve_method).
+    method: str = "autoregressive"
+    hrt_chunk: int = 0  # hrt: chunk size k (0: the k the run was trained with)
+    n_nat: int = 1  # hrt: Skip-AT hypotheses completed by Skip-CMLM (b_nat)
+    iterations: int = 10  # mask_predict: refinement passes I
+    length_beam: int = 5  # mask_predict: length candidates
 
 
 def to_json(obj) -> str:

@@ -13,6 +13,12 @@ flags.DEFINE_integer("max_length_b", 10, "Output limit a * source_length + b: b.
 flags.DEFINE_integer("n_best", 1, "Hypotheses written per sentence.")
 flags.DEFINE_integer("batch_size", 32, "Sentences per batch.")
 flags.DEFINE_bool("xla", True, "Compile the decode loop with XLA (jit_compile).")
+flags.DEFINE_enum("method", "auto", ["auto", "autoregressive", "hrt", "mask_predict"],
+                  "Decoding: auto picks the run's own (hrt for HRT runs, mask_predict for CMLM).")
+flags.DEFINE_integer("hrt_chunk", 0, "hrt: chunk size k (0: the run's).")
+flags.DEFINE_integer("n_nat", 1, "hrt: Skip-AT hypotheses completed by Skip-CMLM.")
+flags.DEFINE_integer("iterations", 10, "mask_predict: refinement passes.")
+flags.DEFINE_integer("length_beam", 5, "mask_predict: length candidates.")
 
 FLAGS = flags.FLAGS
 
@@ -24,17 +30,20 @@ def decode_config():
         raise UserError(f"--length_penalty must be >= 0, got {FLAGS.length_penalty}.")
     return DecodeConfig(beam_size=FLAGS.beam_size, length_penalty=FLAGS.length_penalty,
                         max_length_a=FLAGS.max_length_a, max_length_b=FLAGS.max_length_b,
-                        n_best=FLAGS.n_best, batch_size=FLAGS.batch_size, xla=FLAGS.xla)
+                        n_best=FLAGS.n_best, batch_size=FLAGS.batch_size, xla=FLAGS.xla,
+                        method=FLAGS.method, hrt_chunk=FLAGS.hrt_chunk, n_nat=FLAGS.n_nat,
+                        iterations=FLAGS.iterations, length_beam=FLAGS.length_beam)
 
 
 def load_translator(run_dir, checkpoint=None, config=None):
     """(Translator, checkpoint path) for a run directory, with the decoding flags."""
     from tfnmt import runs
-    from tfnmt.inference import Translator
+    from tfnmt.inference import Translator, resolve_method
 
     if not run_dir:
         raise UserError("--run_dir is required.")
     run = runs.load(run_dir)
     model, path = runs.restore_model(run, checkpoint or FLAGS.checkpoint)
     source, target = run.tokenizers()
-    return Translator(model, source, target, config or decode_config(), run.model.max_length), path
+    config = resolve_method(config or decode_config(), run)
+    return Translator(model, source, target, config, run.model.max_length), path

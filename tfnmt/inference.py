@@ -11,14 +11,74 @@ from tfnmt.data.tokenizer import EOS_ID, PAD_ID
 from tfnmt.errors import UserError
 
 
-def make_decode_fn(model, config: DecodeConfig, model_max_length, jit_compile):
+METHODS = ("autoregressive", "hrt", "mask_predict")
+
+
+def resolve_method(config: DecodeConfig, run):
+    """Fills in "auto" and hrt_chunk 0 from what the run was trained for: HRT runs decode with
+    hrt, CMLM runs with mask_predict, everything else autoregressively."""
+    import dataclasses
+
+    method = config.method
+    if method == "auto":
+        method = ("hrt" if run.train.objective == "hrt" else
+                  "mask_predict" if run.model.architecture == "cmlm" else "autoregressive")
+    chunk = config.hrt_chunk or (run.train.hrt_chunk if run.train.objective == "hrt" else 2)
+    return dataclasses.replace(config, method=method, hrt_chunk=chunk)
+
+
+def check_config(config: DecodeConfig, model):
+    """One clear sentence for settings no decoder can honour."""
+    if config.method not in METHODS:
+        raise UserError(f"method must be one of {', '.join(METHODS)}, got {config.method!r}.")
+    if config.beam_size < 1 or config.batch_size < 1:
+        raise UserError(f"beam_size and batch_size must be positive, got {config.beam_size} and "
+                        f"{config.batch_size}.")
+    if config.method == "autoregressive" and not 1 <= config.n_best <= config.beam_size:
+        raise UserError(f"need 1 <= n_best <= beam_size, got n_best {config.n_best} and "
+                        f"beam_size {config.beam_size}.")
+    if config.method != "autoregressive" and config.n_best != 1:
+        raise UserError(f"{config.method} decoding returns one hypothesis; n_best must be 1.")
+    if config.method == "hrt":
+        if config.hrt_chunk not in (2, 3, 4):
+            raise UserError(f"hrt_chunk must be 2, 3 or 4, got {config.hrt_chunk}.")
+        if not 1 <= config.n_nat <= config.beam_size:
+            raise UserError(f"need 1 <= n_nat <= beam_size, got n_nat {config.n_nat}.")
+    if config.method == "mask_predict":
+        if not hasattr(model, "length_logits"):
+            raise UserError("mask_predict needs a model with a length predictor "
+                            "(--architecture=cmlm).")
+        if config.iterations < 1 or config.length_beam < 1:
+            raise UserError("mask_predict needs iterations >= 1 and length_beam >= 1.")
+
+
+def make_decode_fn(model, config: DecodeConfig, model_max_length, jit_compile,
+                   target_tokenizer=None):
     """tf.function(source [B, S]) -> decoding outputs [B, K, ...]; used in process and in
     SavedModels alike. The output length is the bucket of min(floor(a*S + b), model maximum),
-    computed from the input shape, so under XLA it is a constant of each compilation."""
+    computed from the input shape, so under XLA it is a constant of each compilation.
+    hrt and mask_predict read [MASK] and [BOS_k] from the target tokenizer."""
+    check_config(config, model)
+    if config.method != "autoregressive":
+        mask_id = target_tokenizer.piece_id("<mask>")
+        bos_k_id = target_tokenizer.piece_id(f"<bos_{config.hrt_chunk}>")
+
     def fn(source):
         width = tf.cast(tf.shape(source)[1], tf.float32)
         limit = tf.cast(tf.floor(config.max_length_a * width + config.max_length_b), tf.int32)
         max_length = bucket_length_tensor(tf.minimum(limit, model_max_length), model_max_length)
+        if config.method == "hrt":
+            from tfnmt.models.hrt import hybrid_regressive_decode
+
+            return hybrid_regressive_decode(
+                model, source, max_length, config.hrt_chunk, mask_id, bos_k_id,
+                config.beam_size, config.n_nat, config.length_penalty, config.max_length_a,
+                config.max_length_b)
+        if config.method == "mask_predict":
+            from tfnmt.models.cmlm import mask_predict
+
+            return mask_predict(model, source, mask_id, config.iterations, config.length_beam,
+                                max_length)
         return decoding.decode(model, source, max_length, config.beam_size,
                                config.length_penalty, config.max_length_a, config.max_length_b)
     return tf.function(fn, jit_compile=jit_compile)
@@ -27,14 +87,9 @@ def make_decode_fn(model, config: DecodeConfig, model_max_length, jit_compile):
 class Translator:
     def __init__(self, model, source_tokenizer, target_tokenizer, config: DecodeConfig,
                  max_length):
-        if config.beam_size < 1 or config.n_best < 1 or config.n_best > config.beam_size:
-            raise UserError(f"need 1 <= n_best <= beam_size, got n_best {config.n_best} and "
-                            f"beam_size {config.beam_size}.")
-        if config.batch_size < 1:
-            raise UserError(f"batch_size must be positive, got {config.batch_size}.")
         self.model, self.config, self.max_length = model, config, max_length
         self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
-        self.decode_fn = make_decode_fn(model, config, max_length, config.xla)
+        self.decode_fn = make_decode_fn(model, config, max_length, config.xla, target_tokenizer)
 
     def encode(self, sentences):
         """Strings -> list of int32 arrays ending with EOS, truncated to the model's max length."""

@@ -29,17 +29,14 @@ class TranslationModule(tf.Module):
     def __init__(self, model, source_tokenizer, target_tokenizer, config: DecodeConfig,
                  max_length):
         super().__init__()
-        if not 1 <= config.n_best <= config.beam_size:
-            raise UserError(f"need 1 <= n_best <= beam_size, got n_best {config.n_best} and "
-                            f"beam_size {config.beam_size}.")
         self.model = model
         # The TF1-style loaders (saved_model_cli run, tensorflow_model_server) only find
         # variables tracked directly by name: Keras 3 layers alone are not enough.
         self.weights = named_weights(model)
         self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
         self.config, self.max_length = config, max_length
-        self._decode_xla = make_decode_fn(model, config, max_length, jit_compile=True)
-        self._decode_plain = make_decode_fn(model, config, max_length, jit_compile=False)
+        self._decode_xla = make_decode_fn(model, config, max_length, True, target_tokenizer)
+        self._decode_plain = make_decode_fn(model, config, max_length, False, target_tokenizer)
 
     def _pad(self, ids):
         """Ragged ids (no EOS) -> [B, S] with EOS, truncated to max_length, S a bucket size."""
@@ -161,9 +158,11 @@ def load_metadata(version_dir):
 def export_run(run_dir, export_base, checkpoint, config):
     """Restores a run's checkpoint and exports it with its tokenizers as a new version."""
     from tfnmt import runs
+    from tfnmt.inference import resolve_method
     from tfnmt.provenance import git_commit
 
     run = runs.load(run_dir)
+    config = resolve_method(config, run)
     model, path = runs.restore_model(run, checkpoint)
     source, target = run.tokenizers()
     module = TranslationModule(model, source, target, config, run.model.max_length)

@@ -56,6 +56,7 @@ flags.DEFINE_integer("eval_every", 1000, "Steps between validations.")
 flags.DEFINE_integer("eval_bleu_sentences", 500, "Validation sentences decoded for BLEU (0: none).")
 flags.DEFINE_integer("seed", 1234, "Seed for initialisation, dropout and data order.")
 flags.DEFINE_string("teacher_run", "", "Distil from this run (word-level KL, Hybrid Eq. 1).")
+flags.DEFINE_string("teacher_checkpoint", "best", "Teacher checkpoint: best, latest or averaged.")
 flags.DEFINE_float("kd_lambda", 1.0, "Weight of the distillation KL term.")
 flags.DEFINE_string("init_from", "", "Start a new run from this run's best weights.")
 flags.DEFINE_enum("objective", "mle", ["mle", "hrt", "cmlm"], "Training objective.")
@@ -106,7 +107,8 @@ def configs_from_flags():
         mixed_precision=FLAGS.mixed_precision, xla=FLAGS.xla, save_every=FLAGS.save_every,
         keep_checkpoints=FLAGS.keep_checkpoints, log_every=FLAGS.log_every,
         eval_every=FLAGS.eval_every, eval_bleu_sentences=FLAGS.eval_bleu_sentences,
-        seed=FLAGS.seed, teacher_run=FLAGS.teacher_run, kd_lambda=FLAGS.kd_lambda,
+        seed=FLAGS.seed, teacher_run=FLAGS.teacher_run,
+        teacher_checkpoint=FLAGS.teacher_checkpoint, kd_lambda=FLAGS.kd_lambda,
         init_from=FLAGS.init_from, objective=FLAGS.objective, hrt_chunk=FLAGS.hrt_chunk,
         curriculum_lambda=FLAGS.curriculum_lambda, p_raw=FLAGS.p_raw)
     for name in ("train_steps", "warmup_steps", "batch_tokens", "save_every", "log_every",

@@ -29,7 +29,8 @@ class AdditiveAttention(keras.layers.Layer):
     def attend(self, query, state):
         """query [B, T, units] -> (context [B, T, D], probs [B, T, S])."""
         hidden = tf.tanh(query[:, :, None, :] + state["keys"][:, None, :, :])
-        scores = self.v(hidden)[..., 0]
+        # einsum, not Dense: Dense's tensordot has a dynamic-shape gradient XLA rejects in scan.
+        scores = tf.einsum("btsu,u->bts", hidden, self.v.kernel[:, 0])
         return _weighted(scores, state)
 
 

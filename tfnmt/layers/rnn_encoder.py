@@ -9,7 +9,9 @@ class BiGRUEncoder(keras.layers.Layer):
     def __init__(self, num_layers, d_model, dropout=0.1, **kwargs):
         super().__init__(**kwargs)
         self.layers_ = [keras.layers.Bidirectional(
-            keras.layers.GRU(d_model // 2, return_sequences=True, reset_after=True),
+            # An explicit name: Keras's default ("gru_3") counts layers process-wide, and weight
+            # names must not depend on how many models a process built before this one.
+            keras.layers.GRU(d_model // 2, return_sequences=True, reset_after=True, name="gru"),
             merge_mode="concat", name=f"layer_{i}") for i in range(num_layers)]
         self.dropout = keras.layers.Dropout(dropout)
 

@@ -34,7 +34,7 @@ def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_lengt
 
     Returns ids [B, 1, W] (W = max_length), lengths [B, 1], scores [B, 1].
     """
-    width = max_length or model.config.max_length
+    width = model.config.max_length if max_length is None else max_length
     encoded, source_mask = model.encode(source)
     batch = tf.shape(source)[0]
     length_logp = tf.nn.log_softmax(model.length_logits(encoded, source_mask)[:, : width + 1])

@@ -129,7 +129,7 @@ class Trainer:
             if open(mine, "rb").read() != open(theirs, "rb").read():
                 raise UserError(f"the teacher {cfg.teacher_run} uses another vocabulary.")
         with self.strategy.scope():
-            teacher, path = runs.restore_model(teacher_run, "best")
+            teacher, path = runs.restore_model(teacher_run, cfg.teacher_checkpoint)
         teacher.trainable = False
         self.log(f"distilling from {path} (lambda {cfg.kd_lambda})")
         return KnowledgeDistillation(teacher, cfg.kd_lambda, cfg.label_smoothing)
