@@ -17,7 +17,7 @@ from tfnmt import runs
 from tfnmt.config import DecodeConfig
 from tfnmt.data import corpus
 from tfnmt.errors import UserError, run_main
-from tfnmt.inference import Translator, resolve_method
+from tfnmt.inference import Translator, load_rescorer, resolve_method
 from tfnmt.provenance import write_result
 
 FLAGS = flags.FLAGS
@@ -33,12 +33,16 @@ flags.DEFINE_list("batch_sizes", ["1", "8", "16", "32"], "Batch sizes.")
 flags.DEFINE_list("beam_sizes", ["1", "4"], "Beam sizes.")
 flags.DEFINE_enum("xla", "both", ["on", "off", "both"], "Time with jit_compile, without, or both.")
 flags.DEFINE_float("length_penalty", 0.6, "GNMT length-penalty alpha.")
-flags.DEFINE_enum("method", "auto", ["auto", "autoregressive", "hrt", "mask_predict"],
-                  "Decoding of every run: auto picks each run's own (hrt, mask_predict or beam).")
+flags.DEFINE_enum("method", "auto", ["auto", "autoregressive", "hrt", "mask_predict", "nat"],
+                  "Decoding of every run: auto picks each run's own (hrt, mask_predict, nat or "
+                  "beam).")
 flags.DEFINE_integer("hrt_chunk", 0, "hrt: chunk size k (0: each run's).")
 flags.DEFINE_integer("n_nat", 1, "hrt: Skip-AT hypotheses completed by Skip-CMLM.")
 flags.DEFINE_list("iterations", ["10"], "mask_predict runs: refinement passes, one row each.")
 flags.DEFINE_integer("length_beam", 5, "mask_predict: length candidates.")
+flags.DEFINE_list("length_halfwidths", ["0"], "nat runs: halfwidths B (2B+1 lengths), one row each.")
+flags.DEFINE_string("rescore_run", "", "nat runs: AT run that rescores the length candidates.")
+flags.DEFINE_string("rescore_checkpoint", "best", "nat runs: the rescoring run's checkpoint.")
 flags.DEFINE_integer("repeats", 1, "Timed passes per row (the fastest is kept).")
 flags.DEFINE_string("output", None, "Output prefix: writes <output>.json and <output>.md.")
 flags.DEFINE_enum("mode", "speed", ["speed", "breakdown"],
@@ -79,11 +83,13 @@ def time_translation(translator, sentences, repeats):
     return best, [n_best[0][0] for n_best in outputs]
 
 
-def decode_settings(config, beam_sizes, iterations):
-    """The rows one run contributes: a beam axis (autoregressive, hrt's Skip-AT beam) or an
-    iterations axis (mask_predict)."""
+def decode_settings(config, beam_sizes, iterations, halfwidths):
+    """The rows one run contributes: a beam axis (autoregressive, hrt's Skip-AT beam), an
+    iterations axis (mask_predict) or a length-halfwidth axis (nat)."""
     if config.method == "mask_predict":
         return [dataclasses.replace(config, iterations=i) for i in iterations]
+    if config.method == "nat":
+        return [dataclasses.replace(config, length_halfwidth=h) for h in halfwidths]
     return [dataclasses.replace(config, beam_size=b) for b in beam_sizes]
 
 
@@ -92,27 +98,37 @@ def describe(config):
         return f"hrt k={config.hrt_chunk} b_at={config.beam_size} b_nat={config.n_nat}"
     if config.method == "mask_predict":
         return f"mask-predict I={config.iterations} l={config.length_beam}"
+    if config.method == "nat":
+        if config.length_halfwidth == 0:
+            return "nat N=M+C"
+        scorer = "AT-rescored" if config.rescore_run else "self-scored"
+        return f"nat {2 * config.length_halfwidth + 1} lengths {scorer}"
     return "greedy" if config.beam_size == 1 else f"beam {config.beam_size}"
 
 
 def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
-              base_config, repeats, iterations=(10,), log=print):
+              base_config, repeats, iterations=(10,), halfwidths=(0,), log=print):
     rows = []
     for name, path, checkpoint in run_specs:
         run = runs.load(path)
         model, ckpt = runs.restore_model(run, checkpoint)
         source_tok, target_tok = run.tokenizers()
-        for setting in decode_settings(resolve_method(base_config, run), beam_sizes, iterations):
+        settings = decode_settings(resolve_method(base_config, run), beam_sizes, iterations,
+                                   halfwidths)
+        for setting in settings:
+            rescorer = load_rescorer(setting, run)
             for xla in xla_modes:
                 for batch in batch_sizes:
                     config = dataclasses.replace(setting, batch_size=batch, xla=xla)
                     translator = Translator(model, source_tok, target_tok, config,
-                                            run.model.max_length)
+                                            run.model.max_length, rescorer)
                     seconds, hyps = time_translation(translator, sentences, repeats)
                     words = sum(len(h.split()) for h in hyps)
                     row = {"run": name, "run_dir": path, "checkpoint": ckpt,
                            "decoding": describe(config), "method": config.method,
-                           "beam": None if config.method == "mask_predict" else config.beam_size,
+                           "rescore_run": None if rescorer is None else config.rescore_run,
+                           "beam": (None if config.method in ("mask_predict", "nat")
+                                    else config.beam_size),
                            "xla": xla, "batch": batch, "seconds": round(seconds, 3),
                            "sentences_per_second": round(len(sentences) / seconds, 2),
                            "words_per_second": round(words / seconds, 1)}
@@ -127,7 +143,7 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
 def add_alpha(rows, reference_run, reference_beam):
     base = {(r["batch"], r["xla"]): r["seconds"] for r in rows
             if r["run"] == reference_run and r["beam"] == reference_beam
-            and r["method"] != "mask_predict"}
+            and r["beam"] is not None}
     for r in rows:
         ref = base.get((r["batch"], r["xla"]))
         r["alpha"] = round(ref / r["seconds"], 2) if ref else None
@@ -188,11 +204,13 @@ def main(argv):
         batch_sizes = [int(b) for b in FLAGS.batch_sizes]
         beam_sizes = [int(b) for b in FLAGS.beam_sizes]
         iterations = [int(i) for i in FLAGS.iterations]
+        halfwidths = [int(h) for h in FLAGS.length_halfwidths]
     except ValueError:
-        raise UserError("--batch_sizes, --beam_sizes and --iterations take comma-separated "
-                        "integers.") from None
-    if min(batch_sizes + beam_sizes + iterations) < 1:
-        raise UserError("batch sizes, beam sizes and iterations must be positive.")
+        raise UserError("--batch_sizes, --beam_sizes, --iterations and --length_halfwidths "
+                        "take comma-separated integers.") from None
+    if min(batch_sizes + beam_sizes + iterations) < 1 or min(halfwidths) < 0:
+        raise UserError("batch sizes, beam sizes and iterations must be positive, halfwidths "
+                        ">= 0.")
     specs = parse_runs(FLAGS.runs, FLAGS.checkpoint)
     reference_run = FLAGS.reference_run or specs[0][0]
     if reference_run not in [name for name, _, _ in specs]:
@@ -209,9 +227,10 @@ def main(argv):
     xla_modes = {"on": [True], "off": [False], "both": [True, False]}[FLAGS.xla]
     base_config = DecodeConfig(length_penalty=FLAGS.length_penalty, method=FLAGS.method,
                                hrt_chunk=FLAGS.hrt_chunk, n_nat=FLAGS.n_nat,
-                               length_beam=FLAGS.length_beam)
+                               length_beam=FLAGS.length_beam, rescore_run=FLAGS.rescore_run,
+                               rescore_checkpoint=FLAGS.rescore_checkpoint)
     rows = benchmark(specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
-                     base_config, FLAGS.repeats, iterations)
+                     base_config, FLAGS.repeats, iterations, halfwidths)
     add_alpha(rows, reference_run, FLAGS.reference_beam)
     table = markdown(rows, reference_run, FLAGS.reference_beam)
     print(table)

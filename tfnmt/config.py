@@ -38,6 +38,9 @@ class ModelConfig:
     decoder_hidden: int = 512
     attention: str = "additive"  # additive, dot or multihead
     attention_units: int = 0  # additive/dot attention size; 0: decoder_hidden
+    # Non-autoregressive decoder (architecture nart).
+    nat_attend_self: bool = True  # False: no position attends to itself in self-attention
+    length_offset: float = 0.0  # C of N = M + C: mean target-minus-source length on training data
 
     @classmethod
     def from_shape(cls, shape: str, **kwargs) -> "ModelConfig":
@@ -104,8 +107,13 @@ class TrainConfig:
     teacher_checkpoint: str = "best"  # which of the teacher's checkpoints: best, latest, averaged
     kd_lambda: float = 1.0  # weight of the word-level KL term (Hybrid paper, Eq. 1)
     init_from: str = ""  # a fresh run starts from this run's best weights (fine-tuning)
-    objective: str = "mle"  # mle (with KD when teacher_run is set) or hrt
+    objective: str = "mle"  # mle (with KD when teacher_run is set), hrt, cmlm or hint
     hrt_chunk: int = 2  # HRT chunk size k
+    # Hint-based NART (objective hint): L_nll + hint_lambda L_hid + hint_mu L_align.
+    hint_lambda: float = 1.0
+    hint_mu: float = 1.0
+    gamma_st: float = 0.5  # L_hid penalises student pairs with cosine >= gamma_st ...
+    gamma_tr: float = 0.5  # ... whose teacher cosine is <= gamma_tr
     curriculum_lambda: float = 1.0  # HRT curriculum exponent (Eq. 2)
     p_raw: float = 0.5  # HRT mixed distillation: probability of the raw target
 
@@ -119,13 +127,16 @@ class DecodeConfig:
     n_best: int = 1
     batch_size: int = 32
     xla: bool = True
-    # autoregressive (greedy/beam), hrt (Skip-AT beam + one Skip-CMLM pass), mask_predict;
+    # autoregressive (greedy/beam), hrt (Skip-AT beam + one Skip-CMLM pass), mask_predict, nat;
     # "auto" picks the run's own (see inference.resolve_method).
     method: str = "autoregressive"
     hrt_chunk: int = 0  # hrt: chunk size k (0: the k the run was trained with)
     n_nat: int = 1  # hrt: Skip-AT hypotheses completed by Skip-CMLM (b_nat)
     iterations: int = 10  # mask_predict: refinement passes I
     length_beam: int = 5  # mask_predict: length candidates
+    length_halfwidth: int = 0  # nat: decode lengths M + C - B .. M + C + B (B = halfwidth)
+    rescore_run: str = ""  # nat: an AT run that rescores the candidates ("": the NAT itself)
+    rescore_checkpoint: str = "best"
 
 
 def to_json(obj) -> str:

@@ -13,12 +13,16 @@ flags.DEFINE_integer("max_length_b", 10, "Output limit a * source_length + b: b.
 flags.DEFINE_integer("n_best", 1, "Hypotheses written per sentence.")
 flags.DEFINE_integer("batch_size", 32, "Sentences per batch.")
 flags.DEFINE_bool("xla", True, "Compile the decode loop with XLA (jit_compile).")
-flags.DEFINE_enum("method", "auto", ["auto", "autoregressive", "hrt", "mask_predict"],
-                  "Decoding: auto picks the run's own (hrt for HRT runs, mask_predict for CMLM).")
+flags.DEFINE_enum("method", "auto", ["auto", "autoregressive", "hrt", "mask_predict", "nat"],
+                  "Decoding: auto picks the run's own (hrt for HRT runs, mask_predict for CMLM, "
+                  "nat for NAT runs).")
 flags.DEFINE_integer("hrt_chunk", 0, "hrt: chunk size k (0: the run's).")
 flags.DEFINE_integer("n_nat", 1, "hrt: Skip-AT hypotheses completed by Skip-CMLM.")
 flags.DEFINE_integer("iterations", 10, "mask_predict: refinement passes.")
 flags.DEFINE_integer("length_beam", 5, "mask_predict: length candidates.")
+flags.DEFINE_integer("length_halfwidth", 0, "nat: decode 2B+1 lengths around M + C (B).")
+flags.DEFINE_string("rescore_run", "", "nat: AT run that rescores the length candidates.")
+flags.DEFINE_string("rescore_checkpoint", "best", "nat: the rescoring run's checkpoint.")
 
 FLAGS = flags.FLAGS
 
@@ -32,13 +36,15 @@ def decode_config():
                         max_length_a=FLAGS.max_length_a, max_length_b=FLAGS.max_length_b,
                         n_best=FLAGS.n_best, batch_size=FLAGS.batch_size, xla=FLAGS.xla,
                         method=FLAGS.method, hrt_chunk=FLAGS.hrt_chunk, n_nat=FLAGS.n_nat,
-                        iterations=FLAGS.iterations, length_beam=FLAGS.length_beam)
+                        iterations=FLAGS.iterations, length_beam=FLAGS.length_beam,
+                        length_halfwidth=FLAGS.length_halfwidth, rescore_run=FLAGS.rescore_run,
+                        rescore_checkpoint=FLAGS.rescore_checkpoint)
 
 
 def load_translator(run_dir, checkpoint=None, config=None):
     """(Translator, checkpoint path) for a run directory, with the decoding flags."""
     from tfnmt import runs
-    from tfnmt.inference import Translator, resolve_method
+    from tfnmt.inference import Translator, load_rescorer, resolve_method
 
     if not run_dir:
         raise UserError("--run_dir is required.")
@@ -46,4 +52,5 @@ def load_translator(run_dir, checkpoint=None, config=None):
     model, path = runs.restore_model(run, checkpoint or FLAGS.checkpoint)
     source, target = run.tokenizers()
     config = resolve_method(config or decode_config(), run)
-    return Translator(model, source, target, config, run.model.max_length), path
+    return Translator(model, source, target, config, run.model.max_length,
+                      load_rescorer(config, run)), path

@@ -11,20 +11,40 @@ from tfnmt.data.tokenizer import EOS_ID, PAD_ID
 from tfnmt.errors import UserError
 
 
-METHODS = ("autoregressive", "hrt", "mask_predict")
+METHODS = ("autoregressive", "hrt", "mask_predict", "nat")
+NAT_ARCHITECTURES = ("nart",)
 
 
 def resolve_method(config: DecodeConfig, run):
     """Fills in "auto" and hrt_chunk 0 from what the run was trained for: HRT runs decode with
-    hrt, CMLM runs with mask_predict, everything else autoregressively."""
+    hrt, CMLM runs with mask_predict, NAT runs with nat, everything else autoregressively."""
     import dataclasses
 
     method = config.method
     if method == "auto":
         method = ("hrt" if run.train.objective == "hrt" else
-                  "mask_predict" if run.model.architecture == "cmlm" else "autoregressive")
+                  "mask_predict" if run.model.architecture == "cmlm" else
+                  "nat" if run.model.architecture in NAT_ARCHITECTURES else "autoregressive")
     chunk = config.hrt_chunk or (run.train.hrt_chunk if run.train.objective == "hrt" else 2)
     return dataclasses.replace(config, method=method, hrt_chunk=chunk)
+
+
+def load_rescorer(config: DecodeConfig, run):
+    """The AT model that rescores NAT candidates (None without rescoring); it must share the
+    run's vocabularies."""
+    from tfnmt import runs
+
+    if config.method != "nat" or not config.rescore_run or config.length_halfwidth == 0:
+        return None
+    teacher_run = runs.load(config.rescore_run)
+    for mine, theirs in ((run.source_vocab, teacher_run.source_vocab),
+                         (run.target_vocab, teacher_run.target_vocab)):
+        if open(mine, "rb").read() != open(theirs, "rb").read():
+            raise UserError(f"the rescoring run {config.rescore_run} uses another vocabulary.")
+    if teacher_run.model.architecture != "transformer":
+        raise UserError(f"the rescoring run must be an autoregressive transformer, got "
+                        f"{teacher_run.model.architecture}.")
+    return runs.restore_model(teacher_run, config.rescore_checkpoint)[0]
 
 
 def check_config(config: DecodeConfig, model):
@@ -44,6 +64,11 @@ def check_config(config: DecodeConfig, model):
             raise UserError(f"hrt_chunk must be 2, 3 or 4, got {config.hrt_chunk}.")
         if not 1 <= config.n_nat <= config.beam_size:
             raise UserError(f"need 1 <= n_nat <= beam_size, got n_nat {config.n_nat}.")
+    if (config.method == "nat") != hasattr(model, "nat_decode"):
+        raise UserError("nat decoding is for non-autoregressive models, and they decode only "
+                        "with it.")
+    if config.method == "nat" and config.length_halfwidth < 0:
+        raise UserError(f"length_halfwidth must be >= 0, got {config.length_halfwidth}.")
     if config.method == "mask_predict":
         if not hasattr(model, "length_logits"):
             raise UserError("mask_predict needs a model with a length predictor "
@@ -53,13 +78,14 @@ def check_config(config: DecodeConfig, model):
 
 
 def make_decode_fn(model, config: DecodeConfig, model_max_length, jit_compile,
-                   target_tokenizer=None):
+                   target_tokenizer=None, rescorer=None):
     """tf.function(source [B, S]) -> decoding outputs [B, K, ...]; used in process and in
     SavedModels alike. The output length is the bucket of min(floor(a*S + b), model maximum),
     computed from the input shape, so under XLA it is a constant of each compilation.
-    hrt and mask_predict read [MASK] and [BOS_k] from the target tokenizer."""
+    hrt and mask_predict read [MASK] and [BOS_k] from the target tokenizer; nat rescores its
+    length candidates with `rescorer` when given."""
     check_config(config, model)
-    if config.method != "autoregressive":
+    if config.method in ("hrt", "mask_predict"):
         mask_id = target_tokenizer.piece_id("<mask>")
         bos_k_id = target_tokenizer.piece_id(f"<bos_{config.hrt_chunk}>")
 
@@ -79,6 +105,10 @@ def make_decode_fn(model, config: DecodeConfig, model_max_length, jit_compile,
 
             return mask_predict(model, source, mask_id, config.iterations, config.length_beam,
                                 max_length)
+        if config.method == "nat":
+            from tfnmt.models.nat import nat_translate
+
+            return nat_translate(model, source, max_length, config.length_halfwidth, rescorer)
         return decoding.decode(model, source, max_length, config.beam_size,
                                config.length_penalty, config.max_length_a, config.max_length_b)
     return tf.function(fn, jit_compile=jit_compile)
@@ -86,10 +116,11 @@ def make_decode_fn(model, config: DecodeConfig, model_max_length, jit_compile,
 
 class Translator:
     def __init__(self, model, source_tokenizer, target_tokenizer, config: DecodeConfig,
-                 max_length):
+                 max_length, rescorer=None):
         self.model, self.config, self.max_length = model, config, max_length
         self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
-        self.decode_fn = make_decode_fn(model, config, max_length, config.xla, target_tokenizer)
+        self.decode_fn = make_decode_fn(model, config, max_length, config.xla, target_tokenizer,
+                                        rescorer)
 
     def encode(self, sentences):
         """Strings -> list of int32 arrays ending with EOS, truncated to the model's max length."""

@@ -27,16 +27,21 @@ class TranslationModule(tf.Module):
     """Signatures: translate (XLA), translate_plain (no XLA), translate_ids (ids in and out)."""
 
     def __init__(self, model, source_tokenizer, target_tokenizer, config: DecodeConfig,
-                 max_length):
+                 max_length, rescorer=None):
         super().__init__()
         self.model = model
         # The TF1-style loaders (saved_model_cli run, tensorflow_model_server) only find
         # variables tracked directly by name: Keras 3 layers alone are not enough.
         self.weights = named_weights(model)
+        if rescorer is not None:  # a NAT's AT rescorer travels in the same SavedModel
+            self.rescorer = rescorer
+            self.rescorer_weights = named_weights(rescorer)
         self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
         self.config, self.max_length = config, max_length
-        self._decode_xla = make_decode_fn(model, config, max_length, True, target_tokenizer)
-        self._decode_plain = make_decode_fn(model, config, max_length, False, target_tokenizer)
+        self._decode_xla = make_decode_fn(model, config, max_length, True, target_tokenizer,
+                                          rescorer)
+        self._decode_plain = make_decode_fn(model, config, max_length, False, target_tokenizer,
+                                            rescorer)
 
     def _pad(self, ids):
         """Ragged ids (no EOS) -> [B, S] with EOS, truncated to max_length, S a bucket size."""
@@ -158,14 +163,15 @@ def load_metadata(version_dir):
 def export_run(run_dir, export_base, checkpoint, config):
     """Restores a run's checkpoint and exports it with its tokenizers as a new version."""
     from tfnmt import runs
-    from tfnmt.inference import resolve_method
+    from tfnmt.inference import load_rescorer, resolve_method
     from tfnmt.provenance import git_commit
 
     run = runs.load(run_dir)
     config = resolve_method(config, run)
     model, path = runs.restore_model(run, checkpoint)
     source, target = run.tokenizers()
-    module = TranslationModule(model, source, target, config, run.model.max_length)
+    module = TranslationModule(model, source, target, config, run.model.max_length,
+                               load_rescorer(config, run))
     metadata = {"run_dir": run_dir, "checkpoint": path, "decode": dataclasses.asdict(config),
                 "max_input_tokens": run.model.max_length - 1,
                 "architecture": run.model.architecture, "git_commit": git_commit(),

@@ -59,7 +59,12 @@ flags.DEFINE_string("teacher_run", "", "Distil from this run (word-level KL, Hyb
 flags.DEFINE_string("teacher_checkpoint", "best", "Teacher checkpoint: best, latest or averaged.")
 flags.DEFINE_float("kd_lambda", 1.0, "Weight of the distillation KL term.")
 flags.DEFINE_string("init_from", "", "Start a new run from this run's best weights.")
-flags.DEFINE_enum("objective", "mle", ["mle", "hrt", "cmlm"], "Training objective.")
+flags.DEFINE_enum("objective", "mle", ["mle", "hrt", "cmlm", "hint"], "Training objective.")
+flags.DEFINE_float("hint_lambda", 1.0, "Hint-based NART: weight of the hidden-state hint.")
+flags.DEFINE_float("hint_mu", 1.0, "Hint-based NART: weight of the alignment hint.")
+flags.DEFINE_float("gamma_st", 0.5, "Hidden-state hint: student cosine threshold (penalise >=).")
+flags.DEFINE_float("gamma_tr", 0.5, "Hidden-state hint: teacher cosine threshold (penalise <=).")
+flags.DEFINE_bool("nat_attend_self", True, "NART: positions attend to themselves in self-attention.")
 flags.DEFINE_integer("hrt_chunk", 2, "HRT chunk size k (2, 3 or 4).")
 flags.DEFINE_float("curriculum_lambda", 1.0, "HRT curriculum exponent (p_k = (t/T)^lambda).")
 flags.DEFINE_float("p_raw", 0.5, "HRT mixed distillation: probability of the raw target.")
@@ -87,7 +92,7 @@ def configs_from_flags():
         share_embeddings=FLAGS.share_embeddings and not FLAGS.target_vocab,
         tie_output=FLAGS.tie_output, max_length=FLAGS.model_max_length,
         decoder_hidden=FLAGS.decoder_hidden, attention=FLAGS.attention,
-        attention_units=FLAGS.attention_units)
+        attention_units=FLAGS.attention_units, nat_attend_self=FLAGS.nat_attend_self)
     model = config_lib.replace(model, **overrides)
     model.validate()
     if FLAGS.max_length > FLAGS.model_max_length:
@@ -110,7 +115,9 @@ def configs_from_flags():
         seed=FLAGS.seed, teacher_run=FLAGS.teacher_run,
         teacher_checkpoint=FLAGS.teacher_checkpoint, kd_lambda=FLAGS.kd_lambda,
         init_from=FLAGS.init_from, objective=FLAGS.objective, hrt_chunk=FLAGS.hrt_chunk,
-        curriculum_lambda=FLAGS.curriculum_lambda, p_raw=FLAGS.p_raw)
+        curriculum_lambda=FLAGS.curriculum_lambda, p_raw=FLAGS.p_raw,
+        hint_lambda=FLAGS.hint_lambda, hint_mu=FLAGS.hint_mu, gamma_st=FLAGS.gamma_st,
+        gamma_tr=FLAGS.gamma_tr)
     for name in ("train_steps", "warmup_steps", "batch_tokens", "save_every", "log_every",
                  "eval_every"):
         if getattr(FLAGS, name) <= 0:
@@ -133,6 +140,10 @@ def main(argv):
     model, data, train = configs_from_flags()
     from tfnmt.training.trainer import Trainer
 
+    if model.architecture == "nart":  # C of N = M + C, measured on what the model learns
+        from tfnmt.models.nat import measure_length_offset
+
+        model.length_offset = measure_length_offset(data)
     run = runs.create_or_check(FLAGS.run_dir, model, data, train)
     trainer = Trainer(run, strategy)
     print(f"training {model.architecture} ({trainer.model.count_params():,} parameters) on "

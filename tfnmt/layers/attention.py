@@ -19,6 +19,17 @@ def split_heads(x, num_heads):
     return tf.reshape(x, tf.concat([shape[:2], [num_heads, x.shape[-1] // num_heads]], 0))
 
 
+def dot_product_attention(q, k, v, mask, dropout, training=False):
+    """Scaled dot-product attention per head: q [B, T, H, D], k/v [B, S, H, D], mask bool
+    broadcastable to [B, T, S] -> (context [B, T, H*D], probabilities [B, H, T, S])."""
+    scores = tf.einsum("bthd,bshd->bhts", q, k) * (1.0 / math.sqrt(q.shape[-1]))
+    scores += tf.cast(tf.logical_not(mask[:, None]), scores.dtype) * NEG_INF
+    probs = tf.nn.softmax(scores, axis=-1)
+    context = tf.einsum("bhts,bshd->bthd", dropout(probs, training=training), v)
+    shape = tf.shape(context)
+    return tf.reshape(context, tf.concat([shape[:2], [q.shape[-2] * q.shape[-1]]], 0)), probs
+
+
 class MultiHeadAttention(keras.layers.Layer):
     """Scaled dot-product attention over H heads (Vaswani et al. 2017, Sec. 3.2).
 
@@ -78,12 +89,7 @@ class MultiHeadAttention(keras.layers.Layer):
 
         Returns the output [B, T, d] and the attention probabilities [B, H, T, S].
         """
-        scores = tf.einsum("bthd,bshd->bhts", q, k) * (1.0 / math.sqrt(self.head_dim))
-        scores += tf.cast(tf.logical_not(mask[:, None]), scores.dtype) * NEG_INF
-        probs = tf.nn.softmax(scores, axis=-1)
-        context = tf.einsum("bhts,bshd->bthd", self.attention_dropout(probs, training=training), v)
-        shape = tf.shape(context)
-        context = tf.reshape(context, tf.concat([shape[:2], [self.d_model]], 0))
+        context, probs = dot_product_attention(q, k, v, mask, self.attention_dropout, training)
         return self.out(context), probs
 
     def call(self, x, memory=None, attention_mask=None, training=False):
@@ -104,3 +110,31 @@ def update_cache(cache, new, position):
     """
     at = tf.equal(tf.range(tf.shape(cache)[1]), position)[None, :, None, None]
     return tf.where(at, tf.cast(new, cache.dtype), cache)
+
+
+class PositionalAttention(keras.layers.Layer):
+    """Positional attention (Gu et al. 2017, Sec. 3.1): queries and keys are projections of the
+    position encodings alone, values of the hidden states; H heads, as MultiHeadAttention."""
+
+    def __init__(self, d_model, num_heads, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.d_model, self.num_heads = d_model, num_heads
+        init = keras.initializers.GlorotUniform()
+        self.qk = keras.layers.Dense(2 * d_model, kernel_initializer=init, name="qk")
+        self.v = keras.layers.Dense(d_model, kernel_initializer=init, name="v")
+        self.out = keras.layers.Dense(d_model, kernel_initializer=init, name="out")
+        self.attention_dropout = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape):
+        for layer in (self.qk, self.v, self.out):
+            layer.build(input_shape)
+
+    def call(self, x, position_encoding, mask, training=False):
+        """x [B, T, d]; position_encoding [B or 1, T, d]; mask broadcastable to [B, T, T].
+        Returns (output [B, T, d], probabilities [B, H, T, T])."""
+        q, k = tf.split(self.qk(position_encoding), 2, axis=-1)
+        q = split_heads(tf.broadcast_to(q, tf.shape(x)), self.num_heads)
+        k = split_heads(tf.broadcast_to(k, tf.shape(x)), self.num_heads)
+        context, probs = dot_product_attention(q, k, split_heads(self.v(x), self.num_heads), mask,
+                                               self.attention_dropout, training)
+        return self.out(context), probs

@@ -5,10 +5,12 @@ from tfnmt.errors import UserError
 
 def build_model(config):
     from tfnmt.models.cmlm import CMLM
+    from tfnmt.models.nat import NART
     from tfnmt.models.recurrent import RNMT, Hybrid
     from tfnmt.models.transformer import Transformer
 
-    architectures = {"transformer": Transformer, "hybrid": Hybrid, "rnmt": RNMT, "cmlm": CMLM}
+    architectures = {"transformer": Transformer, "hybrid": Hybrid, "rnmt": RNMT, "cmlm": CMLM,
+                     "nart": NART}
     if config.architecture not in architectures:
         raise UserError(f"unknown architecture {config.architecture!r}; "
                         f"choose one of {', '.join(architectures)}.")

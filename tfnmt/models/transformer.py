@@ -15,6 +15,8 @@ def causal_mask(length):
 
 
 class Transformer(EncoderDecoder):
+    decoder_layer_class = TransformerDecoderLayer
+
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
         d = config.d_model
@@ -22,7 +24,7 @@ class Transformer(EncoderDecoder):
                                           config.ffn_dim, config.dropout, config.pre_norm,
                                           name="encoder")
         self.decoder_layers = [
-            TransformerDecoderLayer(d, config.num_heads, config.ffn_dim, config.dropout,
+            self.decoder_layer_class(d, config.num_heads, config.ffn_dim, config.dropout,
                                     config.attention_dropout, config.pre_norm, name=f"decoder_{i}")
             for i in range(config.decoder_layers)]
         self.decoder_norm = (keras.layers.LayerNormalization(epsilon=1e-5, name="decoder_norm")
@@ -43,21 +45,25 @@ class Transformer(EncoderDecoder):
 
     # -- teacher-forced parallel pass -----------------------------------------------------------
     def decode(self, decoder_input, encoded, source_mask, self_mask=None, training=False,
-               return_hidden=False, positions=None):
+               return_internals=False, positions=None):
         """Parallel pass over decoder_input [B, T]; causal unless self_mask is given; position
-        encodings at `positions` [B, T] (default 0 .. T-1)."""
+        encodings at `positions` [B, T] (default 0 .. T-1). With return_internals, also returns
+        {"hidden": every layer's output [B, T, d], "attention": every layer's cross-attention
+        probabilities [B, H, T, S]} (the hint-based NART's teacher hints)."""
         if self_mask is None:
             self_mask = causal_mask(tf.shape(decoder_input)[1])
         memory_mask = source_mask[:, None, :]
         if positions is not None:
             positions = tf.cast(positions, self.target_embedder.compute_dtype)
         x = self.target_embedder(decoder_input, positions=positions, training=training)
-        hidden = []
+        internals = {"hidden": [], "attention": []}
         for layer in self.decoder_layers:
-            x = layer(x, layer.project_memory(encoded), memory_mask, self_mask, training=training)
-            hidden.append(x)
+            x, probs = layer(x, layer.project_memory(encoded), memory_mask, self_mask,
+                             training=training, return_attention=True)
+            internals["hidden"].append(x)
+            internals["attention"].append(probs)
         logits = self.logits(x)
-        return (logits, hidden) if return_hidden else logits
+        return (logits, internals) if return_internals else logits
 
     # -- incremental decoding -------------------------------------------------------------------
     def initial_state(self, source, max_length):

@@ -22,10 +22,10 @@ from tfnmt.config import DecodeConfig
 from tfnmt.data import corpus
 from tfnmt.data.pipeline import make_dataset
 from tfnmt.errors import UserError
-from tfnmt.inference import Translator
+from tfnmt.inference import Translator, resolve_method
 from tfnmt.models import build_model, named_weights
-from tfnmt.objectives import (ConditionalMaskedLM, HybridRegressive, KnowledgeDistillation,
-                              MaximumLikelihood)
+from tfnmt.objectives import (ConditionalMaskedLM, HintBased, HybridRegressive,
+                              KnowledgeDistillation, MaximumLikelihood)
 from tfnmt.training.schedule import InverseSquareRoot
 from tfnmt.training.strategy import is_chief
 
@@ -119,8 +119,11 @@ class Trainer:
                 raise UserError("objective cmlm needs --architecture=cmlm (its length predictor).")
             return ConditionalMaskedLM(self.target_tokenizer.piece_id("<mask>"), self.rng,
                                        label_smoothing=cfg.label_smoothing)
-        if cfg.objective != "mle":
-            raise UserError(f"objective must be mle, hrt or cmlm, got {cfg.objective!r}.")
+        if cfg.objective not in ("mle", "hint"):
+            raise UserError(f"objective must be mle, hrt, cmlm or hint, got {cfg.objective!r}.")
+        if cfg.objective == "hint" and (self.run.model.architecture != "nart"
+                                        or not cfg.teacher_run):
+            raise UserError("objective hint needs --architecture=nart and a --teacher_run.")
         if not cfg.teacher_run:
             return MaximumLikelihood(cfg.label_smoothing)
         teacher_run = runs.load(cfg.teacher_run)
@@ -131,6 +134,15 @@ class Trainer:
         with self.strategy.scope():
             teacher, path = runs.restore_model(teacher_run, cfg.teacher_checkpoint)
         teacher.trainable = False
+        if cfg.objective == "hint":
+            mine, theirs = self.run.model, teacher_run.model
+            if (mine.decoder_layers, mine.num_heads) != (theirs.decoder_layers, theirs.num_heads):
+                raise UserError(f"hints need the teacher's decoder depth and heads: the teacher "
+                                f"has {theirs.decoder_layers} layers and {theirs.num_heads} "
+                                f"heads, this model {mine.decoder_layers} and {mine.num_heads}.")
+            self.log(f"hints from {path} (lambda {cfg.hint_lambda}, mu {cfg.hint_mu})")
+            return HintBased(teacher, cfg.hint_lambda, cfg.hint_mu, cfg.gamma_st, cfg.gamma_tr,
+                             cfg.label_smoothing)
         self.log(f"distilling from {path} (lambda {cfg.kd_lambda})")
         return KnowledgeDistillation(teacher, cfg.kd_lambda, cfg.label_smoothing)
 
@@ -225,7 +237,8 @@ class Trainer:
         if self._translator is None:  # built once: its compiled decode shapes are reused
             self._translator = Translator(
                 self.model, self.source_tokenizer, self.target_tokenizer,
-                DecodeConfig(beam_size=cfg.eval_beam_size, batch_size=64, xla=cfg.xla),
+                resolve_method(DecodeConfig(beam_size=cfg.eval_beam_size, batch_size=64,
+                                            xla=cfg.xla, method="auto"), self.run),
                 self.run.model.max_length)
         hypotheses = [n_best[0][0] for n_best in self._translator.translate(sources)]
         return sacrebleu.corpus_bleu(hypotheses, [references]).score

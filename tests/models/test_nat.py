@@ -1,0 +1,208 @@
+"""The NAT pieces: uniform copy, the decoder without causal mask, positional attention, the
+hint losses, candidate lengths and AT rescoring."""
+
+import types
+
+import numpy as np
+import tensorflow as tf
+
+from tfnmt.config import ModelConfig
+from tfnmt.data.tokenizer import EOS_ID, PAD_ID
+from tfnmt.layers.attention import PositionalAttention
+from tfnmt.layers.nat_decoder import NATDecoderLayer, nat_self_mask
+from tfnmt.models import build_model
+from tfnmt.models.nat import (argmax_fill, candidate_lengths, nat_translate, teacher_scores,
+                              uniform_copy_indices)
+from tfnmt.objectives import alignment_hint, hidden_state_hint
+
+
+def test_uniform_copy_indices_by_hand():
+    index = uniform_copy_indices(tf.constant([5, 4, 3, 6]), tf.constant([3, 4, 5, 1]), 6)
+    np.testing.assert_array_equal(index.numpy(), [
+        [0, 2, 4, 0, 0, 0],   # N < M: t (M-1)/(N-1) = 0, 2, 4
+        [0, 1, 2, 3, 0, 0],   # N = M: the identity
+        [0, 1, 1, 2, 2, 0],   # N > M: 0, 0.5, 1, 1.5, 2 with halves rounded up
+        [0, 0, 0, 0, 0, 0]])  # N = 1
+
+
+def test_decoder_layer_has_no_causal_mask_and_masks_padding():
+    layer = NATDecoderLayer(16, 2, 32, dropout=0.0)
+    layer.build((None, None, 16))
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(1, 5, 16)), tf.float32)
+    memory = tf.constant(rng.normal(size=(1, 4, 16)), tf.float32)
+    positions = tf.constant(rng.normal(size=(1, 5, 16)), tf.float32)
+    mask = nat_self_mask(tf.constant([[True] * 4 + [False]]))
+
+    def run(inputs):
+        return layer(inputs, positions, layer.project_memory(memory),
+                     tf.ones([1, 1, 4], tf.bool), mask)[0].numpy()
+
+    base = run(x)
+    later = run(tf.tensor_scatter_nd_update(x, [[0, 3]], [tf.ones([16])]))
+    assert np.abs(later[0, 0] - base[0, 0]).max() > 1e-4  # position 3 reaches position 0
+    padded = run(tf.tensor_scatter_nd_update(x, [[0, 4]], [tf.ones([16])]))
+    np.testing.assert_allclose(padded[0, :4], base[0, :4], atol=1e-6)  # padding does not
+
+
+def test_self_mask_can_exclude_the_diagonal():
+    mask = nat_self_mask(tf.constant([[True, True, False]]), attend_self=False).numpy()[0]
+    np.testing.assert_array_equal(mask, [[0, 1, 0], [1, 0, 0], [1, 1, 0]])
+
+
+def test_positional_attention_depends_only_on_positions():
+    layer = PositionalAttention(16, 2)
+    layer.build((None, None, 16))
+    rng = np.random.default_rng(1)
+    positions = tf.constant(rng.normal(size=(1, 5, 16)), tf.float32)
+    mask = tf.ones([1, 5, 5], tf.bool)
+    out_a, probs_a = layer(tf.constant(rng.normal(size=(2, 5, 16)), tf.float32), positions, mask)
+    out_b, probs_b = layer(tf.constant(rng.normal(size=(2, 5, 16)), tf.float32), positions, mask)
+    np.testing.assert_allclose(probs_a.numpy(), probs_b.numpy(), atol=1e-6)
+    assert np.abs(out_a.numpy() - out_b.numpy()).max() > 1e-3
+
+
+def _np_hidden_hint(student, teacher, lengths, gamma_st, gamma_tr):
+    out = []
+    for b, n in enumerate(lengths):
+        total = 0.0
+        for s_layer, t_layer in zip(student, teacher):
+            for s in range(n):
+                for t in range(s + 1, n):
+                    def cos(h):
+                        return h[b, s] @ h[b, t] / np.linalg.norm(h[b, s]) / np.linalg.norm(h[b, t])
+                    d_st, d_tr = cos(s_layer), cos(t_layer)
+                    if d_st >= gamma_st and d_tr <= gamma_tr:
+                        total += -np.log(1 - d_st)
+        out.append(2 * total / ((n - 1) * n * len(student)) if n > 1 else 0.0)
+    return np.array(out)
+
+
+def test_hidden_state_hint_equals_numpy_with_thresholds():
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(3, 6, 8))
+    # Shared components make some cosines large, so both thresholds matter.
+    student = [base + rng.normal(size=base.shape) * 0.6 for _ in range(2)]
+    teacher = [rng.normal(size=base.shape) for _ in range(2)]
+    lengths = [6, 4, 1]
+    values = {}
+    for gamma_st, gamma_tr in ((0.3, 0.2), (-1.0, 1.0), (0.5, -0.1)):
+        got = hidden_state_hint([tf.constant(h, tf.float32) for h in student],
+                                [tf.constant(h, tf.float32) for h in teacher],
+                                tf.constant(lengths), gamma_st, gamma_tr).numpy()
+        want = _np_hidden_hint(student, teacher, lengths, gamma_st, gamma_tr)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+        values[gamma_st, gamma_tr] = got
+    # The thresholds select different pairs (-log(1 - d) < 0 for d < 0, so no ordering).
+    assert len({round(float(v[0]), 5) for v in values.values()}) == 3
+    assert values[-1.0, 1.0][2] == 0.0  # one token: no pairs
+
+
+def test_alignment_hint_equals_numpy_kl_per_head():
+    rng = np.random.default_rng(3)
+
+    def attention(source_len):
+        logits = rng.normal(size=(2, 3, 5, 4)) * 2
+        logits[..., source_len:] = -1e9
+        p = np.exp(logits - logits.max(-1, keepdims=True))
+        return p / p.sum(-1, keepdims=True)
+
+    teacher = [attention(3), attention(3)]
+    student = [attention(3), attention(3)]
+    lengths = [5, 2]
+    got = alignment_hint([tf.constant(a, tf.float32) for a in teacher],
+                         [tf.constant(a, tf.float32) for a in student], tf.constant(lengths))
+    want = []
+    for b, n in enumerate(lengths):
+        total = 0.0
+        for t_layer, s_layer in zip(teacher, student):
+            for h in range(3):
+                for t in range(n):
+                    p, q = t_layer[b, h, t, :3], s_layer[b, h, t, :3]
+                    total += np.sum(p * np.log(p / q))
+        want.append(total / (n * 2 * 3))
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-4)
+
+
+def test_candidate_lengths_and_argmax_fill():
+    lengths = candidate_lengths(tf.constant([5, 2]), 1.4, 2, 7).numpy()
+    np.testing.assert_array_equal(lengths, [[4, 5, 6, 7, 7], [2, 2, 3, 4, 5]])
+    logits = np.zeros([1, 4, 8], np.float32)
+    logits[0, :, EOS_ID] = 5.0  # EOS is the favourite everywhere ...
+    logits[0, :, 6] = 1.0
+    ids, logp = argmax_fill(tf.constant(logits), tf.constant([3]))
+    # ... but only the last real position may hold it; padding after.
+    np.testing.assert_array_equal(ids.numpy(), [[6, 6, EOS_ID, PAD_ID]])
+    assert logp.numpy()[0, 3] == 0.0
+
+
+def test_teacher_scores_equal_cached_step_by_step_decoding():
+    teacher = build_model(ModelConfig.from_shape("tiny", vocab_size=20, dropout=0.0))
+    source = tf.constant([[5, 6, 7, EOS_ID], [8, 9, EOS_ID, PAD_ID]])
+    candidates = tf.constant([[10, 11, 12, EOS_ID], [13, EOS_ID, PAD_ID, PAD_ID]])
+    got = teacher_scores(teacher, source, candidates).numpy()
+    state = teacher.initial_state(source, 4)
+    cache, previous, total = state["cache"], tf.fill([2], 2), np.zeros(2)
+    for i in range(4):
+        logits, cache = teacher.step(previous, i, cache, state["memory"])
+        logp = tf.nn.log_softmax(logits).numpy()
+        for b in range(2):
+            if candidates[b, i] != PAD_ID:
+                total[b] += logp[b, candidates[b, i]]
+        previous = candidates[:, i]
+    np.testing.assert_allclose(got, total / np.array([4, 2]), rtol=1e-5)
+
+
+class _FakeNAT:
+    """Prefers token 10 at every position; EOS is poor everywhere."""
+
+    config = types.SimpleNamespace(length_offset=0.0)
+
+    def encode(self, source):
+        return tf.zeros(tf.concat([tf.shape(source), [4]], 0)), source != PAD_ID
+
+    def nat_decode(self, source, encoded, source_mask, lengths, width):
+        logits = np.full([20], -3.0, np.float32)
+        logits[10], logits[EOS_ID] = 3.0, -2.0
+        return tf.broadcast_to(logits, [tf.shape(source)[0], width, 20])
+
+
+class _FakeTeacher:
+    """Likes token 10, and EOS only at position 3: the length-4 candidate is the best."""
+
+    def encode(self, source):
+        return tf.zeros(tf.concat([tf.shape(source), [4]], 0)), source != PAD_ID
+
+    def decode(self, decoder_input, encoded, source_mask):
+        width = decoder_input.shape[1]
+        logits = np.full([width, 20], -3.0, np.float32)
+        logits[:, 10] = 3.0
+        logits[3, EOS_ID], logits[3, 10] = 3.0, -3.0
+        return tf.broadcast_to(logits, [tf.shape(decoder_input)[0], width, 20])
+
+
+def test_rescoring_picks_the_teachers_best_length():
+    source = tf.constant([[5, 6, 7, 8, 9, EOS_ID]])  # M = 6: lengths 3 .. 9
+    rescored = nat_translate(_FakeNAT(), source, 10, halfwidth=3, rescorer=_FakeTeacher())
+    assert int(rescored["lengths"][0, 0]) == 4
+    np.testing.assert_array_equal(rescored["ids"].numpy()[0, 0, :5], [10, 10, 10, EOS_ID, PAD_ID])
+    # Scored by the NAT alone, the forced EOS costs least in the longest candidate.
+    alone = nat_translate(_FakeNAT(), source, 10, halfwidth=3)
+    assert int(alone["lengths"][0, 0]) == 9
+    single = nat_translate(_FakeNAT(), source, 10)
+    assert int(single["lengths"][0, 0]) == 6  # N = M + C
+
+
+def test_nat_translate_is_the_same_under_xla():
+    config = ModelConfig.from_shape("tiny", architecture="nart", vocab_size=20, dropout=0.0,
+                                    length_offset=0.6)
+    model = build_model(config)
+    teacher = build_model(ModelConfig.from_shape("tiny", vocab_size=20, dropout=0.0))
+    source = tf.constant([[5, 6, 7, 8, EOS_ID], [9, 10, EOS_ID, PAD_ID, PAD_ID]])
+
+    def run(s):
+        return nat_translate(model, s, 12, halfwidth=2, rescorer=teacher)
+
+    plain, xla = tf.function(run)(source), tf.function(run, jit_compile=True)(source)
+    np.testing.assert_array_equal(plain["ids"].numpy(), xla["ids"].numpy())
+    np.testing.assert_allclose(plain["scores"].numpy(), xla["scores"].numpy(), rtol=1e-4)

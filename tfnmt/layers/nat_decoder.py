@@ -1,0 +1,63 @@
+"""Non-autoregressive decoder layer (Gu et al. 2017; hint-based NART, Sec. 2): the Transformer
+decoder layer without the causal mask, plus a positional-attention sub-layer between
+self-attention and encoder-decoder attention."""
+
+import keras
+import tensorflow as tf
+
+from tfnmt.layers.attention import PositionalAttention
+from tfnmt.layers.transformer_decoder import TransformerDecoderLayer, residual
+
+
+def nat_self_mask(target_mask, attend_self=True):
+    """[B, T, T] bool: every position attends to every real target position; with
+    attend_self=False not to itself (the public hint-NART code's choice)."""
+    mask = target_mask[:, None, :]
+    if not attend_self:
+        length = tf.shape(target_mask)[1]
+        mask &= ~tf.eye(length, dtype=tf.bool)[None]
+    return mask
+
+
+class NATDecoderLayer(TransformerDecoderLayer):
+    """Sub-layers in order: self-attention (mask given), positional attention, cross-attention,
+    FFN; each a residual block. call() returns the output and the cross-attention probabilities
+    [B, H, T, S] (the alignment hint reads them)."""
+
+    def __init__(self, d_model, num_heads, ffn_dim, dropout=0.1, attention_dropout=0.0,
+                 pre_norm=True, **kwargs):
+        super().__init__(d_model, num_heads, ffn_dim, dropout, attention_dropout, pre_norm,
+                         **kwargs)
+        self.positional_attention = PositionalAttention(d_model, num_heads, attention_dropout,
+                                                        name="positional_attention")
+        self.positional_norm = keras.layers.LayerNormalization(epsilon=1e-5,
+                                                               name="positional_norm")
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.positional_attention.build(input_shape)
+        self.positional_norm.build(input_shape)
+
+    def call(self, x, position_encoding, memory_kv, memory_mask, self_mask, training=False):
+        def self_attend(h):
+            return self.self_attention.attend(*self.self_attention.project_self(h), self_mask,
+                                              training=training)[0]
+
+        def positional_attend(h):
+            return self.positional_attention(h, position_encoding, self_mask,
+                                             training=training)[0]
+
+        probs = []
+
+        def cross_attend(h):
+            out, p = self.cross_attention.attend(self.cross_attention.project_query(h),
+                                                 *memory_kv, memory_mask, training=training)
+            probs.append(p)
+            return out
+
+        x = self._block(0, x, self_attend, training)
+        x = residual(x, positional_attend, self.positional_norm, self.dropout, self.pre_norm,
+                     training)
+        x = self._block(1, x, cross_attend, training)
+        x = self._block(2, x, lambda h: self.ffn(h, training=training), training)
+        return x, probs[0]

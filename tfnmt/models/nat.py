@@ -1,0 +1,163 @@
+"""Non-autoregressive Transformer (hint-based NART paper, Sec. 2; Gu et al. 2017), and the
+pieces every NAT model shares: copying source representations into decoder inputs, decoding
+several target lengths in one batch, and rescoring the candidates with an AT model.
+
+The decoder sees no causal mask; its input for target position t is the source embedding at
+position round(t (M - 1) / (N - 1)) (uniform copy); each layer adds positional attention.
+"""
+
+import keras_hub
+import tensorflow as tf
+
+from tfnmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from tfnmt.decoding import NEG
+from tfnmt.layers.nat_decoder import NATDecoderLayer, nat_self_mask
+from tfnmt.models.base import shift_right
+from tfnmt.models.transformer import Transformer
+
+
+def lengths_of(ids):
+    """[B, T] ids -> [B] number of non-PAD tokens."""
+    return tf.reduce_sum(tf.cast(ids != PAD_ID, tf.int32), axis=1)
+
+
+def uniform_copy_indices(source_lengths, target_lengths, width):
+    """[B, width] source positions: target position t < N copies round(t (M - 1) / (N - 1))
+    (half rounds up); N = 1 copies position 0; positions t >= N get 0 (they are padding)."""
+    t = tf.cast(tf.range(width), tf.float32)[None]
+    m = tf.cast(source_lengths, tf.float32)[:, None]
+    n = tf.cast(target_lengths, tf.float32)[:, None]
+    ratio = (m - 1.0) / tf.maximum(n - 1.0, 1.0)
+    index = tf.cast(tf.floor(t * ratio + 0.5), tf.int32)
+    index = tf.minimum(index, tf.cast(m, tf.int32) - 1)
+    return tf.where(t < n, tf.maximum(index, 0), 0)
+
+
+def measure_length_offset(data):
+    """Mean (target tokens - source tokens) over the training pairs, EOS excluded on both."""
+    from tfnmt.data import corpus
+    from tfnmt.data.tokenizer import load_tokenizer
+
+    sides = []
+    for path, vocab in ((data.train_source, data.source_vocab),
+                        (data.train_target, data.target_vocab or data.source_vocab)):
+        tokenizer, lines = load_tokenizer(vocab), corpus.read_lines(path)
+        sides.append(sum(int(tf.reduce_sum(tokenizer.tokenize(tf.constant(
+            lines[i:i + 4096])).row_lengths())) for i in range(0, len(lines), 4096)))
+    count = max(len(corpus.read_lines(data.train_source)), 1)
+    return round((sides[1] - sides[0]) / count, 4)
+
+
+class NART(Transformer):
+    """Encoder as the Transformer's; decoder layers are NATDecoderLayers. Training: call() on
+    {"source", "target"} returns logits for every target position (no shift)."""
+
+    decoder_layer_class = NATDecoderLayer
+
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
+        self.position_encoding = keras_hub.layers.SinePositionEncoding(name="nat_positions")
+
+    def decoder_inputs(self, source, encoded, source_mask, target_lengths, width,
+                       training=False):
+        """Uniform copy of the source token embeddings (+ target position encodings)."""
+        del encoded
+        index = uniform_copy_indices(lengths_of(tf.where(source_mask, source, PAD_ID)),
+                                     target_lengths, width)
+        return self.source_embedder(tf.gather(source, index, batch_dims=1), training=training)
+
+    def nat_decode(self, source, encoded, source_mask, target_lengths, width, training=False,
+                   return_internals=False):
+        """One parallel pass for targets of `target_lengths` [B] padded to `width` -> logits
+        [B, width, V] (and {"hidden", "attention"} per layer as Transformer.decode)."""
+        x = self.decoder_inputs(source, encoded, source_mask, target_lengths, width, training)
+        target_mask = tf.range(width)[None] < target_lengths[:, None]
+        self_mask = nat_self_mask(target_mask, self.config.nat_attend_self)
+        positions = self.position_encoding(x)
+        memory_mask = source_mask[:, None, :]
+        internals = {"hidden": [], "attention": []}
+        for layer in self.decoder_layers:
+            x, probs = layer(x, positions, layer.project_memory(encoded), memory_mask, self_mask,
+                             training=training)
+            internals["hidden"].append(x)
+            internals["attention"].append(probs)
+        logits = self.logits(x)
+        return (logits, internals) if return_internals else logits
+
+    def call(self, inputs, training=False, return_internals=False):
+        source, target = inputs["source"], inputs["target"]
+        encoded, source_mask = self.encode(source, training=training)
+        return self.nat_decode(source, encoded, source_mask, lengths_of(target),
+                               tf.shape(target)[1], training, return_internals)
+
+
+def candidate_lengths(source_lengths, offset, halfwidth, max_length):
+    """[B, 2B+1] target lengths M + C - B .. M + C + B (C rounded), clipped to [2, max_length]
+    (a translation is at least one token and EOS)."""
+    center = source_lengths + tf.cast(tf.round(offset), tf.int32)
+    span = tf.range(-halfwidth, halfwidth + 1)
+    return tf.clip_by_value(center[:, None] + span[None], 2, max_length)
+
+
+def argmax_fill(logits, lengths):
+    """Per position the best token that is not PAD, BOS or EOS, then EOS at position N - 1 and
+    PAD after it: (ids [R, W], log-probabilities of the chosen tokens [R, W], 0 on padding)."""
+    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+    width, vocab = tf.shape(log_probs)[1], tf.shape(log_probs)[2]
+    positions = tf.range(width)[None]
+    last = positions == lengths[:, None] - 1
+    words = tf.range(vocab)
+    banned = (words == PAD_ID) | (words == BOS_ID) | (words == EOS_ID)
+    log_probs = tf.where(banned[None, None] & ~last[:, :, None], NEG, log_probs)
+    log_probs = tf.where((words != EOS_ID)[None, None] & last[:, :, None], NEG, log_probs)
+    ids = tf.argmax(log_probs, -1, output_type=tf.int32)
+    real = positions < lengths[:, None]
+    token_logp = tf.where(real, tf.reduce_max(log_probs, -1), 0.0)
+    return tf.where(real, ids, PAD_ID), token_logp
+
+
+def teacher_scores(teacher, source, candidates):
+    """Length-normalised log P_teacher(candidate | source) in ONE teacher-forced pass over all
+    candidates: source [R, S], candidates [R, W] (ending with EOS, PAD after) -> [R]."""
+    encoded, source_mask = teacher.encode(source)
+    logits = teacher.decode(shift_right(candidates), encoded, source_mask)
+    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+    token_logp = tf.gather(log_probs, candidates, batch_dims=2)
+    real = candidates != PAD_ID
+    total = tf.reduce_sum(tf.where(real, token_logp, 0.0), axis=1)
+    return total / tf.maximum(tf.cast(lengths_of(candidates), tf.float32), 1.0)
+
+
+def pick_best(scores, tensors, batch, per_sentence):
+    """For each sentence the candidate with the highest score; every tensor [B*c, ...] ->
+    [B, 1, ...] (a beam axis of one, as the other decoders return)."""
+    best = tf.argmax(tf.reshape(scores, [batch, per_sentence]), axis=1, output_type=tf.int32)
+
+    def pick(t):
+        grouped = tf.reshape(t, tf.concat([[batch, per_sentence], tf.shape(t)[1:]], 0))
+        return tf.gather(grouped, best, batch_dims=1)[:, None]
+
+    return {k: pick(t) for k, t in tensors.items()}
+
+
+def nat_translate(model, source, max_length, halfwidth=0, rescorer=None):
+    """Length-parallel NAT decoding: for each sentence the 2B+1 lengths around M + C (B =
+    halfwidth) decoded as one batch, each position its arg-max; the candidate with the best
+    length-normalised log-probability wins, under the AT `rescorer` (one teacher-forced pass)
+    when given, else under the NAT itself.
+
+    Returns ids [B, 1, max_length], lengths [B, 1], scores [B, 1].
+    """
+    encoded, source_mask = model.encode(source)
+    batch, count = tf.shape(source)[0], 2 * halfwidth + 1
+    lengths = tf.reshape(candidate_lengths(lengths_of(source), model.config.length_offset,
+                                           halfwidth, max_length), [-1])
+    rows_source = tf.repeat(source, count, axis=0)
+    logits = model.nat_decode(rows_source, tf.repeat(encoded, count, axis=0),
+                              tf.repeat(source_mask, count, axis=0), lengths, max_length)
+    ids, token_logp = argmax_fill(logits, lengths)
+    if rescorer is not None and count > 1:
+        scores = teacher_scores(rescorer, rows_source, ids)
+    else:
+        scores = tf.reduce_sum(token_logp, axis=1) / tf.cast(lengths, tf.float32)
+    return pick_best(scores, {"ids": ids, "lengths": lengths, "scores": scores}, batch, count)
