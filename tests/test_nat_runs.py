@@ -98,3 +98,30 @@ def test_cli_refuses_nat_decoding_for_an_autoregressive_run(trained_run, reverse
                         "--method=nat")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "error: nat decoding is for non-autoregressive models" in result.stderr
+
+
+def test_analyze_heatmaps_for_an_at_and_a_nat_model(nart_run, trained_run, tmp_path):
+    import json
+
+    run, _ = nart_run
+    png, result = tmp_path / "maps.png", tmp_path / "maps.json"
+    out = run_module("tfnmt.analyze", "--mode=heatmaps",
+                     f"--runs=at={trained_run.run_dir}@latest,nat={run.run_dir}@latest",
+                     "--sentence=a b c d", f"--output={png}", f"--result={result}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    values = json.loads(result.read_text())["values"]
+    assert set(values["translations"]) == {"at", "nat"}
+    bad = run_module("tfnmt.analyze", "--mode=heatmaps", f"--runs={run.run_dir}@latest",
+                     "--sentence=a", f"--output={png}", "--head=5")
+    assert bad.returncode == 1 and "is out of range" in bad.stderr
+
+
+def test_repeated_token_rate_by_hand(tmp_path):
+    from tfnmt.analysis import repeated_token_rate
+
+    assert repeated_token_rate(["a a b", "c d d d", ""]) == 100.0 * 3 / 7
+    hyp = tmp_path / "hyp.txt"
+    hyp.write_text("x x y\n")
+    out = run_module("tfnmt.analyze", "--mode=repeats", f"--hypothesis={hyp}")
+    assert out.returncode == 0 and '"repeated_tokens_percent": 33.33' in out.stdout

@@ -14,6 +14,7 @@ import sacrebleu
 from absl import flags
 
 from tfnmt import runs
+from tfnmt.analysis import repeated_token_rate
 from tfnmt.config import DecodeConfig
 from tfnmt.data import corpus
 from tfnmt.errors import UserError, run_main
@@ -134,6 +135,7 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
                            "words_per_second": round(words / seconds, 1)}
                     if references:
                         row["bleu"] = round(sacrebleu.corpus_bleu(hyps, [references]).score, 2)
+                    row["repeated_tokens_percent"] = round(repeated_token_rate(hyps), 2)
                     rows.append(row)
                     log(" ".join(f"{k}={v}" for k, v in row.items()
                                  if k not in ("run_dir", "checkpoint")))

@@ -10,6 +10,7 @@ import sacrebleu
 from absl import flags
 
 from tfnmt import decode_flags
+from tfnmt.analysis import repeated_token_rate
 from tfnmt.data import corpus
 from tfnmt.errors import UserError, run_main
 from tfnmt.provenance import write_result
@@ -30,7 +31,8 @@ def score(hypotheses, references):
     c = chrf.corpus_score(hypotheses, [references])
     return {"bleu": round(b.score, 2), "bleu_signature": str(bleu.get_signature()),
             "bleu_details": str(b), "chrf": round(c.score, 2),
-            "chrf_signature": str(chrf.get_signature())}
+            "chrf_signature": str(chrf.get_signature()),
+            "repeated_tokens_percent": round(repeated_token_rate(hypotheses), 2)}
 
 
 def main(argv):

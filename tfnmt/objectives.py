@@ -192,7 +192,7 @@ class HintBased:
     teacher-forced on the same (x, y*). The hints are per-sentence means; weighted by each
     sentence's target tokens they join the token-normalised sums of the other objectives."""
 
-    def __init__(self, teacher, hint_lambda=1.0, hint_mu=1.0, gamma_st=0.5, gamma_tr=0.5,
+    def __init__(self, teacher, hint_lambda=8.0, hint_mu=4.0, gamma_st=0.5, gamma_tr=0.5,
                  label_smoothing=0.1):
         self.teacher, self.hint_lambda, self.hint_mu = teacher, hint_lambda, hint_mu
         self.gamma_st, self.gamma_tr, self.label_smoothing = gamma_st, gamma_tr, label_smoothing

@@ -60,8 +60,9 @@ flags.DEFINE_string("teacher_checkpoint", "best", "Teacher checkpoint: best, lat
 flags.DEFINE_float("kd_lambda", 1.0, "Weight of the distillation KL term.")
 flags.DEFINE_string("init_from", "", "Start a new run from this run's best weights.")
 flags.DEFINE_enum("objective", "mle", ["mle", "hrt", "cmlm", "hint"], "Training objective.")
-flags.DEFINE_float("hint_lambda", 1.0, "Hint-based NART: weight of the hidden-state hint.")
-flags.DEFINE_float("hint_mu", 1.0, "Hint-based NART: weight of the alignment hint.")
+flags.DEFINE_float("hint_lambda", 8.0, "Hint-based NART: weight of the hidden-state hint "
+                   "(0 disables it).")
+flags.DEFINE_float("hint_mu", 4.0, "Hint-based NART: weight of the alignment hint (0 disables it).")
 flags.DEFINE_float("gamma_st", 0.5, "Hidden-state hint: student cosine threshold (penalise >=).")
 flags.DEFINE_float("gamma_tr", 0.5, "Hidden-state hint: teacher cosine threshold (penalise <=).")
 flags.DEFINE_bool("nat_attend_self", True, "NART: positions attend to themselves in self-attention.")

@@ -50,6 +50,10 @@ class Tokenizer(tf.Module):
     def piece_id(self, piece: str) -> int:
         return int(self._sp.string_to_id(piece).numpy())
 
+    def pieces(self, ids) -> list:
+        """ids -> their SentencePiece pieces as Python strings (for plots)."""
+        return [p.decode("utf-8") for p in self._sp.id_to_string(tf.constant(ids)).numpy()]
+
     def tokenize(self, sentences: tf.Tensor) -> tf.RaggedTensor:
         """[batch] tf.string -> ragged [batch, (len)] int32, without BOS/EOS."""
         return self._sp.tokenize(sentences)
