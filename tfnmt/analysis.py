@@ -5,7 +5,6 @@ repeated tokens in translations, and the scale of its three loss terms at initia
 import dataclasses
 import os
 
-import numpy as np
 import tensorflow as tf
 
 from tfnmt.data.tokenizer import EOS_ID

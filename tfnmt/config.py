@@ -41,6 +41,9 @@ class ModelConfig:
     # Non-autoregressive decoder (architecture nart).
     nat_attend_self: bool = True  # False: no position attends to itself in self-attention
     length_offset: float = 0.0  # C of N = M + C: mean target-minus-source length on training data
+    # imitate-NAT (architectures dat and imitate_nat).
+    num_actions: int = 512  # action categories n of the imitation module
+    nat_copy: str = "soft"  # imitate_nat decoder inputs: soft (SoftCopy) or uniform (UniformCopy)
 
     @classmethod
     def from_shape(cls, shape: str, **kwargs) -> "ModelConfig":
@@ -62,6 +65,8 @@ class ModelConfig:
         if self.attention not in ("additive", "dot", "multihead"):
             raise UserError(f"attention must be additive, dot or multihead, got "
                             f"{self.attention!r}.")
+        if self.nat_copy not in ("soft", "uniform"):
+            raise UserError(f"nat_copy must be soft or uniform, got {self.nat_copy!r}.")
         for name in ("dropout", "attention_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise UserError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
@@ -117,6 +122,12 @@ class TrainConfig:
     hint_mu: float = 4.0
     gamma_st: float = 0.5  # L_hid penalises student pairs with cosine >= gamma_st ...
     gamma_tr: float = 0.5  # ... whose teacher cosine is <= gamma_tr
+    # imitate-NAT: DAT loss L_AT + action_lambda L_pi with c <- action_alpha c + (1 - alpha) mean
+    # pi; learner loss L_NAT + il_lambda L_IL + length_weight * length cross-entropy.
+    action_lambda: float = 0.001
+    action_alpha: float = 0.9
+    il_lambda: float = 0.001
+    length_weight: float = 0.1
     curriculum_lambda: float = 1.0  # HRT curriculum exponent (Eq. 2)
     p_raw: float = 0.5  # HRT mixed distillation: probability of the raw target
 

@@ -12,7 +12,7 @@ from tfnmt.errors import UserError
 
 
 METHODS = ("autoregressive", "hrt", "mask_predict", "nat")
-NAT_ARCHITECTURES = ("nart",)
+NAT_ARCHITECTURES = ("nart", "imitate_nat")
 
 
 def resolve_method(config: DecodeConfig, run):
@@ -41,8 +41,8 @@ def load_rescorer(config: DecodeConfig, run):
                          (run.target_vocab, teacher_run.target_vocab)):
         if open(mine, "rb").read() != open(theirs, "rb").read():
             raise UserError(f"the rescoring run {config.rescore_run} uses another vocabulary.")
-    if teacher_run.model.architecture != "transformer":
-        raise UserError(f"the rescoring run must be an autoregressive transformer, got "
+    if teacher_run.model.architecture not in ("transformer", "dat"):
+        raise UserError(f"the rescoring run must be an autoregressive transformer or DAT, got "
                         f"{teacher_run.model.architecture}.")
     return runs.restore_model(teacher_run, config.rescore_checkpoint)[0]
 

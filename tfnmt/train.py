@@ -66,6 +66,12 @@ flags.DEFINE_float("hint_mu", 4.0, "Hint-based NART: weight of the alignment hin
 flags.DEFINE_float("gamma_st", 0.5, "Hidden-state hint: student cosine threshold (penalise >=).")
 flags.DEFINE_float("gamma_tr", 0.5, "Hidden-state hint: teacher cosine threshold (penalise <=).")
 flags.DEFINE_bool("nat_attend_self", True, "NART: positions attend to themselves in self-attention.")
+flags.DEFINE_integer("num_actions", 512, "imitate-NAT: action categories of the imitation module.")
+flags.DEFINE_enum("nat_copy", "soft", ["soft", "uniform"], "imitate_nat decoder inputs.")
+flags.DEFINE_float("action_lambda", 0.001, "DAT: weight of the action regularisation L_pi.")
+flags.DEFINE_float("action_alpha", 0.9, "DAT: moving-average rate of the action usage c.")
+flags.DEFINE_float("il_lambda", 0.001, "imitate_nat: weight of the imitation loss L_IL.")
+flags.DEFINE_float("length_weight", 0.1, "imitate_nat: weight of the length classifier's loss.")
 flags.DEFINE_integer("hrt_chunk", 2, "HRT chunk size k (2, 3 or 4).")
 flags.DEFINE_float("curriculum_lambda", 1.0, "HRT curriculum exponent (p_k = (t/T)^lambda).")
 flags.DEFINE_float("p_raw", 0.5, "HRT mixed distillation: probability of the raw target.")
@@ -93,7 +99,8 @@ def configs_from_flags():
         share_embeddings=FLAGS.share_embeddings and not FLAGS.target_vocab,
         tie_output=FLAGS.tie_output, max_length=FLAGS.model_max_length,
         decoder_hidden=FLAGS.decoder_hidden, attention=FLAGS.attention,
-        attention_units=FLAGS.attention_units, nat_attend_self=FLAGS.nat_attend_self)
+        attention_units=FLAGS.attention_units, nat_attend_self=FLAGS.nat_attend_self,
+        num_actions=FLAGS.num_actions, nat_copy=FLAGS.nat_copy)
     model = config_lib.replace(model, **overrides)
     model.validate()
     if FLAGS.max_length > FLAGS.model_max_length:
@@ -118,7 +125,9 @@ def configs_from_flags():
         init_from=FLAGS.init_from, objective=FLAGS.objective, hrt_chunk=FLAGS.hrt_chunk,
         curriculum_lambda=FLAGS.curriculum_lambda, p_raw=FLAGS.p_raw,
         hint_lambda=FLAGS.hint_lambda, hint_mu=FLAGS.hint_mu, gamma_st=FLAGS.gamma_st,
-        gamma_tr=FLAGS.gamma_tr)
+        gamma_tr=FLAGS.gamma_tr, action_lambda=FLAGS.action_lambda,
+        action_alpha=FLAGS.action_alpha, il_lambda=FLAGS.il_lambda,
+        length_weight=FLAGS.length_weight)
     for name in ("train_steps", "warmup_steps", "batch_tokens", "save_every", "log_every",
                  "eval_every"):
         if getattr(FLAGS, name) <= 0:

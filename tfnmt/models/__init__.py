@@ -5,12 +5,13 @@ from tfnmt.errors import UserError
 
 def build_model(config):
     from tfnmt.models.cmlm import CMLM
+    from tfnmt.models.imitation import Demonstrator, ImitateNAT
     from tfnmt.models.nat import NART
     from tfnmt.models.recurrent import RNMT, Hybrid
     from tfnmt.models.transformer import Transformer
 
     architectures = {"transformer": Transformer, "hybrid": Hybrid, "rnmt": RNMT, "cmlm": CMLM,
-                     "nart": NART}
+                     "nart": NART, "dat": Demonstrator, "imitate_nat": ImitateNAT}
     if config.architecture not in architectures:
         raise UserError(f"unknown architecture {config.architecture!r}; "
                         f"choose one of {', '.join(architectures)}.")

@@ -75,14 +75,24 @@ class NART(Transformer):
         self_mask = nat_self_mask(target_mask, self.config.nat_attend_self)
         positions = self.position_encoding(x)
         memory_mask = source_mask[:, None, :]
-        internals = {"hidden": [], "attention": []}
-        for layer in self.decoder_layers:
-            x, probs = layer(x, positions, layer.project_memory(encoded), memory_mask, self_mask,
-                             training=training)
+        internals = {"hidden": [], "attention": [], "policy": []}
+        for i, layer in enumerate(self.decoder_layers):
+            x, policy = self.layer_input(i, x)
+            x, probs = self.run_layer(layer, x, positions, layer.project_memory(encoded),
+                                      memory_mask, self_mask, training)
             internals["hidden"].append(x)
             internals["attention"].append(probs)
+            internals["policy"].append(policy)
         logits = self.logits(x)
         return (logits, internals) if return_internals else logits
+
+    def run_layer(self, layer, x, positions, memory_kv, memory_mask, self_mask, training):
+        return layer(x, positions, memory_kv, memory_mask, self_mask, training=training)
+
+    def predicted_lengths(self, source, encoded, source_mask):
+        """[B] N = M + C: the source length plus the training data's mean difference."""
+        del encoded, source_mask
+        return lengths_of(source) + int(round(self.config.length_offset))
 
     def call(self, inputs, training=False, return_internals=False):
         source, target = inputs["source"], inputs["target"]
@@ -91,12 +101,11 @@ class NART(Transformer):
                                tf.shape(target)[1], training, return_internals)
 
 
-def candidate_lengths(source_lengths, offset, halfwidth, max_length):
-    """[B, 2B+1] target lengths M + C - B .. M + C + B (C rounded), clipped to [2, max_length]
-    (a translation is at least one token and EOS)."""
-    center = source_lengths + tf.cast(tf.round(offset), tf.int32)
+def candidate_lengths(centers, halfwidth, max_length):
+    """[B, 2B+1] target lengths center - B .. center + B, clipped to [2, max_length] (a
+    translation is at least one token and EOS)."""
     span = tf.range(-halfwidth, halfwidth + 1)
-    return tf.clip_by_value(center[:, None] + span[None], 2, max_length)
+    return tf.clip_by_value(centers[:, None] + span[None], 2, max_length)
 
 
 def argmax_fill(logits, lengths):
@@ -141,8 +150,8 @@ def pick_best(scores, tensors, batch, per_sentence):
 
 
 def nat_translate(model, source, max_length, halfwidth=0, rescorer=None):
-    """Length-parallel NAT decoding: for each sentence the 2B+1 lengths around M + C (B =
-    halfwidth) decoded as one batch, each position its arg-max; the candidate with the best
+    """Length-parallel NAT decoding: for each sentence the 2B+1 lengths around the model's
+    predicted length (M + C, or a length classifier's choice; B = halfwidth) decoded as one batch, each position its arg-max; the candidate with the best
     length-normalised log-probability wins, under the AT `rescorer` (one teacher-forced pass)
     when given, else under the NAT itself.
 
@@ -150,8 +159,8 @@ def nat_translate(model, source, max_length, halfwidth=0, rescorer=None):
     """
     encoded, source_mask = model.encode(source)
     batch, count = tf.shape(source)[0], 2 * halfwidth + 1
-    lengths = tf.reshape(candidate_lengths(lengths_of(source), model.config.length_offset,
-                                           halfwidth, max_length), [-1])
+    centers = model.predicted_lengths(source, encoded, source_mask)
+    lengths = tf.reshape(candidate_lengths(centers, halfwidth, max_length), [-1])
     rows_source = tf.repeat(source, count, axis=0)
     logits = model.nat_decode(rows_source, tf.repeat(encoded, count, axis=0),
                               tf.repeat(source_mask, count, axis=0), lengths, max_length)

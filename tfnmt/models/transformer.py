@@ -43,25 +43,34 @@ class Transformer(EncoderDecoder):
             hidden = self.decoder_norm(hidden)
         return self.project(hidden)
 
+    def layer_input(self, index, x):
+        """Hook before decoder layer `index`: (its input, the layer's action policy or None).
+        The identity here; imitate-NAT's models add their action state."""
+        del index
+        return x, None
+
     # -- teacher-forced parallel pass -----------------------------------------------------------
     def decode(self, decoder_input, encoded, source_mask, self_mask=None, training=False,
                return_internals=False, positions=None):
         """Parallel pass over decoder_input [B, T]; causal unless self_mask is given; position
         encodings at `positions` [B, T] (default 0 .. T-1). With return_internals, also returns
         {"hidden": every layer's output [B, T, d], "attention": every layer's cross-attention
-        probabilities [B, H, T, S]} (the hint-based NART's teacher hints)."""
+        probabilities [B, H, T, S], "policy": every layer's action policy or None} (the teacher
+        signals of the hint-based NART and imitate-NAT)."""
         if self_mask is None:
             self_mask = causal_mask(tf.shape(decoder_input)[1])
         memory_mask = source_mask[:, None, :]
         if positions is not None:
             positions = tf.cast(positions, self.target_embedder.compute_dtype)
         x = self.target_embedder(decoder_input, positions=positions, training=training)
-        internals = {"hidden": [], "attention": []}
-        for layer in self.decoder_layers:
+        internals = {"hidden": [], "attention": [], "policy": []}
+        for i, layer in enumerate(self.decoder_layers):
+            x, policy = self.layer_input(i, x)
             x, probs = layer(x, layer.project_memory(encoded), memory_mask, self_mask,
                              training=training, return_attention=True)
             internals["hidden"].append(x)
             internals["attention"].append(probs)
+            internals["policy"].append(policy)
         logits = self.logits(x)
         return (logits, internals) if return_internals else logits
 
@@ -86,7 +95,9 @@ class Transformer(EncoderDecoder):
         x = self.target_embedder(ids[:, None], start_index=position if embedding_position is None
                                  else embedding_position)
         new_cache = []
-        for layer, layer_cache, kv in zip(self.decoder_layers, cache, memory["kv"]):
+        for i, (layer, layer_cache, kv) in enumerate(zip(self.decoder_layers, cache,
+                                                         memory["kv"])):
+            x, _ = self.layer_input(i, x)
             x, layer_cache = layer.step(x, position, layer_cache, kv, memory["mask"])
             new_cache.append(layer_cache)
         return self.logits(x)[:, 0], new_cache

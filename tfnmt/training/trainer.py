@@ -24,8 +24,9 @@ from tfnmt.data.pipeline import make_dataset
 from tfnmt.errors import UserError
 from tfnmt.inference import Translator, resolve_method
 from tfnmt.models import build_model, named_weights
-from tfnmt.objectives import (ConditionalMaskedLM, HintBased, HybridRegressive,
-                              KnowledgeDistillation, MaximumLikelihood)
+from tfnmt.objectives import (ActionRegularisedMLE, ConditionalMaskedLM, HintBased,
+                              HybridRegressive, ImitationLearning, KnowledgeDistillation,
+                              MaximumLikelihood)
 from tfnmt.training.schedule import InverseSquareRoot
 from tfnmt.training.strategy import is_chief
 
@@ -121,6 +122,26 @@ class Trainer:
                                        label_smoothing=cfg.label_smoothing)
         if cfg.objective not in ("mle", "hint"):
             raise UserError(f"objective must be mle, hrt, cmlm or hint, got {cfg.objective!r}.")
+        architecture = self.run.model.architecture
+        if architecture == "dat":
+            if cfg.teacher_run:
+                raise UserError("the DAT trains on its own (no --teacher_run).")
+            return ActionRegularisedMLE(cfg.action_lambda, cfg.action_alpha, cfg.label_smoothing)
+        if architecture == "imitate_nat":
+            demonstrator = None
+            if cfg.teacher_run:
+                teacher_run = runs.load(cfg.teacher_run)
+                mine, theirs = self.run.model, teacher_run.model
+                if theirs.architecture != "dat" or (theirs.decoder_layers, theirs.num_actions) \
+                        != (mine.decoder_layers, mine.num_actions):
+                    raise UserError("imitation needs a DAT demonstrator (--architecture=dat) with "
+                                    "this model's decoder depth and number of actions.")
+                with self.strategy.scope():
+                    demonstrator, path = runs.restore_model(teacher_run, cfg.teacher_checkpoint)
+                demonstrator.trainable = False
+                self.log(f"imitating {path} (lambda_2 {cfg.il_lambda})")
+            return ImitationLearning(demonstrator, cfg.il_lambda, cfg.length_weight,
+                                     cfg.label_smoothing)
         if cfg.objective == "hint" and (self.run.model.architecture != "nart"
                                         or not cfg.teacher_run):
             raise UserError("objective hint needs --architecture=nart and a --teacher_run.")
@@ -147,10 +168,20 @@ class Trainer:
         return KnowledgeDistillation(teacher, cfg.kd_lambda, cfg.label_smoothing)
 
     def initialise_from(self, run_dir):
-        """Starts a fresh run from another run's best weights (same architecture)."""
+        """Starts a fresh run from another run's best weights: all of them for the same
+        architecture; the shared ones otherwise (the imitate-NAT learner from its DAT keeps its
+        fresh length classifier and copy temperature)."""
         source = runs.load(run_dir)
         path = runs.find_checkpoint(source, "best")
         weights = named_weights(self.model)
+        if source.model.architecture != self.run.model.architecture:
+            saved = {name.split("/")[1].replace("..", "."): shape
+                     for name, shape in tf.train.list_variables(path)
+                     if name.startswith("weights/")}
+            shared = {k: v for k, v in weights.items() if list(v.shape) == saved.get(k)}
+            fresh = sorted(set(weights) - set(shared))
+            self.log(f"{len(fresh)} weights not in {path} start fresh: {', '.join(fresh)}")
+            weights = shared
         tf.train.Checkpoint(weights=weights).restore(path).expect_partial() \
             .assert_existing_objects_matched()
         self.log(f"initialised from {path}")
@@ -191,6 +222,10 @@ class Trainer:
             tokens = ctx.all_reduce(tf.distribute.ReduceOp.SUM, sums["tokens"])
             grads = [g / tf.maximum(tokens, 1.0) for g in
                      ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)]
+            state = getattr(objective, "state_keys", ())
+            if state:  # statistics the objective keeps (DAT's c): one all-reduced update
+                objective.update_state(model, {k: ctx.all_reduce(tf.distribute.ReduceOp.SUM,
+                                                                 sums.pop(k)) for k in state})
             norm = tf.linalg.global_norm(grads)
             if cfg.clip_norm > 0:
                 grads, _ = tf.clip_by_global_norm(grads, cfg.clip_norm, use_norm=norm)
@@ -218,8 +253,9 @@ class Trainer:
 
         @tf.function(reduce_retracing=True)
         def step(batch):
-            out = self.strategy.run(lambda b: self.objective(self.model, b, training=False),
-                                    args=(batch,))
+            state = getattr(self.objective, "state_keys", ())
+            out = self.strategy.run(lambda b: {k: v for k, v in self.objective(
+                self.model, b, training=False).items() if k not in state}, args=(batch,))
             return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                     for k, v in out.items()}
 

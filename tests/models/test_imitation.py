@@ -1,0 +1,200 @@
+"""imitate-NAT: the imitation module, the action regularisation and its moving average under
+tf.distribute, SoftCopy, the imitation loss, length-parallel decoding, training and export."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfnmt import runs
+from tfnmt.config import DecodeConfig, ModelConfig
+from tfnmt.data.tokenizer import EOS_ID, PAD_ID
+from tfnmt.inference import Translator, load_rescorer, resolve_method
+from tfnmt.layers.imitation import ImitationModule
+from tfnmt.models import build_model
+from tfnmt.models.base import shift_right
+from tfnmt.models.imitation import soft_copy_weights
+from tfnmt.models.nat import nat_translate
+from tfnmt.objectives import (action_regularisation, imitation_cross_entropy, redistributed)
+from tfnmt.serving import export_run
+from tfnmt.training.trainer import Trainer
+
+from ..conftest import make_run
+from ..test_serving import decode_strings, encode, fresh_process
+from ..training.test_trainer import one_batch, step
+
+
+def softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_imitation_module_equals_numpy():
+    module = ImitationModule(6, num_actions=5, hidden=7)
+    module.build((None, None, 6))
+    o = np.random.default_rng(0).normal(size=(2, 3, 6)).astype(np.float32)
+    out, pi = module(tf.constant(o))
+    w1, b1 = module.hidden.kernel.numpy(), module.hidden.bias.numpy()
+    w2, b2 = module.policy.kernel.numpy(), module.policy.bias.numpy()
+    want_pi = softmax(np.maximum(o @ w1 + b1, 0) @ w2 + b2)
+    np.testing.assert_allclose(pi.numpy(), want_pi, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out.numpy(), o + want_pi @ module.actions.numpy(), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_redistribution_and_action_kl_by_hand():
+    pi = np.array([0.5, 0.3, 0.2], np.float32)
+    c = np.array([0.5, 0.25, 0.25], np.float32)
+    # pi^2 / c = [0.5, 0.36, 0.16], which sums to 1.02.
+    want = np.array([0.5, 0.36, 0.16]) / 1.02
+    np.testing.assert_allclose(redistributed(tf.constant(pi), tf.constant(c)).numpy(), want,
+                               rtol=1e-5)
+    kl = action_regularisation(tf.constant([[pi, pi]]), tf.constant(c),
+                               tf.constant([[True, False]]))
+    np.testing.assert_allclose(float(kl), np.sum(want * np.log(want / pi)), rtol=1e-5)
+
+
+def test_soft_copy_weights_equal_numpy_sum_to_one_and_train_tau():
+    mask = tf.constant([[True, True, True, False], [True, True, True, True]])
+    log_tau = tf.Variable(np.log(0.7), dtype=tf.float32)
+    with tf.GradientTape() as tape:
+        weights = soft_copy_weights(mask, 5, log_tau)
+        loss = tf.reduce_sum(weights[:, :, 0] * tf.constant([[1.0] * 5, [2.0] * 5]))
+    got = weights.numpy()
+    for b, m in enumerate([3, 4]):
+        for j in range(5):
+            want = softmax(np.array([-abs(j - i) / 0.7 for i in range(m)]))
+            np.testing.assert_allclose(got[b, j, :m], want, rtol=1e-5)
+            assert got[b, j, m:].sum() < 1e-6
+    np.testing.assert_allclose(got.sum(-1), 1.0, rtol=1e-6)
+    assert abs(float(tape.gradient(loss, log_tau))) > 1e-4
+
+
+def test_imitation_cross_entropy_equals_numpy():
+    rng = np.random.default_rng(1)
+    teacher = [softmax(rng.normal(size=(2, 3, 4))) for _ in range(2)]
+    learner = [softmax(rng.normal(size=(2, 3, 4))) for _ in range(2)]
+    real = np.array([[True, True, False], [True, False, False]])
+    got = imitation_cross_entropy([tf.constant(t, tf.float32) for t in teacher],
+                                  [tf.constant(s, tf.float32) for s in learner],
+                                  tf.constant(real))
+    want = sum(-(t * np.log(s)).sum(-1)[real].sum() for t, s in zip(teacher, learner))
+    np.testing.assert_allclose(float(got), want, rtol=1e-5)
+
+
+def dat_config(**kwargs):
+    return ModelConfig.from_shape("tiny", architecture="dat", dropout=0.0, num_actions=8,
+                                  **kwargs)
+
+
+def test_action_average_is_one_agreed_update_per_step_and_is_checkpointed(tmp_path,
+                                                                          reverse_task):
+    run = make_run(tmp_path / "dat", reverse_task, model=dat_config(), action_alpha=0.9)
+    trainer = Trainer(run, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
+                      log=lambda m: None)
+    batch = one_batch(run, 16)
+    model = trainer.model
+    c0 = model.action_average.numpy()
+    # The expected update from the whole global batch, before the step changes the weights.
+    encoded, mask = model.encode(batch["source"])
+    _, internals = model.decode(shift_right(batch["target"]), encoded, mask,
+                                return_internals=True)
+    real = (batch["target"] != PAD_ID).numpy()[:, :, None]
+    usage = np.stack([((pi.numpy() * real).sum(1) / real.sum(1)).mean(0)
+                      for pi in internals["policy"]])
+    step(trainer, tf.data.Dataset.from_tensors(batch).repeat(), 1)
+    values = [v.numpy() for v in model.action_average.value.values]  # one per replica
+    assert len(values) == 2
+    np.testing.assert_array_equal(values[0], values[1])
+    np.testing.assert_allclose(values[0], 0.9 * c0 + 0.1 * usage, rtol=1e-4)
+    trainer.save()
+    restored = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
+    restored.restore()
+    np.testing.assert_allclose(restored.model.action_average.numpy(), values[0], rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def imitation_runs(tmp_path_factory, reverse_task):
+    base = tmp_path_factory.mktemp("imitation")
+    dat = make_run(base / "dat", reverse_task, model=dat_config(), train_steps=60,
+                   learning_rate=5e-3, xla=True)
+    Trainer(dat, tf.distribute.get_strategy(), log=lambda m: None).train()
+    learner_config = dataclasses.replace(dat_config(), architecture="imitate_nat",
+                                         max_length=16)
+    learner = make_run(base / "nat", reverse_task, model=learner_config, train_steps=40,
+                       learning_rate=5e-3, xla=True, teacher_run=dat.run_dir,
+                       teacher_checkpoint="latest", init_from=dat.run_dir, il_lambda=0.1)
+    trainer = Trainer(learner, tf.distribute.get_strategy(), log=lambda m: None)
+    outputs = []
+    train_step = trainer._make_train_step()
+    trainer._train_step = lambda iterator: outputs.append(train_step(iterator)) or outputs[-1]
+    trainer.train()
+    return dat, learner, outputs
+
+
+def test_learner_starts_from_the_dat_and_imitates_it(imitation_runs, tmp_path, reverse_task):
+    from tfnmt.models import named_weights
+
+    dat, learner, outputs = imitation_runs
+    assert float(outputs[-1]["imitation"]) < float(outputs[0]["imitation"])
+    assert float(outputs[-1]["length_nll"]) < float(outputs[0]["length_nll"])
+    # Initialisation: every weight the two share comes from the DAT; the rest starts fresh.
+    fresh = Trainer(make_run(tmp_path / "init", reverse_task, model=learner.model),
+                    tf.distribute.get_strategy(), log=lambda m: None)
+    before = {k: v.numpy() for k, v in named_weights(fresh.model).items()}
+    fresh.initialise_from(dat.run_dir)
+    dat_weights = {k: v.numpy() for k, v in
+                   named_weights(runs.restore_model(dat, "best")[0]).items()}
+    for name, value in named_weights(fresh.model).items():
+        if name in dat_weights:
+            np.testing.assert_array_equal(value.numpy(), dat_weights[name], err_msg=name)
+        else:
+            assert name.startswith(("length.", "copy_log_tau")), name
+            np.testing.assert_array_equal(value.numpy(), before[name])
+
+
+class _FakeDAT:
+    """Prefers token 7 and EOS only at position 2: the length-3 candidate wins."""
+
+    def encode(self, source):
+        return tf.zeros(tf.concat([tf.shape(source), [4]], 0)), source != PAD_ID
+
+    def decode(self, decoder_input, encoded, source_mask):
+        width = decoder_input.shape[1]
+        logits = np.full([width, 24], -3.0, np.float32)
+        logits[:, 7] = 3.0
+        logits[2, EOS_ID], logits[2, 7] = 3.0, -3.0
+        return tf.broadcast_to(logits, [tf.shape(decoder_input)[0], width, 24])
+
+
+def test_length_parallel_decoding_centres_on_the_classifier_and_keeps_the_dats_best():
+    model = build_model(dataclasses.replace(dat_config(), architecture="imitate_nat",
+                                            vocab_size=24, max_length=16))
+    bias = np.zeros(17, np.float32)
+    bias[6] = 50.0  # the classifier says 6
+    model.length_predictor.bias.assign(bias)
+    source = tf.constant([[5, 6, 7, EOS_ID]])
+    encoded, mask = model.encode(source)
+    assert int(model.predicted_lengths(source, encoded, mask)[0]) == 6
+    alone = nat_translate(model, source, 16)
+    assert int(alone["lengths"][0, 0]) == 6
+    chosen = nat_translate(model, source, 16, halfwidth=3, rescorer=_FakeDAT())
+    assert int(chosen["lengths"][0, 0]) == 3  # 3 .. 9 decoded; the DAT likes 3 best
+
+
+def test_exported_learner_with_lpd_equals_in_process(imitation_runs, reverse_task, tmp_path):
+    dat, learner, _ = imitation_runs
+    config = DecodeConfig(method="auto", length_halfwidth=3, rescore_run=dat.run_dir,
+                          rescore_checkpoint="latest")
+    version_dir = export_run(learner.run_dir, str(tmp_path / "nat"), "latest", config)
+    texts = open(reverse_task["test.src"], encoding="utf-8").read().splitlines()[:6]
+    resolved = dataclasses.replace(resolve_method(config, learner), batch_size=64)
+    model, _ = runs.restore_model(learner, "latest")
+    src, tgt = learner.tokenizers()
+    expected = Translator(model, src, tgt, resolved, learner.model.max_length,
+                          load_rescorer(resolved, learner)).translate(texts)
+    got = fresh_process(version_dir, {"translate": {"sentences": encode(texts)}})
+    assert decode_strings(got["translate"]["translations"]) == [e[0][0] for e in expected]
+    np.testing.assert_allclose(got["translate"]["scores"], [e[0][1] for e in expected],
+                               rtol=1e-4)
