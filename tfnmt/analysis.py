@@ -5,6 +5,7 @@ repeated tokens in translations, and the scale of its three loss terms at initia
 import dataclasses
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from tfnmt.data.tokenizer import EOS_ID
@@ -115,3 +116,51 @@ def hint_scales(teacher_run, data, batches=10, gamma_st=0.5, gamma_tr=0.5, seed=
         sums["tokens"] += float(tokens)
     tokens = max(sums.pop("tokens"), 1.0)
     return {k: round(v / tokens, 4) for k, v in sums.items()} | {"tokens": int(tokens)}
+
+
+def action_usage(run, model, source_path, target_path, batches=0):
+    """How often each action category is a DAT layer's arg-max, over the real target positions
+    of a parallel set decoded teacher-forced: counts [n] summed over layers."""
+    from tfnmt.data.pipeline import make_dataset
+    from tfnmt.data.tokenizer import PAD_ID
+    from tfnmt.models.base import shift_right
+
+    if not hasattr(model, "action_average"):
+        raise UserError(f"{run.run_dir} is not a DAT (--architecture=dat).")
+    counts = np.zeros(run.model.num_actions, np.int64)
+    dataset = make_dataset(source_path, target_path, run.source_vocab, run.target_vocab,
+                           run.data, training=False)
+    for i, batch in enumerate(dataset):
+        if batches and i >= batches:
+            break
+        encoded, mask = model.encode(batch["source"])
+        _, internals = model.decode(shift_right(batch["target"]), encoded, mask,
+                                    return_internals=True)
+        real = (batch["target"] != PAD_ID).numpy()
+        for pi in internals["policy"]:
+            counts += np.bincount(np.argmax(pi.numpy(), -1)[real], minlength=len(counts))
+    return counts
+
+
+def plot_action_usage(usages, path):
+    """usages: [(title, counts)] -> a PNG: each run's categories sorted by usage, as shares."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, ax = pyplot.subplots(figsize=(8, 4.5))
+    for title, counts in usages:
+        shares = np.sort(counts)[::-1] / max(counts.sum(), 1)
+        used = int((counts > 0).sum())
+        ax.plot(np.arange(1, len(shares) + 1), shares, label=f"{title} ({used} used)")
+    ax.set_xlabel("action category, by rank of use")
+    ax.set_ylabel("share of arg-max decisions")
+    ax.set_yscale("log")
+    ax.legend()
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temporary = f"{path}.tmp-{os.getpid()}.png"
+    figure.savefig(temporary, dpi=110)
+    pyplot.close(figure)
+    os.replace(temporary, path)

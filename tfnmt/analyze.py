@@ -2,6 +2,8 @@
   heatmaps:    python -m tfnmt.analyze --mode=heatmaps --runs=teacher=runs/a@averaged,nart=runs/b \\
                    --sentence="A man is riding a bike." --output=results/heatmaps.png
   repeats:     python -m tfnmt.analyze --mode=repeats --hypothesis=translations.txt
+  actions:     python -m tfnmt.analyze --mode=actions --runs=with=runs/dat,without=runs/dat0 \
+                   --source=val.en --target=val.de --output=results/actions.png
   hint_scales: python -m tfnmt.analyze --mode=hint_scales --teacher_run=runs/a \\
                    --source=train.en --target=train.de [--result=results/hint_scales.json]
 """
@@ -17,16 +19,17 @@ from tfnmt.errors import UserError, run_main
 from tfnmt.provenance import write_result
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("mode", None, ["heatmaps", "repeats", "hint_scales"], "What to analyse.")
-flags.DEFINE_list("runs", [], "heatmaps: name=run_dir[@checkpoint] (checkpoint default best).")
+flags.DEFINE_enum("mode", None, ["heatmaps", "repeats", "actions", "hint_scales"],
+                  "What to analyse.")
+flags.DEFINE_list("runs", [], "heatmaps, actions: name=run_dir[@checkpoint] (default best).")
 flags.DEFINE_string("sentence", None, "heatmaps: the source sentence.")
 flags.DEFINE_integer("layer", -1, "heatmaps: decoder layer (-1: the last).")
 flags.DEFINE_integer("head", 0, "heatmaps: encoder-decoder attention head.")
-flags.DEFINE_string("output", None, "heatmaps: PNG to write.")
+flags.DEFINE_string("output", None, "heatmaps, actions: PNG to write.")
 flags.DEFINE_string("hypothesis", None, "repeats: translations, one per line.")
 flags.DEFINE_string("teacher_run", None, "hint_scales: the trained AT teacher.")
-flags.DEFINE_string("source", None, "hint_scales: training source text.")
-flags.DEFINE_string("target", None, "hint_scales: training target text (distilled).")
+flags.DEFINE_string("source", None, "actions: dev source; hint_scales: training source.")
+flags.DEFINE_string("target", None, "actions: dev target; hint_scales: training target.")
 flags.DEFINE_integer("batches", 10, "hint_scales: batches of 2,048 tokens to average over.")
 flags.DEFINE_float("gamma_st", 0.5, "hint_scales: student cosine threshold.")
 flags.DEFINE_float("gamma_tr", 0.5, "hint_scales: teacher cosine threshold.")
@@ -39,23 +42,46 @@ def heatmaps():
     if not FLAGS.runs or not FLAGS.sentence or not FLAGS.output:
         raise UserError("heatmaps need --runs, --sentence and --output.")
     panels = []
-    for spec in FLAGS.runs:
-        name, _, path = spec.rpartition("=")
-        path, _, checkpoint = path.partition("@")
-        run = runs.load(path)
-        model, _ = runs.restore_model(run, checkpoint or "best")
+    for name, run, model in load_runs(FLAGS.runs):
         layers = run.model.decoder_layers
         if not -layers <= FLAGS.layer < layers or not 0 <= FLAGS.head < run.model.num_heads:
-            raise UserError(f"{path} has {layers} decoder layers and {run.model.num_heads} "
-                            f"heads; --layer {FLAGS.layer} --head {FLAGS.head} is out of range.")
+            raise UserError(f"{run.run_dir} has {layers} decoder layers and "
+                            f"{run.model.num_heads} heads; --layer {FLAGS.layer} --head "
+                            f"{FLAGS.head} is out of range.")
         source, target = run.tokenizers()
-        panels.append((name or path, sentence_internals(model, source, target, FLAGS.sentence,
-                                                        FLAGS.layer, FLAGS.head)))
-        print(f"{name or path}: {' '.join(panels[-1][1]['target'])}", flush=True)
+        panels.append((name, sentence_internals(model, source, target, FLAGS.sentence,
+                                                FLAGS.layer, FLAGS.head)))
+        print(f"{name}: {' '.join(panels[-1][1]['target'])}", flush=True)
     plot_heatmaps(panels, FLAGS.output, FLAGS.layer, FLAGS.head)
     print(f"wrote {FLAGS.output}")
     return {"sentence": FLAGS.sentence, "png": FLAGS.output, "layer": FLAGS.layer,
             "head": FLAGS.head, "translations": {n: " ".join(p["target"]) for n, p in panels}}
+
+
+def load_runs(specs):
+    """[(name, run, model)] for name=run_dir[@checkpoint] specs."""
+    loaded = []
+    for spec in specs:
+        name, _, path = spec.rpartition("=")
+        path, _, checkpoint = path.partition("@")
+        run = runs.load(path)
+        loaded.append((name or path, run, runs.restore_model(run, checkpoint or "best")[0]))
+    return loaded
+
+
+def actions():
+    from tfnmt.analysis import action_usage, plot_action_usage
+
+    if not (FLAGS.runs and FLAGS.source and FLAGS.target and FLAGS.output):
+        raise UserError("actions needs --runs, --source, --target and --output.")
+    corpus.check_parallel(FLAGS.source, FLAGS.target)
+    usages = [(name, action_usage(run, model, FLAGS.source, FLAGS.target))
+              for name, run, model in load_runs(FLAGS.runs)]
+    plot_action_usage(usages, FLAGS.output)
+    print(f"wrote {FLAGS.output}")
+    return {"png": FLAGS.output, "source": FLAGS.source, "runs": {
+        name: {"categories_used": int((c > 0).sum()), "categories": len(c),
+               "top_share": round(float(c.max() / max(c.sum(), 1)), 4)} for name, c in usages}}
 
 
 def main(argv):
@@ -63,6 +89,8 @@ def main(argv):
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}.")
     if FLAGS.mode == "heatmaps":
         values = heatmaps()
+    elif FLAGS.mode == "actions":
+        values = actions()
     elif FLAGS.mode == "repeats":
         from tfnmt.analysis import repeated_token_rate
 
@@ -83,7 +111,7 @@ def main(argv):
                                 DataConfig(train_source=FLAGS.source, train_target=FLAGS.target),
                                 FLAGS.batches, FLAGS.gamma_st, FLAGS.gamma_tr)}
     else:
-        raise UserError("--mode is required: heatmaps, repeats or hint_scales.")
+        raise UserError("--mode is required: heatmaps, repeats, actions or hint_scales.")
     print(json.dumps(values, indent=2))
     if FLAGS.result:
         write_result(FLAGS.result, f"analysis_{FLAGS.mode}", values)

@@ -198,3 +198,33 @@ def test_exported_learner_with_lpd_equals_in_process(imitation_runs, reverse_tas
     assert decode_strings(got["translate"]["translations"]) == [e[0][0] for e in expected]
     np.testing.assert_allclose(got["translate"]["scores"], [e[0][1] for e in expected],
                                rtol=1e-4)
+
+
+def test_analyze_action_histogram(imitation_runs, reverse_task, tmp_path):
+    import json
+
+    from tfnmt.analysis import action_usage
+
+    from ..conftest import run_module
+
+    dat, learner, _ = imitation_runs
+    png, result = tmp_path / "actions.png", tmp_path / "actions.json"
+    out = run_module("tfnmt.analyze", "--mode=actions", f"--runs=dat={dat.run_dir}@latest",
+                     f"--source={reverse_task['test.src']}",
+                     f"--target={reverse_task['test.tgt']}", f"--output={png}",
+                     f"--result={result}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    counts = action_usage(dat, runs.restore_model(dat, "latest")[0], reverse_task["test.src"],
+                          reverse_task["test.tgt"])
+    # Every real target position (tokens and EOS) of every layer makes one decision.
+    _, tokenizer = dat.tokenizers()
+    lines = open(reverse_task["test.tgt"]).read().splitlines()
+    tokens = sum(len(ids) + 1 for ids in tokenizer.tokenize(tf.constant(lines)).to_list())
+    assert counts.sum() == tokens * dat.model.decoder_layers
+    recorded = json.loads(result.read_text())["values"]["runs"]["dat"]
+    assert recorded["categories_used"] == int((counts > 0).sum())
+    bad = run_module("tfnmt.analyze", "--mode=actions", f"--runs=x={learner.run_dir}@latest",
+                     f"--source={reverse_task['test.src']}",
+                     f"--target={reverse_task['test.tgt']}", f"--output={png}")
+    assert bad.returncode == 1 and "is not a DAT" in bad.stderr
