@@ -217,11 +217,14 @@ def test_analyze_action_histogram(imitation_runs, reverse_task, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     counts = action_usage(dat, runs.restore_model(dat, "latest")[0], reverse_task["test.src"],
                           reverse_task["test.tgt"])
-    # Every real target position (tokens and EOS) of every layer makes one decision.
-    _, tokenizer = dat.tokenizers()
-    lines = open(reverse_task["test.tgt"]).read().splitlines()
-    tokens = sum(len(ids) + 1 for ids in tokenizer.tokenize(tf.constant(lines)).to_list())
-    assert counts.sum() == tokens * dat.model.decoder_layers
+    # Every real target position of every layer (of the pairs the pipeline keeps) makes one
+    # decision.
+    from tfnmt.data.pipeline import make_dataset
+
+    tokens = sum(int(tf.reduce_sum(tf.cast(b["target"] != PAD_ID, tf.int32))) for b in
+                 make_dataset(reverse_task["test.src"], reverse_task["test.tgt"], dat.source_vocab,
+                              dat.target_vocab, dat.data, training=False))
+    assert tokens > 1000 and counts.sum() == tokens * dat.model.decoder_layers
     recorded = json.loads(result.read_text())["values"]["runs"]["dat"]
     assert recorded["categories_used"] == int((counts > 0).sum())
     bad = run_module("tfnmt.analyze", "--mode=actions", f"--runs=x={learner.run_dir}@latest",
