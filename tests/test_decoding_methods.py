@@ -15,7 +15,7 @@ from tfnmt.serving import export_run
 from tfnmt.training.trainer import Trainer
 
 from .conftest import make_run, run_module
-from .test_serving import decode_strings, encode, fresh_process
+from .test_serving import assert_export_matches
 
 HRT = DecodeConfig(method="hrt", hrt_chunk=2, beam_size=3, n_nat=2, length_penalty=0.0,
                    batch_size=5)
@@ -98,17 +98,8 @@ def test_hrt_and_mask_predict_export_and_match(which, trained_run, cmlm_run, rev
     run = trained_run if which == "hrt" else cmlm_run
     config = HRT if which == "hrt" else DecodeConfig(method="auto", iterations=3, length_beam=2)
     version_dir = export_run(run.run_dir, str(tmp_path / which), "latest", config)
-    model, _ = runs.restore_model(run, "latest")
-    src, tgt = run.tokenizers()
-    texts = sentences(reverse_task, 6)
-    expected = Translator(model, src, tgt,
-                          dataclasses.replace(resolve_method(config, run), batch_size=64),
-                          run.model.max_length).translate(texts)
-    got = fresh_process(version_dir, {"translate": {"sentences": encode(texts)},
-                                      "translate_plain": {"sentences": encode(texts)}})
-    for name in ("translate", "translate_plain"):
-        assert decode_strings(got[name]["translations"]) == [e[0][0] for e in expected], name
-        np.testing.assert_allclose(got[name]["scores"], [e[0][1] for e in expected], rtol=1e-4)
+    assert_export_matches(version_dir, run, resolve_method(config, run),
+                          sentences(reverse_task, 6))
 
 
 def test_cli_refuses_mask_predict_without_a_length_predictor(trained_run, reverse_task):

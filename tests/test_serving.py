@@ -49,6 +49,23 @@ def fresh_process(version_dir, request, timeout=300):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def assert_export_matches(version_dir, run, config, texts, rescorer=None,
+                          names=("translate", "translate_plain")):
+    """The SavedModel, loaded by a TF-only process, translates `texts` exactly as the run's
+    latest checkpoint does in process with `config` (already resolved for the run)."""
+    import dataclasses
+
+    model, _ = runs.restore_model(run, "latest")
+    src, tgt = run.tokenizers()
+    expected = Translator(model, src, tgt, dataclasses.replace(config, batch_size=64),
+                          run.model.max_length, rescorer).translate(texts)
+    got = fresh_process(version_dir, {name: {"sentences": encode(texts)} for name in names})
+    for name in names:
+        assert decode_strings(got[name]["translations"]) == [e[0][0] for e in expected], name
+        np.testing.assert_allclose(got[name]["scores"], [e[0][1] for e in expected], rtol=1e-4)
+    return expected
+
+
 def encode(sentences):
     return [base64.b64encode(s if isinstance(s, bytes) else s.encode()).decode()
             for s in sentences]
@@ -215,12 +232,4 @@ def test_recurrent_decoder_models_export_and_match(tmp_path, reverse_task, archi
     metadata = json.load(open(os.path.join(version_dir, "assets.extra", "tfnmt.json")))
     assert metadata["architecture"] == architecture
     sentences = open(reverse_task["test.src"], encoding="utf-8").read().splitlines()[:6]
-    model, _ = runs.restore_model(run, "latest")
-    src, tgt = run.tokenizers()
-    expected = Translator(model, src, tgt, DecodeConfig(**{**vars(CONFIG), "batch_size": 64}),
-                          run.model.max_length).translate(sentences)
-    got = fresh_process(version_dir, {"translate": {"sentences": encode(sentences)},
-                                      "translate_plain": {"sentences": encode(sentences)}})
-    for name in ("translate", "translate_plain"):
-        assert decode_strings(got[name]["translations"]) == [e[0][0] for e in expected], name
-        np.testing.assert_allclose(got[name]["scores"], [e[0][1] for e in expected], rtol=1e-5)
+    assert_export_matches(version_dir, run, CONFIG, sentences)

@@ -58,9 +58,21 @@ def sentence_internals(model, source_tokenizer, target_tokenizer, sentence, laye
             "attention": internals["attention"][layer][0, head].numpy()}
 
 
+def save_figure(figure, path):
+    """Writes a matplotlib figure as PNG under a temporary name, then renames it."""
+    from matplotlib import pyplot
+
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temporary = f"{path}.tmp-{os.getpid()}.png"
+    figure.savefig(temporary, dpi=110)
+    pyplot.close(figure)
+    os.replace(temporary, path)
+
+
 def plot_heatmaps(panels, path, layer, head):
     """panels: [(title, sentence_internals(...))] -> one PNG, a column per model: hidden-state
-    similarity on top, attention below. Written to a temporary name, then renamed."""
+    similarity on top, attention below."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,12 +90,7 @@ def plot_heatmaps(panels, path, layer, head):
                                (bottom, data["target"], data["source"])):
             ax.set_yticks(range(len(rows)), rows, fontsize=7)
             ax.set_xticks(range(len(cols)), cols, fontsize=7, rotation=90)
-    figure.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = f"{path}.tmp-{os.getpid()}.png"
-    figure.savefig(temporary, dpi=110)
-    pyplot.close(figure)
-    os.replace(temporary, path)
+    save_figure(figure, path)
 
 
 def hint_scales(teacher_run, data, batches=10, gamma_st=0.5, gamma_tr=0.5, seed=1234):
@@ -158,9 +165,4 @@ def plot_action_usage(usages, path):
     ax.set_ylabel("share of arg-max decisions")
     ax.set_yscale("log")
     ax.legend()
-    figure.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = f"{path}.tmp-{os.getpid()}.png"
-    figure.savefig(temporary, dpi=110)
-    pyplot.close(figure)
-    os.replace(temporary, path)
+    save_figure(figure, path)

@@ -10,7 +10,7 @@ import tensorflow as tf
 from tfnmt import runs
 from tfnmt.config import DecodeConfig, ModelConfig
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
-from tfnmt.inference import Translator, load_rescorer, resolve_method
+from tfnmt.inference import load_rescorer, resolve_method
 from tfnmt.layers.imitation import ImitationModule
 from tfnmt.models import build_model
 from tfnmt.models.base import shift_right
@@ -21,7 +21,8 @@ from tfnmt.serving import export_run
 from tfnmt.training.trainer import Trainer
 
 from ..conftest import make_run
-from ..test_serving import decode_strings, encode, fresh_process
+from ..test_serving import assert_export_matches
+from .test_nat import FakeAT
 from ..training.test_trainer import one_batch, step
 
 
@@ -154,20 +155,6 @@ def test_learner_starts_from_the_dat_and_imitates_it(imitation_runs, tmp_path, r
             np.testing.assert_array_equal(value.numpy(), before[name])
 
 
-class _FakeDAT:
-    """Prefers token 7 and EOS only at position 2: the length-3 candidate wins."""
-
-    def encode(self, source):
-        return tf.zeros(tf.concat([tf.shape(source), [4]], 0)), source != PAD_ID
-
-    def decode(self, decoder_input, encoded, source_mask):
-        width = decoder_input.shape[1]
-        logits = np.full([width, 24], -3.0, np.float32)
-        logits[:, 7] = 3.0
-        logits[2, EOS_ID], logits[2, 7] = 3.0, -3.0
-        return tf.broadcast_to(logits, [tf.shape(decoder_input)[0], width, 24])
-
-
 def test_length_parallel_decoding_centres_on_the_classifier_and_keeps_the_dats_best():
     model = build_model(dataclasses.replace(dat_config(), architecture="imitate_nat",
                                             vocab_size=24, max_length=16))
@@ -179,7 +166,7 @@ def test_length_parallel_decoding_centres_on_the_classifier_and_keeps_the_dats_b
     assert int(model.predicted_lengths(source, encoded, mask)[0]) == 6
     alone = nat_translate(model, source, 16)
     assert int(alone["lengths"][0, 0]) == 6
-    chosen = nat_translate(model, source, 16, halfwidth=3, rescorer=_FakeDAT())
+    chosen = nat_translate(model, source, 16, halfwidth=3, rescorer=FakeAT(vocab=24, word=7, eos_at=2))
     assert int(chosen["lengths"][0, 0]) == 3  # 3 .. 9 decoded; the DAT likes 3 best
 
 
@@ -189,15 +176,9 @@ def test_exported_learner_with_lpd_equals_in_process(imitation_runs, reverse_tas
                           rescore_checkpoint="latest")
     version_dir = export_run(learner.run_dir, str(tmp_path / "nat"), "latest", config)
     texts = open(reverse_task["test.src"], encoding="utf-8").read().splitlines()[:6]
-    resolved = dataclasses.replace(resolve_method(config, learner), batch_size=64)
-    model, _ = runs.restore_model(learner, "latest")
-    src, tgt = learner.tokenizers()
-    expected = Translator(model, src, tgt, resolved, learner.model.max_length,
-                          load_rescorer(resolved, learner)).translate(texts)
-    got = fresh_process(version_dir, {"translate": {"sentences": encode(texts)}})
-    assert decode_strings(got["translate"]["translations"]) == [e[0][0] for e in expected]
-    np.testing.assert_allclose(got["translate"]["scores"], [e[0][1] for e in expected],
-                               rtol=1e-4)
+    resolved = resolve_method(config, learner)
+    assert_export_matches(version_dir, learner, resolved, texts,
+                          load_rescorer(resolved, learner), names=("translate",))
 
 
 def test_analyze_action_histogram(imitation_runs, reverse_task, tmp_path):

@@ -166,23 +166,27 @@ class _FakeNAT:
         return tf.broadcast_to(logits, [tf.shape(source)[0], width, 20])
 
 
-class _FakeTeacher:
-    """Likes token 10, and EOS only at position 3: the length-4 candidate is the best."""
+class FakeAT:
+    """An AT rescorer that likes `word`, and EOS only at position `eos_at`: the candidate of
+    length eos_at + 1 made of `word`s is its best."""
+
+    def __init__(self, vocab=20, word=10, eos_at=3):
+        self.vocab, self.word, self.eos_at = vocab, word, eos_at
 
     def encode(self, source):
         return tf.zeros(tf.concat([tf.shape(source), [4]], 0)), source != PAD_ID
 
     def decode(self, decoder_input, encoded, source_mask):
         width = decoder_input.shape[1]
-        logits = np.full([width, 20], -3.0, np.float32)
-        logits[:, 10] = 3.0
-        logits[3, EOS_ID], logits[3, 10] = 3.0, -3.0
-        return tf.broadcast_to(logits, [tf.shape(decoder_input)[0], width, 20])
+        logits = np.full([width, self.vocab], -3.0, np.float32)
+        logits[:, self.word] = 3.0
+        logits[self.eos_at, EOS_ID], logits[self.eos_at, self.word] = 3.0, -3.0
+        return tf.broadcast_to(logits, [tf.shape(decoder_input)[0], width, self.vocab])
 
 
 def test_rescoring_picks_the_teachers_best_length():
     source = tf.constant([[5, 6, 7, 8, 9, EOS_ID]])  # M = 6: lengths 3 .. 9
-    rescored = nat_translate(_FakeNAT(), source, 10, halfwidth=3, rescorer=_FakeTeacher())
+    rescored = nat_translate(_FakeNAT(), source, 10, halfwidth=3, rescorer=FakeAT())
     assert int(rescored["lengths"][0, 0]) == 4
     np.testing.assert_array_equal(rescored["ids"].numpy()[0, 0, :5], [10, 10, 10, EOS_ID, PAD_ID])
     # Scored by the NAT alone, the forced EOS costs least in the longest candidate.

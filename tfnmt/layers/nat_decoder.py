@@ -38,26 +38,14 @@ class NATDecoderLayer(TransformerDecoderLayer):
         self.positional_attention.build(input_shape)
         self.positional_norm.build(input_shape)
 
-    def call(self, x, position_encoding, memory_kv, memory_mask, self_mask, training=False):
-        def self_attend(h):
-            return self.self_attention.attend(*self.self_attention.project_self(h), self_mask,
-                                              training=training)[0]
-
+    def positional_block(self, x, position_encoding, self_mask, training=False):
         def positional_attend(h):
             return self.positional_attention(h, position_encoding, self_mask,
                                              training=training)[0]
 
-        probs = []
+        return residual(x, positional_attend, self.positional_norm, self.dropout, self.pre_norm,
+                        training)
 
-        def cross_attend(h):
-            out, p = self.cross_attention.attend(self.cross_attention.project_query(h),
-                                                 *memory_kv, memory_mask, training=training)
-            probs.append(p)
-            return out
-
-        x = self._block(0, x, self_attend, training)
-        x = residual(x, positional_attend, self.positional_norm, self.dropout, self.pre_norm,
-                     training)
-        x = self._block(1, x, cross_attend, training)
-        x = self._block(2, x, lambda h: self.ffn(h, training=training), training)
-        return x, probs[0]
+    def call(self, x, position_encoding, memory_kv, memory_mask, self_mask, training=False):
+        return super().call(x, memory_kv, memory_mask, self_mask, training=training,
+                            return_attention=True, position_encoding=position_encoding)

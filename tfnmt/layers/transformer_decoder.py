@@ -40,11 +40,13 @@ class TransformerDecoderLayer(keras.layers.Layer):
     def _block(self, i, x, sublayer, training=False):
         return residual(x, sublayer, self.norms[i], self.dropout, self.pre_norm, training)
 
-    def call(self, x, memory_kv, memory_mask, self_mask, training=False, return_attention=False):
+    def call(self, x, memory_kv, memory_mask, self_mask, training=False, return_attention=False,
+             position_encoding=None):
         """Parallel pass. x [B, T, d]; memory_kv from project_memory; masks bool, True = attend.
 
         memory_mask broadcasts to [B, T, S], self_mask to [B, T, T]. With return_attention, also
-        returns the cross-attention probabilities [B, H, T, S].
+        returns the cross-attention probabilities [B, H, T, S]. position_encoding is for the NAT
+        layer's positional-attention block, which sits between self- and cross-attention.
         """
         def self_attend(h):
             return self.self_attention.attend(*self.self_attention.project_self(h), self_mask,
@@ -59,6 +61,8 @@ class TransformerDecoderLayer(keras.layers.Layer):
             return out
 
         x = self._block(0, x, self_attend, training)
+        if position_encoding is not None:
+            x = self.positional_block(x, position_encoding, self_mask, training)
         x = self._block(1, x, cross_attend, training)
         x = self._block(2, x, lambda h: self.ffn(h, training=training), training)
         return (x, probs[0]) if return_attention else x
