@@ -24,6 +24,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MULTI30K = os.path.join(REPO, "..", "shared", "data", "multi30k")
 
 
+@pytest.fixture(scope="session")
+def two_replicas():
+    """One MirroredStrategy over the two logical CPUs for the whole session: two strategies in
+    one process reuse collective instance keys, and the runtime then mixes up their shapes."""
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
 def multi30k(split, lang):
     path = os.path.join(MULTI30K, f"{split}.{lang}")
     if not os.path.isfile(path):

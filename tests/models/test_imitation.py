@@ -90,10 +90,10 @@ def dat_config(**kwargs):
 
 
 def test_action_average_is_one_agreed_update_per_step_and_is_checkpointed(tmp_path,
-                                                                          reverse_task):
+                                                                          reverse_task,
+                                                                          two_replicas):
     run = make_run(tmp_path / "dat", reverse_task, model=dat_config(), action_alpha=0.9)
-    trainer = Trainer(run, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
-                      log=lambda m: None)
+    trainer = Trainer(run, two_replicas, log=lambda m: None)
     batch = one_batch(run, 16)
     model = trainer.model
     c0 = model.action_average.numpy()

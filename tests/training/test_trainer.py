@@ -36,11 +36,10 @@ def step(trainer, dataset, steps):
 NOISE_PROOF = dict(adam_epsilon=1e-3, learning_rate=1e-2)
 
 
-def test_two_replicas_give_the_same_update_as_one_device(tmp_path, reverse_task):
+def test_two_replicas_give_the_same_update_as_one_device(tmp_path, reverse_task, two_replicas):
     one = Trainer(make_run(tmp_path / "one", reverse_task, **NOISE_PROOF),
                   tf.distribute.OneDeviceStrategy("/cpu:0"))
-    two = Trainer(make_run(tmp_path / "two", reverse_task, **NOISE_PROOF),
-                  tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    two = Trainer(make_run(tmp_path / "two", reverse_task, **NOISE_PROOF), two_replicas)
     assert two.strategy.num_replicas_in_sync == 2
     before = weights(one)
     for name, value in weights(two).items():
