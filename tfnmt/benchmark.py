@@ -101,7 +101,7 @@ def describe(config):
         return f"mask-predict I={config.iterations} l={config.length_beam}"
     if config.method == "nat":
         if config.length_halfwidth == 0:
-            return "nat N=M+C"
+            return "nat 1 length"
         scorer = "AT-rescored" if config.rescore_run else "self-scored"
         return f"nat {2 * config.length_halfwidth + 1} lengths {scorer}"
     return "greedy" if config.beam_size == 1 else f"beam {config.beam_size}"
@@ -114,20 +114,22 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
         run = runs.load(path)
         model, ckpt = runs.restore_model(run, checkpoint)
         source_tok, target_tok = run.tokenizers()
-        settings = decode_settings(resolve_method(base_config, run), beam_sizes, iterations,
-                                   halfwidths)
-        for setting in settings:
-            rescorer = load_rescorer(setting, run)
+        resolved = resolve_method(base_config, run)
+        # Loaded once per run (None unless a NAT run has rows with candidates to rescore).
+        rescorer = load_rescorer(dataclasses.replace(resolved, length_halfwidth=max(halfwidths)),
+                                 run)
+        for setting in decode_settings(resolved, beam_sizes, iterations, halfwidths):
             for xla in xla_modes:
                 for batch in batch_sizes:
                     config = dataclasses.replace(setting, batch_size=batch, xla=xla)
+                    used = rescorer if config.length_halfwidth > 0 else None
                     translator = Translator(model, source_tok, target_tok, config,
-                                            run.model.max_length, rescorer)
+                                            run.model.max_length, used)
                     seconds, hyps = time_translation(translator, sentences, repeats)
                     words = sum(len(h.split()) for h in hyps)
                     row = {"run": name, "run_dir": path, "checkpoint": ckpt,
                            "decoding": describe(config), "method": config.method,
-                           "rescore_run": None if rescorer is None else config.rescore_run,
+                           "rescore_run": None if used is None else config.rescore_run,
                            "beam": (None if config.method in ("mask_predict", "nat")
                                     else config.beam_size),
                            "xla": xla, "batch": batch, "seconds": round(seconds, 3),
@@ -144,8 +146,7 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
 
 def add_alpha(rows, reference_run, reference_beam):
     base = {(r["batch"], r["xla"]): r["seconds"] for r in rows
-            if r["run"] == reference_run and r["beam"] == reference_beam
-            and r["beam"] is not None}
+            if r["run"] == reference_run and r["beam"] == reference_beam}
     for r in rows:
         ref = base.get((r["batch"], r["xla"]))
         r["alpha"] = round(ref / r["seconds"], 2) if ref else None

@@ -37,10 +37,7 @@ def load_rescorer(config: DecodeConfig, run):
     if config.method != "nat" or not config.rescore_run or config.length_halfwidth == 0:
         return None
     teacher_run = runs.load(config.rescore_run)
-    for mine, theirs in ((run.source_vocab, teacher_run.source_vocab),
-                         (run.target_vocab, teacher_run.target_vocab)):
-        if open(mine, "rb").read() != open(theirs, "rb").read():
-            raise UserError(f"the rescoring run {config.rescore_run} uses another vocabulary.")
+    runs.check_same_vocabularies(run, teacher_run, "rescoring run")
     if teacher_run.model.architecture not in ("transformer", "dat"):
         raise UserError(f"the rescoring run must be an autoregressive transformer or DAT, got "
                         f"{teacher_run.model.architecture}.")

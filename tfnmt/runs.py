@@ -96,6 +96,21 @@ def find_checkpoint(run, which="best"):
     return which
 
 
+def saved_weight_shapes(path):
+    """{weight name: shape} of the weights a tfnmt checkpoint holds."""
+    return {name.split("/")[1].replace("..", "."): shape
+            for name, shape in tf.train.list_variables(path) if name.startswith("weights/")}
+
+
+def check_same_vocabularies(run, other, role):
+    """One clear error unless `other` (a teacher, rescorer...) uses this run's vocabularies."""
+    for mine, theirs in ((run.source_vocab, other.source_vocab),
+                         (run.target_vocab, other.target_vocab)):
+        with open(mine, "rb") as a, open(theirs, "rb") as b:
+            if a.read() != b.read():
+                raise UserError(f"the {role} {other.run_dir} uses another vocabulary.")
+
+
 def restore_model(run, which="best"):
     """Builds the run's model in float32 and restores its weights (no optimizer state)."""
     from tfnmt.models import build_model, named_weights
@@ -105,9 +120,7 @@ def restore_model(run, which="best"):
     weights = named_weights(model)
     status = tf.train.Checkpoint(weights=weights).restore(path).expect_partial()
     status.assert_existing_objects_matched()
-    saved = {name.split("/")[1].replace("..", ".") for name, _ in tf.train.list_variables(path)
-             if name.startswith("weights/")}
-    missing = sorted(set(weights) - saved)
+    missing = sorted(set(weights) - set(saved_weight_shapes(path)))
     if missing:
         raise UserError(f"checkpoint {path} lacks {len(missing)} weights of this model "
                         f"(first: {missing[0]}).")

@@ -11,9 +11,11 @@ from tfnmt.models.hrt import predict_masks
 from tfnmt.models.transformer import Transformer
 
 
-class CMLM(Transformer):
-    def __init__(self, config, **kwargs):
-        super().__init__(config, **kwargs)
+class LengthClassifier:
+    """Mixin: a target-length classifier (lengths 0 .. max_length) on the mean of the real
+    encoder states, as in Mask-Predict; CMLM and the imitate-NAT learner use it."""
+
+    def add_length_classifier(self, config):
         self.length_predictor = keras.layers.Dense(config.max_length + 1, name="length")
 
     def build_layers(self):
@@ -21,10 +23,15 @@ class CMLM(Transformer):
         self.length_predictor.build((None, self.config.d_model))
 
     def length_logits(self, encoded, source_mask):
-        """Logits over target lengths 0 .. max_length from the mean of the encoder states."""
         weights = tf.cast(source_mask, encoded.dtype)[:, :, None]
         mean = tf.reduce_sum(encoded * weights, 1) / tf.maximum(tf.reduce_sum(weights, 1), 1.0)
         return self.length_predictor(mean)
+
+
+class CMLM(LengthClassifier, Transformer):
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
+        self.add_length_classifier(config)
 
 
 def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_length=None):

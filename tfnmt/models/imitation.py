@@ -13,13 +13,9 @@ import tensorflow as tf
 
 from tfnmt.layers.imitation import ImitationModule
 from tfnmt.layers.transformer_decoder import TransformerDecoderLayer
+from tfnmt.models.cmlm import LengthClassifier
 from tfnmt.models.nat import NART, lengths_of, uniform_copy_indices
 from tfnmt.models.transformer import Transformer
-
-
-def mean_pool(encoded, source_mask):
-    weights = tf.cast(source_mask, encoded.dtype)[:, :, None]
-    return tf.reduce_sum(encoded * weights, 1) / tf.maximum(tf.reduce_sum(weights, 1), 1.0)
 
 
 class Imitating:
@@ -64,7 +60,7 @@ def soft_copy_weights(source_mask, width, log_tau):
     return tf.nn.softmax(scores, axis=-1)
 
 
-class ImitateNAT(Imitating, NART):
+class ImitateNAT(Imitating, LengthClassifier, NART):
     """The NAT learner: SoftCopy of the encoder's top-layer outputs (Eq. 11; tau = exp of a
     trainable scalar, 1 at the start) plus target position encodings, or UniformCopy of
     the source embeddings, the DAT's decoder structure without the causal mask, a length
@@ -75,16 +71,12 @@ class ImitateNAT(Imitating, NART):
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
         self.add_imitation(config)
-        self.length_predictor = keras.layers.Dense(config.max_length + 1, name="length")
+        self.add_length_classifier(config)
 
     def build_layers(self):
         super().build_layers()
-        self.length_predictor.build((None, self.config.d_model))
         self.log_tau = self.add_weight(name="copy_log_tau", shape=(),
                                        initializer=keras.initializers.Constant(math.log(1.0)))
-
-    def length_logits(self, encoded, source_mask):
-        return self.length_predictor(mean_pool(encoded, source_mask))
 
     def predicted_lengths(self, source, encoded, source_mask):
         """[B] the classifier's most likely length, at least 2 (one token and EOS)."""
@@ -95,8 +87,7 @@ class ImitateNAT(Imitating, NART):
     def decoder_inputs(self, source, encoded, source_mask, target_lengths, width,
                        training=False):
         if self.config.nat_copy == "uniform":
-            index = uniform_copy_indices(lengths_of(tf.where(source_mask, source, 0)),
-                                         target_lengths, width)
+            index = uniform_copy_indices(lengths_of(source), target_lengths, width)
             return self.source_embedder(tf.gather(source, index, batch_dims=1),
                                         training=training)
         weights = soft_copy_weights(source_mask, width, self.log_tau)

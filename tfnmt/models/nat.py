@@ -38,13 +38,13 @@ def measure_length_offset(data):
     from tfnmt.data import corpus
     from tfnmt.data.tokenizer import load_tokenizer
 
-    sides = []
+    sides, count = [], 1
     for path, vocab in ((data.train_source, data.source_vocab),
                         (data.train_target, data.target_vocab or data.source_vocab)):
         tokenizer, lines = load_tokenizer(vocab), corpus.read_lines(path)
         sides.append(sum(int(tf.reduce_sum(tokenizer.tokenize(tf.constant(
             lines[i:i + 4096])).row_lengths())) for i in range(0, len(lines), 4096)))
-    count = max(len(corpus.read_lines(data.train_source)), 1)
+        count = max(len(lines), 1)
     return round((sides[1] - sides[0]) / count, 4)
 
 
@@ -62,8 +62,7 @@ class NART(Transformer):
                        training=False):
         """Uniform copy of the source token embeddings (+ target position encodings)."""
         del encoded
-        index = uniform_copy_indices(lengths_of(tf.where(source_mask, source, PAD_ID)),
-                                     target_lengths, width)
+        index = uniform_copy_indices(lengths_of(source), target_lengths, width)
         return self.source_embedder(tf.gather(source, index, batch_dims=1), training=training)
 
     def nat_decode(self, source, encoded, source_mask, target_lengths, width, training=False,

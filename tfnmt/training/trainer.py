@@ -123,40 +123,27 @@ class Trainer:
         if cfg.objective not in ("mle", "hint"):
             raise UserError(f"objective must be mle, hrt, cmlm or hint, got {cfg.objective!r}.")
         architecture = self.run.model.architecture
+        if cfg.objective == "hint" and (architecture != "nart" or not cfg.teacher_run):
+            raise UserError("objective hint needs --architecture=nart and a --teacher_run.")
         if architecture == "dat":
             if cfg.teacher_run:
                 raise UserError("the DAT trains on its own (no --teacher_run).")
             return ActionRegularisedMLE(cfg.action_lambda, cfg.action_alpha, cfg.label_smoothing)
+        teacher, path = self._load_teacher() if cfg.teacher_run else (None, None)
+        mine = self.run.model
+        theirs = teacher.config if teacher is not None else None
         if architecture == "imitate_nat":
-            demonstrator = None
-            if cfg.teacher_run:
-                teacher_run = runs.load(cfg.teacher_run)
-                mine, theirs = self.run.model, teacher_run.model
+            if teacher is not None:
                 if theirs.architecture != "dat" or (theirs.decoder_layers, theirs.num_actions) \
                         != (mine.decoder_layers, mine.num_actions):
                     raise UserError("imitation needs a DAT demonstrator (--architecture=dat) with "
                                     "this model's decoder depth and number of actions.")
-                with self.strategy.scope():
-                    demonstrator, path = runs.restore_model(teacher_run, cfg.teacher_checkpoint)
-                demonstrator.trainable = False
                 self.log(f"imitating {path} (lambda_2 {cfg.il_lambda})")
-            return ImitationLearning(demonstrator, cfg.il_lambda, cfg.length_weight,
+            return ImitationLearning(teacher, cfg.il_lambda, cfg.length_weight,
                                      cfg.label_smoothing)
-        if cfg.objective == "hint" and (self.run.model.architecture != "nart"
-                                        or not cfg.teacher_run):
-            raise UserError("objective hint needs --architecture=nart and a --teacher_run.")
-        if not cfg.teacher_run:
+        if teacher is None:
             return MaximumLikelihood(cfg.label_smoothing)
-        teacher_run = runs.load(cfg.teacher_run)
-        for mine, theirs in ((self.run.source_vocab, teacher_run.source_vocab),
-                             (self.run.target_vocab, teacher_run.target_vocab)):
-            if open(mine, "rb").read() != open(theirs, "rb").read():
-                raise UserError(f"the teacher {cfg.teacher_run} uses another vocabulary.")
-        with self.strategy.scope():
-            teacher, path = runs.restore_model(teacher_run, cfg.teacher_checkpoint)
-        teacher.trainable = False
         if cfg.objective == "hint":
-            mine, theirs = self.run.model, teacher_run.model
             if (mine.decoder_layers, mine.num_heads) != (theirs.decoder_layers, theirs.num_heads):
                 raise UserError(f"hints need the teacher's decoder depth and heads: the teacher "
                                 f"has {theirs.decoder_layers} layers and {theirs.num_heads} "
@@ -167,6 +154,16 @@ class Trainer:
         self.log(f"distilling from {path} (lambda {cfg.kd_lambda})")
         return KnowledgeDistillation(teacher, cfg.kd_lambda, cfg.label_smoothing)
 
+    def _load_teacher(self):
+        """The frozen teacher (KD, hints) or demonstrator (imitation) and its checkpoint path."""
+        cfg = self.run.train
+        teacher_run = runs.load(cfg.teacher_run)
+        runs.check_same_vocabularies(self.run, teacher_run, "teacher")
+        with self.strategy.scope():
+            teacher, path = runs.restore_model(teacher_run, cfg.teacher_checkpoint)
+        teacher.trainable = False
+        return teacher, path
+
     def initialise_from(self, run_dir):
         """Starts a fresh run from another run's best weights: all of them for the same
         architecture; the shared ones otherwise (the imitate-NAT learner from its DAT keeps its
@@ -175,9 +172,7 @@ class Trainer:
         path = runs.find_checkpoint(source, "best")
         weights = named_weights(self.model)
         if source.model.architecture != self.run.model.architecture:
-            saved = {name.split("/")[1].replace("..", "."): shape
-                     for name, shape in tf.train.list_variables(path)
-                     if name.startswith("weights/")}
+            saved = runs.saved_weight_shapes(path)
             shared = {k: v for k, v in weights.items() if list(v.shape) == saved.get(k)}
             fresh = sorted(set(weights) - set(shared))
             self.log(f"{len(fresh)} weights not in {path} start fresh: {', '.join(fresh)}")
