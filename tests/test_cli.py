@@ -154,3 +154,20 @@ def test_benchmark_breakdown_mode(tmp_path, trained_run):
     assert result.returncode == 0, result.stderr[-2000:]
     row = json.loads((tmp_path / "breakdown.json").read_text())["values"]["rows"][0]
     assert row["run"] == "t" and row["total"] > 0 and row["FFN"] > 0
+
+
+def test_report_shows_figures_and_hint_scales():
+    from tfnmt.report import render
+
+    provenance = {"command": "python -m tfnmt.analyze", "git_commit": "0" * 40, "date": "d",
+                  "cpu": "c", "cpu_threads": 2, "tensorflow": "t"}
+    records = [("results/h.json", {"kind": "analysis_heatmaps", "provenance": provenance,
+                                   "values": {"png": "results/h.png",
+                                              "translations": {"teacher": "ein Hund"}}}),
+               ("results/s.json", {"kind": "analysis_hint_scales", "provenance": provenance,
+                                   "values": {"init_from": "", "nll": 8.7, "hid": 1.05,
+                                              "align": 1.99, "tokens": 10}})]
+    text = render(records)
+    assert "![Decoder hidden-state similarity and encoder-decoder attention](results/h.png)" in text
+    assert "- teacher: ein Hund" in text
+    assert "| [s.json](results/s.json) | random initialisation | 8.7 | 1.05 | 1.99 | 10 |" in text

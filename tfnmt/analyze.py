@@ -5,7 +5,7 @@
   actions:     python -m tfnmt.analyze --mode=actions --runs=with=runs/dat,without=runs/dat0 \
                    --source=val.en --target=val.de --output=results/actions.png
   hint_scales: python -m tfnmt.analyze --mode=hint_scales --teacher_run=runs/a \\
-                   --source=train.en --target=train.de [--result=results/hint_scales.json]
+                   --source=train.en --target=train.de [--init_from=runs/a] [--result=results/hint_scales.json]
 """
 
 import json
@@ -33,6 +33,8 @@ flags.DEFINE_string("target", None, "actions: dev target; hint_scales: training 
 flags.DEFINE_integer("batches", 10, "hint_scales: batches of 2,048 tokens to average over.")
 flags.DEFINE_float("gamma_st", 0.5, "hint_scales: student cosine threshold.")
 flags.DEFINE_float("gamma_tr", 0.5, "hint_scales: teacher cosine threshold.")
+flags.DEFINE_string("init_from", "", "hint_scales: start the NART from this run's best weights "
+                    "(as training with --init_from does) instead of a fresh initialisation.")
 flags.DEFINE_string("result", None, "Also write the numbers as a JSON result here.")
 
 
@@ -106,10 +108,11 @@ def main(argv):
             raise UserError("hint_scales needs --teacher_run, --source and --target.")
         corpus.check_parallel(FLAGS.source, FLAGS.target)
         values = {"teacher_run": FLAGS.teacher_run, "gamma_st": FLAGS.gamma_st,
-                  "gamma_tr": FLAGS.gamma_tr,
+                  "gamma_tr": FLAGS.gamma_tr, "init_from": FLAGS.init_from,
                   **hint_scales(FLAGS.teacher_run,
                                 DataConfig(train_source=FLAGS.source, train_target=FLAGS.target),
-                                FLAGS.batches, FLAGS.gamma_st, FLAGS.gamma_tr)}
+                                FLAGS.batches, FLAGS.gamma_st, FLAGS.gamma_tr,
+                                init_from=FLAGS.init_from)}
     else:
         raise UserError("--mode is required: heatmaps, repeats, actions or hint_scales.")
     print(json.dumps(values, indent=2))

@@ -58,32 +58,58 @@ def training_summary(values):
     return f"{steps} steps, {training['wall_seconds'] / 60:.0f} min"
 
 
+def table_section(records, kind, title, columns, row, footnote):
+    """One markdown table with a row per record of `kind`, then a footnote line per record."""
+    chosen = [(path, r) for path, r in records if r["kind"] == kind]
+    if not chosen:
+        return []
+    lines = [f"### {title}", "", "| " + " | ".join(columns) + " |",
+             "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(c) for c in row(path, r["values"])) + " |"
+              for path, r in chosen]
+    return lines + [""] + [f"- {footnote(path, r)}" for path, r in chosen] + [""]
+
+
 def render(records):
-    lines = []
-    evaluations = [(path, r) for path, r in records if r["kind"] == "evaluation"]
-    if evaluations:
-        lines += ["### Translation quality", "",
-                  "| result | model | data | beam | BLEU | chrF2 | decode time (s) | training |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for path, r in evaluations:
-            v = r["values"]
-            lines.append(f"| [{v['name']}]({path}) | {model_summary(v)} | "
-                         f"{os.path.basename(v.get('source', '-'))} | "
-                         f"{v.get('decode', {}).get('beam_size', '-')} | {v['bleu']:.2f} | "
-                         f"{v['chrf']:.2f} | {v.get('decode_seconds', '-')} | "
-                         f"{training_summary(v)} |")
-        lines.append("")
-        for path, r in evaluations:
-            lines += [f"- `{path}`: {describe(r)}; BLEU signature "
-                      f"`{r['values']['bleu_signature']}`"]
-        lines.append("")
+    lines = table_section(
+        records, "evaluation", "Translation quality",
+        ["result", "model", "data", "beam", "BLEU", "chrF2", "decode time (s)", "training"],
+        lambda path, v: [f"[{v['name']}]({path})", model_summary(v),
+                         os.path.basename(v.get("source", "-")),
+                         v.get("decode", {}).get("beam_size", "-"), f"{v['bleu']:.2f}",
+                         f"{v['chrf']:.2f}", v.get("decode_seconds", "-"), training_summary(v)],
+        lambda path, r: f"`{path}`: {describe(r)}; BLEU signature "
+                        f"`{r['values']['bleu_signature']}`")
     for kind in ("benchmark", "breakdown", "serving_benchmark"):
         for path, r in records:
             if r["kind"] == kind:
                 lines += [f"### {TABLE_TITLES[kind]}: [{os.path.basename(path)}]({path})", "",
                           table_intro(kind, r["values"]), "", r["values"]["markdown"].rstrip(),
                           "", f"- {describe(r)}", ""]
+    lines += render_analyses(records)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def render_analyses(records):
+    """Figures (heatmaps, action histograms) as images; hint-loss scales as one table."""
+    lines = table_section(
+        records, "analysis_hint_scales", "Hint-based NART: loss terms at initialisation",
+        ["result", "student starts from", "L_nll", "L_hid", "L_align", "tokens"],
+        lambda path, v: [f"[{os.path.basename(path)}]({path})",
+                         v.get("init_from") or "random initialisation", v["nll"], v["hid"],
+                         v["align"], v["tokens"]],
+        lambda path, r: describe(r))
+    for path, r in records:
+        if r["kind"] in ("analysis_heatmaps", "analysis_actions"):
+            v = r["values"]
+            title = ("Decoder hidden-state similarity and encoder-decoder attention"
+                     if r["kind"] == "analysis_heatmaps" else "Action categories used")
+            lines += [f"### {title}: [{os.path.basename(path)}]({path})", "",
+                      f"![{title}]({v['png']})", ""]
+            for name, text in v.get("translations", {}).items():
+                lines.append(f"- {name}: {text}")
+            lines += [f"- {describe(r)}", ""]
+    return lines
 
 
 def main(argv):

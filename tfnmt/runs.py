@@ -111,6 +111,27 @@ def check_same_vocabularies(run, other, role):
                 raise UserError(f"the {role} {other.run_dir} uses another vocabulary.")
 
 
+def restore_shared_weights(model, run_dir, which="best"):
+    """Restores into `model` the weights of another run's checkpoint: all of them for the same
+    architecture; otherwise those with the same name and shape (an imitate-NAT learner from its
+    DAT keeps its fresh length classifier; a NART from its teacher, its positional attention).
+    Returns (checkpoint path, names of the weights left fresh)."""
+    from tfnmt.models import named_weights
+
+    source = load(run_dir)
+    path = find_checkpoint(source, which)
+    weights = named_weights(model)
+    fresh = []
+    if source.model.architecture != model.config.architecture:
+        saved = saved_weight_shapes(path)
+        shared = {k: v for k, v in weights.items() if list(v.shape) == saved.get(k)}
+        fresh = sorted(set(weights) - set(shared))
+        weights = shared
+    tf.train.Checkpoint(weights=weights).restore(path).expect_partial() \
+        .assert_existing_objects_matched()
+    return path, fresh
+
+
 def restore_model(run, which="best"):
     """Builds the run's model in float32 and restores its weights (no optimizer state)."""
     from tfnmt.models import build_model, named_weights

@@ -165,20 +165,10 @@ class Trainer:
         return teacher, path
 
     def initialise_from(self, run_dir):
-        """Starts a fresh run from another run's best weights: all of them for the same
-        architecture; the shared ones otherwise (the imitate-NAT learner from its DAT keeps its
-        fresh length classifier and copy temperature)."""
-        source = runs.load(run_dir)
-        path = runs.find_checkpoint(source, "best")
-        weights = named_weights(self.model)
-        if source.model.architecture != self.run.model.architecture:
-            saved = runs.saved_weight_shapes(path)
-            shared = {k: v for k, v in weights.items() if list(v.shape) == saved.get(k)}
-            fresh = sorted(set(weights) - set(shared))
+        """Starts a fresh run from another run's best weights (runs.restore_shared_weights)."""
+        path, fresh = runs.restore_shared_weights(self.model, run_dir)
+        if fresh:
             self.log(f"{len(fresh)} weights not in {path} start fresh: {', '.join(fresh)}")
-            weights = shared
-        tf.train.Checkpoint(weights=weights).restore(path).expect_partial() \
-            .assert_existing_objects_matched()
         self.log(f"initialised from {path}")
 
     def training_iterator(self, step):
