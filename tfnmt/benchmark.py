@@ -156,7 +156,8 @@ def add_alpha(rows, reference_run, reference_beam):
 def markdown(rows, reference_run, reference_beam):
     has_bleu = any("bleu" in r for r in rows)
     head = ["run", "decoding", "XLA", "batch", "time (s)", "sent/s", "words/s",
-            f"alpha vs {reference_run} beam {reference_beam}"] + (["BLEU"] if has_bleu else [])
+            f"alpha vs {reference_run} beam {reference_beam}"] + (["BLEU"] if has_bleu else []) \
+        + ["repeated tokens (%)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["run"], r["decoding"], "on" if r["xla"] else "off", r["batch"], r["seconds"],
@@ -164,6 +165,7 @@ def markdown(rows, reference_run, reference_beam):
                  "" if r["alpha"] is None else f"{r['alpha']:.2f}"]
         if has_bleu:
             cells.append(r.get("bleu", ""))
+        cells.append(r["repeated_tokens_percent"])
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
