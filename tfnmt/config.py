@@ -39,7 +39,7 @@ class ModelConfig:
     attention: str = "additive"  # additive, dot or multihead
     attention_units: int = 0  # additive/dot attention size; 0: decoder_hidden
     # Non-autoregressive decoder (architecture nart).
-    nat_attend_self: bool = True  # False: no position attends to itself in self-attention
+    nat_attend_self: bool = False  # no position attends to itself in self-attention (True: they do)
     length_offset: float = 0.0  # C of N = M + C: mean target-minus-source length on training data
     # imitate-NAT (architectures dat and imitate_nat).
     num_actions: int = 512  # action categories n of the imitation module

@@ -142,14 +142,25 @@ class Translator:
         return self.decode_fn(tf.constant(source))
 
     def translate(self, sentences):
-        """Returns, per sentence, a list of n_best (translation, score) pairs, best first."""
-        results = [None] * len(sentences)
+        """Returns, per sentence, a list of n_best (translation, score) pairs, best first.
+        All outputs are detokenized in one call at the end (one call per batch cost ~0.8 ms,
+        as much as a whole NAT decode of a short sentence on CPU)."""
+        order, rows, scores = [], [], []
         for index, source in self.batches(self.encode(sentences)):
             out = self.translate_ids(source)
-            ids, scores = out["ids"][:, : self.config.n_best], out["scores"][:, : self.config.n_best]
-            flat = tf.reshape(ids, [-1, ids.shape[-1]])
-            texts = self.target_tokenizer.detokenize(flat).numpy().reshape(len(index), -1)
-            for row, i in enumerate(index):
-                results[i] = [(t.decode("utf-8"), float(s)) for t, s in
-                              zip(texts[row], scores[row].numpy())]
+            ids = out["ids"][:, : self.config.n_best].numpy()
+            order += index
+            rows.append(ids.reshape(-1, ids.shape[-1]))
+            scores.append(out["scores"][:, : self.config.n_best].numpy())
+        if not order:
+            return []
+        width = max(r.shape[1] for r in rows)
+        flat = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1])),
+                                      constant_values=PAD_ID) for r in rows])
+        n_best = scores[0].shape[1]
+        texts = self.target_tokenizer.detokenize(flat).numpy().reshape(len(order), n_best)
+        scores = np.concatenate(scores)
+        results = [None] * len(sentences)
+        for row, i in enumerate(order):
+            results[i] = [(t.decode("utf-8"), float(s)) for t, s in zip(texts[row], scores[row])]
         return results

@@ -149,6 +149,9 @@ def test_teacher_scores_equal_cached_step_by_step_decoding():
                 total[b] += logp[b, candidates[b, i]]
         previous = candidates[:, i]
     np.testing.assert_allclose(got, total / np.array([4, 2]), rtol=1e-5)
+    # Several candidates per sentence: the source is encoded once and shared.
+    both = teacher_scores(teacher, source[:1], tf.concat([candidates, candidates], 0)[::2], 2)
+    np.testing.assert_allclose(both.numpy(), [got[0], got[0]], rtol=1e-5)
 
 
 class _FakeNAT:
@@ -156,6 +159,9 @@ class _FakeNAT:
 
     def predicted_lengths(self, source, encoded, source_mask):
         return tf.reduce_sum(tf.cast(source != PAD_ID, tf.int32), axis=1)
+
+    def length_bound(self, source_width, halfwidth):
+        return None
 
     def encode(self, source):
         return tf.zeros(tf.concat([tf.shape(source), [4]], 0)), source != PAD_ID
@@ -194,6 +200,22 @@ def test_rescoring_picks_the_teachers_best_length():
     assert int(alone["lengths"][0, 0]) == 9
     single = nat_translate(_FakeNAT(), source, 10)
     assert int(single["lengths"][0, 0]) == 6  # N = M + C
+
+
+def test_nart_pads_to_its_longest_candidate_only():
+    config = ModelConfig.from_shape("tiny", architecture="nart", vocab_size=20, dropout=0.0,
+                                    length_offset=1.4)
+    model = build_model(config)
+    source = tf.constant([[5, 6, 7, 8, EOS_ID], [9, 10, EOS_ID, PAD_ID, PAD_ID]])
+    bounded = nat_translate(model, source, 16, halfwidth=2)
+    # Width 5 + round(1.4) + 2 = 8 instead of 16, and the same translations.
+    assert bounded["ids"].shape[-1] == 8
+    model.length_bound = lambda width, halfwidth: None
+    full = nat_translate(model, source, 16, halfwidth=2)
+    assert full["ids"].shape[-1] == 16
+    np.testing.assert_array_equal(bounded["ids"].numpy(), full["ids"].numpy()[..., :8])
+    assert not full["ids"].numpy()[..., 8:].any()
+    np.testing.assert_allclose(bounded["scores"].numpy(), full["scores"].numpy(), rtol=1e-5)
 
 
 def test_nat_translate_is_the_same_under_xla():

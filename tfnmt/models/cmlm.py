@@ -27,6 +27,11 @@ class LengthClassifier:
         mean = tf.reduce_sum(encoded * weights, 1) / tf.maximum(tf.reduce_sum(weights, 1), 1.0)
         return self.length_predictor(mean)
 
+    def length_bound(self, source_width, halfwidth):
+        """No bound below the decode limit: the classifier may choose any length."""
+        del source_width, halfwidth
+        return None
+
 
 class CMLM(LengthClassifier, Transformer):
     def __init__(self, config, **kwargs):

@@ -93,6 +93,12 @@ class NART(Transformer):
         del encoded, source_mask
         return lengths_of(source) + int(round(self.config.length_offset))
 
+    def length_bound(self, source_width, halfwidth):
+        """The longest candidate a source batch `source_width` tokens wide can get, M + C + B
+        with M <= width: NAT decoding pads to this instead of the decode limit (the output
+        projection over the padding is most of a NAT pass on CPU)."""
+        return source_width + max(int(round(self.config.length_offset)), 0) + halfwidth
+
     def call(self, inputs, training=False, return_internals=False):
         source, target = inputs["source"], inputs["target"]
         encoded, source_mask = self.encode(source, training=training)
@@ -124,10 +130,14 @@ def argmax_fill(logits, lengths):
     return tf.where(real, ids, PAD_ID), token_logp
 
 
-def teacher_scores(teacher, source, candidates):
+def teacher_scores(teacher, source, candidates, per_sentence=1):
     """Length-normalised log P_teacher(candidate | source) in ONE teacher-forced pass over all
-    candidates: source [R, S], candidates [R, W] (ending with EOS, PAD after) -> [R]."""
+    candidates: source [B, S] encoded once, candidates [B * per_sentence, W] (a sentence's
+    consecutive; ending with EOS, PAD after) -> [B * per_sentence]."""
     encoded, source_mask = teacher.encode(source)
+    if per_sentence > 1:
+        encoded = tf.repeat(encoded, per_sentence, axis=0)
+        source_mask = tf.repeat(source_mask, per_sentence, axis=0)
     logits = teacher.decode(shift_right(candidates), encoded, source_mask)
     log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
     token_logp = tf.gather(log_probs, candidates, batch_dims=2)
@@ -150,12 +160,17 @@ def pick_best(scores, tensors, batch, per_sentence):
 
 def nat_translate(model, source, max_length, halfwidth=0, rescorer=None):
     """Length-parallel NAT decoding: for each sentence the 2B+1 lengths around the model's
-    predicted length (M + C, or a length classifier's choice; B = halfwidth) decoded as one batch, each position its arg-max; the candidate with the best
+    predicted length (M + C, or a length classifier's choice; B = halfwidth) decoded as one
+    batch, each position its arg-max; the candidate with the best
     length-normalised log-probability wins, under the AT `rescorer` (one teacher-forced pass)
     when given, else under the NAT itself.
 
-    Returns ids [B, 1, max_length], lengths [B, 1], scores [B, 1].
+    Returns ids [B, 1, W], lengths [B, 1], scores [B, 1]; W is max_length, or less when the
+    model bounds its candidates' lengths (length_bound).
     """
+    bound = model.length_bound(tf.shape(source)[1], halfwidth)
+    if bound is not None:
+        max_length = tf.minimum(max_length, bound)
     encoded, source_mask = model.encode(source)
     batch, count = tf.shape(source)[0], 2 * halfwidth + 1
     centers = model.predicted_lengths(source, encoded, source_mask)
@@ -165,7 +180,7 @@ def nat_translate(model, source, max_length, halfwidth=0, rescorer=None):
                               tf.repeat(source_mask, count, axis=0), lengths, max_length)
     ids, token_logp = argmax_fill(logits, lengths)
     if rescorer is not None and count > 1:
-        scores = teacher_scores(rescorer, rows_source, ids)
+        scores = teacher_scores(rescorer, source, ids, count)
     else:
         scores = tf.reduce_sum(token_logp, axis=1) / tf.cast(lengths, tf.float32)
     return pick_best(scores, {"ids": ids, "lengths": lengths, "scores": scores}, batch, count)
