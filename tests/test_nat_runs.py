@@ -10,6 +10,7 @@ import tensorflow as tf
 from tfnmt import runs
 from tfnmt.config import DecodeConfig, ModelConfig
 from tfnmt.data.tokenizer import load_tokenizer
+from tfnmt.errors import UserError
 from tfnmt.inference import Translator, load_rescorer, resolve_method
 from tfnmt.models.nat import measure_length_offset
 from tfnmt.serving import export_run
@@ -129,6 +130,6 @@ def test_a_teacher_with_another_vocabulary_is_refused(tmp_path, multi30k_sample,
     task = {"train.src": multi30k_sample["en"], "train.tgt": multi30k_sample["de"],
             "vocab": multi30k_sample["vocab"]}
     run = make_run(tmp_path / "kd", task, teacher_run=trained_run.run_dir)
-    with pytest.raises(Exception, match=f"the teacher {trained_run.run_dir} uses another "
+    with pytest.raises(UserError, match=f"the teacher {trained_run.run_dir} uses another "
                                         "vocabulary"):
         Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
