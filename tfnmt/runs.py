@@ -113,8 +113,9 @@ def check_same_vocabularies(run, other, role):
 
 def restore_shared_weights(model, run_dir, which="best"):
     """Restores into `model` the weights of another run's checkpoint: all of them for the same
-    architecture; otherwise those with the same name and shape (an imitate-NAT learner from its
-    DAT keeps its fresh length classifier; a NART from its teacher, its positional attention).
+    architecture and depth; otherwise those with the same name and shape (an imitate-NAT learner
+    from its DAT keeps its fresh length classifier; a NART from its teacher, its positional
+    attention; a deep-encoder, one-layer-decoder AT from a 3-3 teacher, its extra encoder layers).
     Returns (checkpoint path, names of the weights left fresh)."""
     from tfnmt.models import named_weights
 
@@ -122,7 +123,8 @@ def restore_shared_weights(model, run_dir, which="best"):
     path = find_checkpoint(source, which)
     weights = named_weights(model)
     fresh = []
-    if source.model.architecture != model.config.architecture:
+    layout = lambda c: (c.architecture, c.encoder_layers, c.decoder_layers)  # noqa: E731
+    if layout(source.model) != layout(model.config):
         saved = saved_weight_shapes(path)
         shared = {k: v for k, v in weights.items() if list(v.shape) == saved.get(k)}
         fresh = sorted(set(weights) - set(shared))

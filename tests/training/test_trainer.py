@@ -137,6 +137,21 @@ def test_init_from_copies_the_other_runs_weights(tmp_path, trained_run, reverse_
         np.testing.assert_allclose(mine[name], value.numpy(), atol=1e-6, err_msg=name)
 
 
+def test_init_from_a_shallower_run_copies_the_layers_it_has(tmp_path, trained_run, reverse_task):
+    deep = ModelConfig.from_shape("tiny", dropout=0.0)
+    deep.encoder_layers = 2
+    run = make_run(tmp_path / "deep", reverse_task, model=deep, train_steps=1,
+                   init_from=trained_run.run_dir, learning_rate=1e-12)
+    trainer = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
+    trainer.train()
+    source = {k: v.numpy() for k, v in named_weights(runs.restore_model(trained_run)[0]).items()}
+    mine = weights(trainer)
+    extra = sorted(set(mine) - set(source))
+    assert extra and all(name.startswith("encoder.layer_1.") for name in extra), extra
+    for name, value in source.items():
+        np.testing.assert_allclose(mine[name], value, atol=1e-6, err_msg=name)
+
+
 def test_each_training_process_records_its_segment(tmp_path, reverse_task):
     import json
 
