@@ -155,6 +155,19 @@ def test_learner_starts_from_the_dat_and_imitates_it(imitation_runs, tmp_path, r
             np.testing.assert_array_equal(value.numpy(), before[name])
 
 
+def test_uniform_copy_learner_without_imitation_trains(imitation_runs, tmp_path, reverse_task):
+    dat, learner, _ = imitation_runs
+    config = dataclasses.replace(learner.model, nat_copy="uniform")
+    run = make_run(tmp_path / "uniform", reverse_task, model=config, train_steps=30,
+                   learning_rate=5e-3, init_from=dat.run_dir)
+    trainer = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
+    batch = one_batch(run, 16)
+    iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
+    outs = [trainer._train_step(iterator) for _ in range(30)]
+    assert float(outs[-1]["nll"]) < 0.8 * float(outs[0]["nll"])
+    assert not any("copy_log_tau" in v.path for v in trainer.model.weights)
+
+
 def test_length_parallel_decoding_centres_on_the_classifier_and_keeps_the_dats_best():
     model = build_model(dataclasses.replace(dat_config(), architecture="imitate_nat",
                                             vocab_size=24, max_length=16))

@@ -6,8 +6,6 @@ weight. The learner has the same decoder without the causal mask, decoder inputs
 (or UniformCopy for the ablation) and a target-length classifier on the encoder output.
 """
 
-import math
-
 import keras
 import tensorflow as tf
 
@@ -75,8 +73,9 @@ class ImitateNAT(Imitating, LengthClassifier, NART):
 
     def build_layers(self):
         super().build_layers()
-        self.log_tau = self.add_weight(name="copy_log_tau", shape=(),
-                                       initializer=keras.initializers.Constant(math.log(1.0)))
+        if self.config.nat_copy == "soft":  # UniformCopy has no tau (it would get no gradient)
+            self.log_tau = self.add_weight(name="copy_log_tau", shape=(),
+                                           initializer=keras.initializers.Constant(0.0))
 
     def predicted_lengths(self, source, encoded, source_mask):
         """[B] the classifier's most likely length, at least 2 (one token and EOS)."""
