@@ -6,16 +6,20 @@ import tensorflow as tf
 from tfnmt.data.tokenizer import PAD_ID
 
 
-def label_smoothed_cross_entropy(logits, labels, epsilon):
-    """Per-token loss (1 - eps) * -log p(y) + eps * mean_v(-log p(v)) (Szegedy et al. 2016).
-
-    logits [B, T, V], labels [B, T] with PAD_ID = padding. Returns (loss_sum, nll_sum, tokens).
-    """
+def token_cross_entropy(logits, labels, epsilon):
+    """Per-token (1 - eps) * -log p(y) + eps * mean_v(-log p(v)) (Szegedy et al. 2016) and
+    -log p(y), each [B, T], with the [B, T] weights (0 at PAD_ID labels)."""
     log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
     weights = tf.cast(labels != PAD_ID, tf.float32)
     nll = -tf.gather(log_probs, labels, batch_dims=2)
     smooth = -tf.reduce_mean(log_probs, axis=-1)
-    loss = (1.0 - epsilon) * nll + epsilon * smooth
+    return (1.0 - epsilon) * nll + epsilon * smooth, nll, weights
+
+
+def label_smoothed_cross_entropy(logits, labels, epsilon):
+    """logits [B, T, V], labels [B, T] with PAD_ID = padding. Returns (loss_sum, nll_sum,
+    tokens) of token_cross_entropy over the real labels."""
+    loss, nll, weights = token_cross_entropy(logits, labels, epsilon)
     return (tf.reduce_sum(loss * weights), tf.reduce_sum(nll * weights),
             tf.reduce_sum(weights))
 
@@ -69,14 +73,21 @@ def primary_rows(batch_size, fraction):
     return tf.range(batch_size) < count
 
 
+def _padded(sample, width):
+    """A task sample with input, positions and labels right-padded to `width` (PAD, position 0)."""
+    pad = [[0, 0], [0, width - tf.shape(sample["input"])[1]]]
+    return {k: tf.pad(sample[k], pad) for k in ("input", "positions", "labels")}
+
+
 class HybridRegressive:
     """HRT's training objective (Algorithm 1 of the HRT paper): TASK-AT and TASK-CMLM on the
     auxiliary rows, TASK-SKIP-AT and TASK-SKIP-CMLM on the primary rows (a share p_k that grows
     with the step), all four cross-entropies in one update; with mixed distillation each example
     takes its raw target with probability p_raw, else its distilled one.
 
-    All four tasks run on every row with the other rows' labels masked out, so shapes stay
-    static under XLA whatever p_k is (twice the decoder work of slicing the rows).
+    Each row has one causal task (AT or Skip-AT) and one bidirectional task (CMLM or
+    Skip-CMLM), so two decoder passes over the batch, each row's sample padded to the chunked
+    width, serve all four tasks with shapes that stay static under XLA whatever p_k is.
     """
 
     def __init__(self, k, mask_id, bos_k_id, step, total_steps, rng, curriculum_lambda=1.0,
@@ -98,22 +109,28 @@ class HybridRegressive:
         primary = primary_rows(rows, curriculum_fraction(self.step, self.total_steps,
                                                          self.curriculum_lambda))
         encoded, source_mask = model.encode(batch["source"], training=training)
-        tasks = {"at": (hrt_samples.at_sample(target), ~primary),
-                 "cmlm": (hrt_samples.cmlm_sample(target, self.mask_id, self.rng), ~primary),
-                 "skip_at": (hrt_samples.skip_at_sample(target, self.k, self.bos_k_id), primary),
-                 "skip_cmlm": (hrt_samples.skip_cmlm_sample(target, self.k, self.mask_id),
-                               primary)}
+        width = -(-tf.shape(target)[1] // self.k) * self.k
+        passes = {  # (task of the auxiliary rows, task of the primary rows)
+            "causal": (("at", hrt_samples.at_sample(target)),
+                       ("skip_at", hrt_samples.skip_at_sample(target, self.k, self.bos_k_id))),
+            "bidirectional": (("cmlm", hrt_samples.cmlm_sample(target, self.mask_id, self.rng)),
+                              ("skip_cmlm", hrt_samples.skip_cmlm_sample(target, self.k,
+                                                                         self.mask_id)))}
         out = {"loss": 0.0, "nll": 0.0, "tokens": 0.0}
-        for name, (sample, keep) in tasks.items():
-            self_mask = None if sample["causal"] else bidirectional_mask(sample["input"])
+        for kind, ((aux_name, aux), (primary_name, prim)) in passes.items():
+            aux, prim = _padded(aux, width), _padded(prim, width)
+            sample = {k: tf.where(primary[:, None], prim[k], aux[k]) for k in aux}
+            self_mask = None if kind == "causal" else bidirectional_mask(sample["input"])
             logits = model.decode(sample["input"], encoded, source_mask, self_mask=self_mask,
                                   training=training, positions=sample["positions"])
-            labels = tf.where(keep[:, None], sample["labels"], PAD_ID)
-            loss, nll, tokens = label_smoothed_cross_entropy(logits, labels,
-                                                             self.label_smoothing)
-            out.update(loss=out["loss"] + loss, nll=out["nll"] + nll,
-                       tokens=out["tokens"] + tokens)
-            out[f"nll_{name}"] = nll
+            loss, nll, weights = token_cross_entropy(logits, sample["labels"],
+                                                     self.label_smoothing)
+            out.update(loss=out["loss"] + tf.reduce_sum(loss * weights),
+                       nll=out["nll"] + tf.reduce_sum(nll * weights),
+                       tokens=out["tokens"] + tf.reduce_sum(weights))
+            row_nll = tf.reduce_sum(nll * weights, axis=1)
+            out[f"nll_{aux_name}"] = tf.reduce_sum(tf.where(primary, 0.0, row_nll))
+            out[f"nll_{primary_name}"] = tf.reduce_sum(tf.where(primary, row_nll, 0.0))
         return out
 
 

@@ -78,3 +78,13 @@ def test_task_cmlm_masks_between_one_and_all_real_tokens():
     counts = np.array(counts)
     assert counts.min() >= 1 and counts[:, 0].max() <= 6 and counts[:, 1].max() <= 5
     assert len(set(counts[:, 0])) > 3  # the number of masks varies
+
+
+def test_row_ranks_equal_a_stable_double_argsort():
+    from tfnmt.models.base import row_ranks
+
+    scores = np.random.default_rng(0).integers(0, 5, size=(6, 9)).astype(np.float32)  # ties
+    expected = np.argsort(np.argsort(scores, axis=1, kind="stable"), axis=1, kind="stable")
+    np.testing.assert_array_equal(row_ranks(tf.constant(scores)).numpy(), expected)
+    compiled = tf.function(row_ranks, jit_compile=True)
+    np.testing.assert_array_equal(compiled(tf.constant(scores)).numpy(), expected)

@@ -9,7 +9,7 @@ so the last kept token z_m is always EOS (inference truncates at the first EOS a
 import tensorflow as tf
 
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
-from tfnmt.models.base import shift_right
+from tfnmt.models.base import row_ranks, shift_right
 
 
 def _lengths(target):
@@ -64,8 +64,8 @@ def cmlm_sample(target, mask_id, rng):
     shape = tf.shape(target)
     real = target != PAD_ID
     n = tf.cast(tf.floor(rng.uniform([shape[0]]) * tf.cast(lengths, tf.float32)), tf.int32) + 1
-    scores = tf.where(real, rng.uniform(shape), 2.0)  # padding sorts last
-    rank = tf.argsort(tf.argsort(scores, axis=1), axis=1)
+    scores = tf.where(real, rng.uniform(shape), 2.0)  # padding ranks last
+    rank = row_ranks(scores)
     masked = real & (rank < n[:, None])
     p = tf.range(1, shape[1] + 1)[None, :]
     return {"input": tf.where(masked, mask_id, target), "positions": tf.broadcast_to(p, shape),

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from tfnmt.data.tokenizer import PAD_ID
 from tfnmt.decoding import NEG
+from tfnmt.models.base import row_ranks
 from tfnmt.models.hrt import predict_masks
 from tfnmt.models.transformer import Transformer
 
@@ -71,7 +72,7 @@ def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_lengt
             break
         n = lengths * (iterations - 1 - t) // iterations                # to re-mask
         ranked = tf.where(real, probs, -NEG)                             # padding last
-        rank = tf.argsort(tf.argsort(ranked, axis=1), axis=1)
+        rank = row_ranks(ranked)
         tokens = tf.where(real & (rank < n[:, None]), mask_id, tokens)
 
     mean_logp = tf.reduce_sum(tf.where(real, probs, 0.0), 1) / tf.cast(lengths, tf.float32)
