@@ -31,37 +31,43 @@ def _tile(state, beam):
     return tf.nest.map_structure(lambda t: tf.repeat(t, beam, axis=0), state)
 
 
+def _varying(x, i):
+    """x shifted by the loop index: an input XLA cannot hoist out of the timing loop (a
+    loop-invariant one gets computed once, and the component looks nearly free)."""
+    return x + tf.cast(i, x.dtype)
+
+
 def component_steps(model, state, rows):
     """{component: fn(position, carry) -> carry} doing one decoding step's worth of it."""
+    memory = decoding.step_memory(model, state["memory"])
     if isinstance(model, Transformer):
         d = model.config.d_model
         x = tf.zeros([rows, 1, d])
-        memory = state["memory"]
 
         def self_attention(i, carry):
             caches = []
             for layer, cache in zip(model.decoder_layers, carry["cache"]):
-                y, cache = layer.self_attention_step(x, i, cache)
+                y, cache = layer.self_attention_step(_varying(x, i), i, cache)
                 caches.append(cache)
             return {"cache": caches, "sum": carry["sum"] + tf.reduce_sum(y)}
 
         def attention(i, carry):
-            y = [layer.cross_attention_step(x, kv, memory["mask"])
+            y = [layer.cross_attention_step(_varying(x, i), kv, memory["mask"])
                  for layer, kv in zip(model.decoder_layers, memory["kv"])]
             return dict(carry, sum=carry["sum"] + tf.add_n([tf.reduce_sum(t) for t in y]))
 
         def ffn(i, carry):
-            y = [layer.ffn_step(x) for layer in model.decoder_layers]
+            y = [layer.ffn_step(_varying(x, i)) for layer in model.decoder_layers]
             return dict(carry, sum=carry["sum"] + tf.add_n([tf.reduce_sum(t) for t in y]))
 
         def softmax(i, carry):
-            y = tf.nn.log_softmax(model.logits(x)[:, 0])
+            y = tf.nn.log_softmax(model.logits(_varying(x, i), memory)[:, 0])
             return dict(carry, sum=carry["sum"] + tf.reduce_sum(y))
 
         return {"self-attention/GRU": self_attention, "attention": attention, "FFN": ffn,
                 "softmax": softmax}
     if isinstance(model, RecurrentDecoderModel):
-        decoder, memory = model.decoder, state["memory"]
+        decoder = model.decoder
         h = state["cache"]["h"]
         embedding = tf.zeros([rows, model.config.d_model])
         context = tf.zeros([rows, decoder.memory_dim])
@@ -69,15 +75,17 @@ def component_steps(model, state, rows):
 
         def gru(i, carry):
             u, _ = decoder.recurrent_step(carry["h"])
-            h_new = decoder.gate_step(decoder.input_embedding(embedding), u, context, carry["h"])
+            h_new = decoder.gate_step(decoder.input_embedding(_varying(embedding, i)), u,
+                                      context, carry["h"])
             return dict(carry, h=h_new)
 
         def attention(i, carry):
-            c, _ = decoder.attention_step(query, memory)
+            c, _ = decoder.attention_step(_varying(query, i), memory)
             return dict(carry, sum=carry["sum"] + tf.reduce_sum(c))
 
         def softmax(i, carry):
-            y = tf.nn.log_softmax(model.logits(decoder._output(h, context, embedding)))
+            y = tf.nn.log_softmax(model.logits(decoder._output(_varying(h, i), context, embedding),
+                                               memory))
             return dict(carry, sum=carry["sum"] + tf.reduce_sum(y))
 
         return {"self-attention/GRU": gru, "attention": attention, "softmax": softmax}

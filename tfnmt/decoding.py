@@ -1,7 +1,8 @@
 """Greedy and beam search, generic over any model with the incremental decoding interface.
 
 A model provides `initial_state(source, max_length) -> {"cache", "memory"}` and
-`step(ids [B], position, cache, memory) -> (logits [B, V], cache)`. Both searches are one
+`step(ids [B], position, cache, memory) -> (logits [B, V], cache)`, and optionally
+`decoding_constants() -> dict` (tensors computed once per call and added to `memory`). Both searches are one
 tf.while_loop over static shapes (fixed max_length, fixed beam), so they trace once per input
 shape and compile under XLA. keras-hub's BeamSampler is not used: it has no length penalty and
 keeps scoring beams after EOS.
@@ -46,9 +47,10 @@ def greedy_search(model, source, max_length, limits, min_length=0):
     No hypothesis ends before min_length tokens (EOS included)."""
     state = model.initial_state(source, max_length)
     batch = _batch_size(source)
+    memory = step_memory(model, state["memory"])
 
     def body(i, ids, prev, scores, finished, cache):
-        logits, cache = model.step(prev, i, cache, state["memory"])
+        logits, cache = model.step(prev, i, cache, memory)
         log_probs = _allowed(tf.nn.log_softmax(tf.cast(logits, tf.float32)), i >= limits - 1,
                              i < min_length - 1)
         token = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
@@ -77,6 +79,12 @@ def _tile(x, beam):
     return tf.repeat(x, beam, axis=0)
 
 
+def step_memory(model, memory):
+    """The per-sentence memory plus the model's per-call decoding constants."""
+    constants = getattr(model, "decoding_constants", dict)()
+    return dict(memory, **constants) if constants else memory
+
+
 def _top_k_gather(k, scores, *tensors):
     """Top-k along axis 1 of scores [B, N]; gathers each tensor [B, N, ...] the same way."""
     top, index = tf.math.top_k(scores, k=k)
@@ -93,7 +101,7 @@ def beam_search(model, source, max_length, limits, beam_size, alpha=0.0, min_len
     k = beam_size
     batch = _batch_size(source)
     state = model.initial_state(source, max_length)
-    memory = tf.nest.map_structure(lambda t: _tile(t, k), state["memory"])
+    memory = step_memory(model, tf.nest.map_structure(lambda t: _tile(t, k), state["memory"]))
     cache = tf.nest.map_structure(lambda t: _tile(t, k), state["cache"])
     best_possible_lp = length_penalty(limits, alpha)  # the largest lp an alive beam can reach
     positions = tf.range(max_length)

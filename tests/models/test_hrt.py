@@ -2,6 +2,7 @@
 import numpy as np
 import tensorflow as tf
 
+from tfnmt import decoding
 from tfnmt.config import ModelConfig
 from tfnmt.data.hrt_samples import skip_at_sample
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
@@ -34,9 +35,10 @@ def test_skip_at_cached_decoding_equals_its_parallel_pass():
     skip = SkipAT(m, 2, B2)
     state = skip.initial_state(SOURCE, 3)
     cache, steps = state["cache"], []
+    memory = decoding.step_memory(skip, state["memory"])  # as beam search passes it
     previous = tf.fill([2], 2)  # beam search feeds BOS; SkipAT turns it into BOS_2
     for i in range(3):
-        logits, cache = skip.step(previous, tf.constant(i), cache, state["memory"])
+        logits, cache = skip.step(previous, tf.constant(i), cache, memory)
         steps.append(logits.numpy())
         previous = sample["labels"][:, i]
     np.testing.assert_allclose(np.stack(steps, 1), parallel, atol=1e-5)

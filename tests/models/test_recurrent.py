@@ -23,10 +23,10 @@ def test_cached_steps_equal_teacher_forced_pass(architecture, attention):
     model = make(architecture, attention)
     logits = model({"source": SOURCE, "target": TARGET}).numpy()
     state = model.initial_state(SOURCE, max_length=8)
+    memory = decoding.step_memory(model, state["memory"])  # as the decode loops pass it
     decoder_input, cache, steps = shift_right(TARGET), state["cache"], []
     for i in range(TARGET.shape[1]):
-        step_logits, cache = model.step(decoder_input[:, i], tf.constant(i), cache,
-                                        state["memory"])
+        step_logits, cache = model.step(decoder_input[:, i], tf.constant(i), cache, memory)
         steps.append(step_logits.numpy())
     np.testing.assert_allclose(np.stack(steps, 1), logits, atol=1e-5)
 

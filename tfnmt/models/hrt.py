@@ -31,6 +31,9 @@ class SkipAT:
         self.encoded = self.model.encode(source)
         return self.model.state_from_encoding(*self.encoded, max_length)
 
+    def decoding_constants(self):
+        return self.model.decoding_constants()
+
     def step(self, ids, position, cache, memory):
         ids = tf.where(ids == BOS_ID, self.bos_k_id, ids)
         return self.model.step(ids, position, cache, memory, embedding_position=position * self.k)

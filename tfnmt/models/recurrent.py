@@ -22,8 +22,8 @@ class RecurrentDecoderModel(EncoderDecoder):
         self.encoder.build(hidden)
         self.decoder.build(hidden, hidden)
 
-    def logits(self, hidden):
-        return self.project(hidden)
+    def logits(self, hidden, memory=None):
+        return self.project(hidden, memory)
 
     def decode(self, decoder_input, encoded, source_mask, training=False):
         h0, memory = self.decoder.initial_state(encoded, source_mask)
@@ -40,7 +40,7 @@ class RecurrentDecoderModel(EncoderDecoder):
     def step(self, ids, position, cache, memory):
         del position
         out, h = self.decoder.step(self.target_embedder(ids), cache["h"], memory)
-        return self.logits(out), {"h": h}
+        return self.logits(out, memory), {"h": h}
 
 
 class Hybrid(RecurrentDecoderModel):

@@ -38,10 +38,10 @@ class Transformer(EncoderDecoder):
         if self.decoder_norm is not None:
             self.decoder_norm.build(hidden)
 
-    def logits(self, hidden):
+    def logits(self, hidden, memory=None):
         if self.decoder_norm is not None:
             hidden = self.decoder_norm(hidden)
-        return self.project(hidden)
+        return self.project(hidden, memory)
 
     def layer_input(self, index, x):
         """Hook before decoder layer `index`: (its input, the layer's action policy or None).
@@ -100,4 +100,4 @@ class Transformer(EncoderDecoder):
             x, _ = self.layer_input(i, x)
             x, layer_cache = layer.step(x, position, layer_cache, kv, memory["mask"])
             new_cache.append(layer_cache)
-        return self.logits(x)[:, 0], new_cache
+        return self.logits(x, memory)[:, 0], new_cache
