@@ -171,3 +171,18 @@ def test_report_shows_figures_and_hint_scales():
     assert "![Decoder hidden-state similarity and encoder-decoder attention](results/h.png)" in text
     assert "- teacher: ein Hund" in text
     assert "| [s.json](results/s.json) | random initialisation | 8.7 | 1.05 | 1.99 | 10 |" in text
+
+
+def test_benchmark_by_batch_table_puts_each_decoding_on_one_line():
+    from tfnmt.benchmark import add_alpha, by_batch_markdown
+
+    def row(run, batch, seconds, bleu):
+        return {"run": run, "decoding": "beam 5", "xla": True, "beam": 5, "batch": batch,
+                "seconds": seconds, "bleu": bleu}
+    rows = add_alpha([row("at", 1, 10.0, 30.0), row("at", 8, 4.0, 30.0),
+                      row("hrt", 1, 4.0, 29.5), row("hrt", 8, 2.5, 29.5)], "at", 5)
+    lines = by_batch_markdown(rows, "at", 5).splitlines()
+    assert lines[2] == ("| run | decoding | XLA | BLEU | time (s) b=1 | alpha b=1 | "
+                        "time (s) b=8 | alpha b=8 |")
+    assert lines[4:] == ["| at | beam 5 | on | 30.0 | 10.0 | 1.00 | 4.0 | 1.00 |",
+                         "| hrt | beam 5 | on | 29.5 | 4.0 | 2.50 | 2.5 | 1.60 |"]

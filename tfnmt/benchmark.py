@@ -170,6 +170,27 @@ def markdown(rows, reference_run, reference_beam):
     return "\n".join(lines) + "\n"
 
 
+def by_batch_markdown(rows, reference_run, reference_beam):
+    """The same rows one line per decoding (the layout of the HRT paper's Table 10): BLEU, then
+    time and alpha at each batch size."""
+    batches = sorted({r["batch"] for r in rows})
+    keys = list(dict.fromkeys((r["run"], r["decoding"], r["xla"]) for r in rows))
+    cell = {(r["run"], r["decoding"], r["xla"], r["batch"]): r for r in rows}
+    head = ["run", "decoding", "XLA", "BLEU"] + [
+        f"{name} b={b}" for b in batches for name in ("time (s)", "alpha")]
+    lines = [f"alpha vs {reference_run} beam {reference_beam} at the same batch size:", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run, decoding, xla in keys:
+        first = next(r for r in rows if (r["run"], r["decoding"], r["xla"]) == (run, decoding, xla))
+        cells = [run, decoding, "on" if xla else "off", first.get("bleu", "")]
+        for b in batches:
+            r = cell.get((run, decoding, xla, b))
+            cells += ["", ""] if r is None else [
+                r["seconds"], "" if r["alpha"] is None else f"{r['alpha']:.2f}"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def breakdown_main():
     from tfnmt.breakdown import COMPONENTS, breakdown
 
@@ -238,6 +259,8 @@ def main(argv):
                      base_config, FLAGS.repeats, iterations, halfwidths)
     add_alpha(rows, reference_run, FLAGS.reference_beam)
     table = markdown(rows, reference_run, FLAGS.reference_beam)
+    if len({r["batch"] for r in rows}) > 1:
+        table += "\n" + by_batch_markdown(rows, reference_run, FLAGS.reference_beam)
     print(table)
     if FLAGS.output:
         values = {"rows": rows, "source": FLAGS.source, "reference": FLAGS.reference,
