@@ -115,7 +115,21 @@ def test_benchmark_times_every_row_and_computes_alpha(tmp_path, trained_run, rev
     for r in rows:
         bleus[r["beam"]].add(r["bleu"])
     assert all(len(v) == 1 for v in bleus.values())
-    assert (tmp_path / "bench.md").read_text().startswith("| run | decoding |")
+    text = (tmp_path / "bench.md").read_text()
+    assert text.startswith("| run | decoding |")
+    # The by-batch table (the HRT paper's Table 10 layout): one line per run, decoding and XLA
+    # setting with BLEU, then time and alpha at batch 1 and 4, the same numbers as the rows.
+    by_batch = text.split("alpha vs a beam 2 at the same batch size:")[1].strip().splitlines()
+    assert by_batch[0] == ("| run | decoding | XLA | BLEU | time (s) b=1 | alpha b=1 | "
+                           "time (s) b=4 | alpha b=4 |")
+    assert len(by_batch) == 2 + 2 * 2 * 2
+    for line in by_batch[2:]:
+        run, decoding, xla, bleu, *cells = [c.strip() for c in line.strip("|").split("|")]
+        for batch, seconds, alpha in zip((1, 4), cells[::2], cells[1::2]):
+            row = next(r for r in rows if (r["run"], r["decoding"], r["batch"]) == (
+                run, decoding, batch) and r["xla"] == (xla == "on"))
+            assert (float(seconds), float(alpha), float(bleu)) == (
+                row["seconds"], row["alpha"], row["bleu"])
     assert {r["checkpoint"] for r in rows} == {runs.find_checkpoint(trained_run, "latest")}
 
 
@@ -171,18 +185,3 @@ def test_report_shows_figures_and_hint_scales():
     assert "![Decoder hidden-state similarity and encoder-decoder attention](results/h.png)" in text
     assert "- teacher: ein Hund" in text
     assert "| [s.json](results/s.json) | random initialisation | 8.7 | 1.05 | 1.99 | 10 |" in text
-
-
-def test_benchmark_by_batch_table_puts_each_decoding_on_one_line():
-    from tfnmt.benchmark import add_alpha, by_batch_markdown
-
-    def row(run, batch, seconds, bleu):
-        return {"run": run, "decoding": "beam 5", "xla": True, "beam": 5, "batch": batch,
-                "seconds": seconds, "bleu": bleu}
-    rows = add_alpha([row("at", 1, 10.0, 30.0), row("at", 8, 4.0, 30.0),
-                      row("hrt", 1, 4.0, 29.5), row("hrt", 8, 2.5, 29.5)], "at", 5)
-    lines = by_batch_markdown(rows, "at", 5).splitlines()
-    assert lines[2] == ("| run | decoding | XLA | BLEU | time (s) b=1 | alpha b=1 | "
-                        "time (s) b=8 | alpha b=8 |")
-    assert lines[4:] == ["| at | beam 5 | on | 30.0 | 10.0 | 1.00 | 4.0 | 1.00 |",
-                         "| hrt | beam 5 | on | 29.5 | 4.0 | 2.50 | 2.5 | 1.60 |"]
