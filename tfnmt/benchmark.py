@@ -174,15 +174,16 @@ def by_batch_markdown(rows, reference_run, reference_beam):
     """The same rows one line per decoding (the layout of the HRT paper's Table 10): BLEU, then
     time and alpha at each batch size."""
     batches = sorted({r["batch"] for r in rows})
-    keys = list(dict.fromkeys((r["run"], r["decoding"], r["xla"]) for r in rows))
+    first = {}  # (run, decoding, xla) -> its first row, in row order
+    for r in rows:
+        first.setdefault((r["run"], r["decoding"], r["xla"]), r)
     cell = {(r["run"], r["decoding"], r["xla"], r["batch"]): r for r in rows}
     head = ["run", "decoding", "XLA", "BLEU"] + [
         f"{name} b={b}" for b in batches for name in ("time (s)", "alpha")]
     lines = [f"alpha vs {reference_run} beam {reference_beam} at the same batch size:", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for run, decoding, xla in keys:
-        first = next(r for r in rows if (r["run"], r["decoding"], r["xla"]) == (run, decoding, xla))
-        cells = [run, decoding, "on" if xla else "off", first.get("bleu", "")]
+    for (run, decoding, xla), row in first.items():
+        cells = [run, decoding, "on" if xla else "off", row.get("bleu", "")]
         for b in batches:
             r = cell.get((run, decoding, xla, b))
             cells += ["", ""] if r is None else [
