@@ -133,6 +133,37 @@ def test_benchmark_times_every_row_and_computes_alpha(tmp_path, trained_run, rev
     assert {r["checkpoint"] for r in rows} == {runs.find_checkpoint(trained_run, "latest")}
 
 
+def test_benchmark_saves_every_row_and_resumes_where_it_stopped(tmp_path, trained_run,
+                                                                 reverse_task):
+    out = tmp_path / "bench"
+    common = ["--checkpoint=latest", f"--source={reverse_task['test.src']}",
+              "--num_sentences=6", "--batch_sizes=1,3", "--beam_sizes=2", "--reference_beam=2",
+              "--xla=off", f"--output={out}"]
+    # The second run is missing: the invocation stops after timing the first run's rows.
+    stopped = run_module("tfnmt.benchmark",
+                         f"--runs=a={trained_run.run_dir},b={tmp_path / 'missing'}", *common)
+    assert stopped.returncode == 1 and "is not a tfnmt run directory" in stopped.stderr
+    partial = json.loads((tmp_path / "bench.json").read_text())["values"]
+    assert partial["complete"] is False and [(r["run"], r["batch"]) for r in partial["rows"]] == [
+        ("a", 1), ("a", 3)]
+    assert "| a | beam 2 | off | 3 |" in (tmp_path / "bench.md").read_text()
+    other = run_module("tfnmt.benchmark", f"--runs=a={trained_run.run_dir}", *common,
+                       "--length_penalty=0.2", "--resume")
+    assert other.returncode == 1 and "measured with other length_penalty" in other.stderr
+    resumed = run_module("tfnmt.benchmark",
+                         f"--runs=a={trained_run.run_dir},b={trained_run.run_dir}", *common,
+                         "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    values = json.loads((tmp_path / "bench.json").read_text())["values"]
+    assert values["complete"] is True and len(values["rows"]) == 4
+    # a's rows are the stopped invocation's (not timed again); b's were timed now, and alpha
+    # divides by a's kept time.
+    assert [r["seconds"] for r in values["rows"][:2]] == [r["seconds"] for r in partial["rows"]]
+    assert "kept a beam 2 xla=False batch=1" in resumed.stdout
+    for a, b in zip(values["rows"][:2], values["rows"][2:]):
+        assert abs(b["alpha"] - a["seconds"] / b["seconds"]) < 0.01 + 0.01 * b["alpha"]
+
+
 def test_benchmark_refuses_two_runs_with_one_name(trained_run, reverse_task):
     result = run_module("tfnmt.benchmark", f"--runs=a={trained_run.run_dir},a={trained_run.run_dir}",
                         f"--source={reverse_task['test.src']}")

@@ -1,13 +1,17 @@
 """Times decoding of trained runs on the same sentences, in one process:
 python -m tfnmt.benchmark --runs=teacher=runs/a@averaged,student=runs/b --reference_run=teacher \\
     --source=test.en [--reference=test.de] --batch_sizes=1,8,16,32 --beam_sizes=1,4 --xla=both \\
-    --output=results/benchmark_name   (writes .json and .md)
+    --output=results/benchmark_name   (writes .json and .md) [--resume]
 
 alpha = time(reference run, reference beam, same batch size and XLA setting) / time(row).
 Compilation is excluded: every distinct batch shape is decoded once before timing.
+The output is rewritten (atomically) after every row and marked "complete": false until the
+last one, so a crash loses one row; --resume keeps the rows of such a file and times the rest.
 """
 
 import dataclasses
+import json
+import os
 import time
 
 import sacrebleu
@@ -17,6 +21,7 @@ from tfnmt import runs
 from tfnmt.analysis import repeated_token_rate
 from tfnmt.config import DecodeConfig
 from tfnmt.data import corpus
+from tfnmt.data.corpus import write_atomic
 from tfnmt.errors import UserError, run_main
 from tfnmt.inference import Translator, load_rescorer, resolve_method
 from tfnmt.provenance import write_result
@@ -45,7 +50,10 @@ flags.DEFINE_list("length_halfwidths", ["0"], "nat runs: halfwidths B (2B+1 leng
 flags.DEFINE_string("rescore_run", "", "nat runs: AT run that rescores the length candidates.")
 flags.DEFINE_string("rescore_checkpoint", "best", "nat runs: the rescoring run's checkpoint.")
 flags.DEFINE_integer("repeats", 1, "Timed passes per row (the fastest is kept).")
-flags.DEFINE_string("output", None, "Output prefix: writes <output>.json and <output>.md.")
+flags.DEFINE_string("output", None, "Output prefix: writes <output>.json and <output>.md "
+                    "after every row.")
+flags.DEFINE_bool("resume", False, "Keep the rows already in <output>.json (same settings) and "
+                  "time only the missing ones.")
 flags.DEFINE_enum("mode", "speed", ["speed", "breakdown"],
                   "speed: time real sentences; breakdown: time per decoder component on pseudo "
                   "sentences decoded to one length (Table 1 of the Hybrid paper).")
@@ -107,8 +115,16 @@ def describe(config):
     return "greedy" if config.beam_size == 1 else f"beam {config.beam_size}"
 
 
+def row_key(row):
+    return row["run"], row["decoding"], row["xla"], row["batch"]
+
+
 def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
-              base_config, repeats, iterations=(10,), halfwidths=(0,), log=print):
+              base_config, repeats, iterations=(10,), halfwidths=(0,), log=print,
+              kept=(), on_row=None):
+    """Times every row; rows of `kept` (same key) are reused untimed. on_row(rows) follows
+    each row."""
+    kept = {row_key(r): r for r in kept}
     rows = []
     for name, path, checkpoint in run_specs:
         run = runs.load(path)
@@ -122,6 +138,15 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
             for xla in xla_modes:
                 for batch in batch_sizes:
                     config = dataclasses.replace(setting, batch_size=batch, xla=xla)
+                    old = kept.get((name, describe(config), xla, batch))
+                    if old is not None:
+                        if (old["run_dir"], old["checkpoint"]) != (path, ckpt):
+                            raise UserError(f"--resume: the kept rows of {name} timed "
+                                            f"{old['run_dir']} {old['checkpoint']}, not {path} "
+                                            f"{ckpt}.")
+                        rows.append(old)
+                        log(f"kept {name} {old['decoding']} xla={xla} batch={batch}")
+                        continue
                     used = rescorer if config.length_halfwidth > 0 else None
                     translator = Translator(model, source_tok, target_tok, config,
                                             run.model.max_length, used)
@@ -141,6 +166,8 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
                     rows.append(row)
                     log(" ".join(f"{k}={v}" for k, v in row.items()
                                  if k not in ("run_dir", "checkpoint")))
+                    if on_row:
+                        on_row(rows)
     return rows
 
 
@@ -256,23 +283,47 @@ def main(argv):
                                hrt_chunk=FLAGS.hrt_chunk, n_nat=FLAGS.n_nat,
                                length_beam=FLAGS.length_beam, rescore_run=FLAGS.rescore_run,
                                rescore_checkpoint=FLAGS.rescore_checkpoint)
+    settings = {"source": FLAGS.source, "reference": FLAGS.reference,
+                "sentences": len(sentences), "reference_run": reference_run,
+                "reference_beam": FLAGS.reference_beam, "length_penalty": FLAGS.length_penalty,
+                "repeats": FLAGS.repeats}
+    kept = previous_rows(FLAGS.output, settings) if FLAGS.resume else []
+
+    def tables(rows):
+        rows = add_alpha([dict(r) for r in rows], reference_run, FLAGS.reference_beam)
+        table = markdown(rows, reference_run, FLAGS.reference_beam)
+        if len({r["batch"] for r in rows}) > 1:
+            table += "\n" + by_batch_markdown(rows, reference_run, FLAGS.reference_beam)
+        return rows, table
+
+    def save(rows, complete=False):
+        rows, table = tables(rows)
+        if FLAGS.output:
+            write_result(FLAGS.output + ".json", "benchmark",
+                         {**settings, "rows": rows, "markdown": table, "complete": complete})
+            write_atomic(FLAGS.output + ".md", table)
+        return table
+
     rows = benchmark(specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
-                     base_config, FLAGS.repeats, iterations, halfwidths)
-    add_alpha(rows, reference_run, FLAGS.reference_beam)
-    table = markdown(rows, reference_run, FLAGS.reference_beam)
-    if len({r["batch"] for r in rows}) > 1:
-        table += "\n" + by_batch_markdown(rows, reference_run, FLAGS.reference_beam)
-    print(table)
+                     base_config, FLAGS.repeats, iterations, halfwidths, kept=kept,
+                     on_row=save)
+    print(save(rows, complete=True))
     if FLAGS.output:
-        values = {"rows": rows, "source": FLAGS.source, "reference": FLAGS.reference,
-                  "sentences": len(sentences), "reference_run": reference_run,
-                  "reference_beam": FLAGS.reference_beam, "length_penalty": FLAGS.length_penalty,
-                  "markdown": table}
-        write_result(FLAGS.output + ".json", "benchmark", values)
-        with open(FLAGS.output + ".md", "w", encoding="utf-8") as f:
-            f.write(table)
         print(f"wrote {FLAGS.output}.json and {FLAGS.output}.md")
 
+
+def previous_rows(output, settings):
+    """The rows of an earlier invocation's <output>.json, if it used the same settings."""
+    path = (output or "") + ".json"
+    if not output or not os.path.exists(path):
+        raise UserError(f"--resume needs an existing --output, {path} does not exist.")
+    with open(path, encoding="utf-8") as f:
+        values = json.load(f)["values"]
+    differ = [k for k, v in settings.items() if values.get(k) != v]
+    if differ:
+        raise UserError(f"--resume: {path} was measured with other {', '.join(differ)}; "
+                        "choose another --output.")
+    return values["rows"]
 
 if __name__ == "__main__":
     run_main(main)
