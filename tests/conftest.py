@@ -119,3 +119,15 @@ def run_module(module, *args, env=None, timeout=600, cwd=None, input_text=None):
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout, cwd=cwd or REPO, input=input_text,
                           stdin=None if input_text is not None else subprocess.DEVNULL)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How close the test process came to Linux's vm.max_map_count: TensorFlow never frees a
+    compiled XLA program (each keeps ~300 memory mappings), and past the limit the process dies
+    with a segmentation fault inside LLVM."""
+    try:
+        with open("/proc/self/maps") as maps, open("/proc/sys/vm/max_map_count") as limit:
+            used, allowed = sum(1 for _ in maps), int(limit.read())
+    except OSError:
+        return
+    terminalreporter.write_line(f"memory mappings at the end: {used} of vm.max_map_count {allowed}")

@@ -133,13 +133,13 @@ def test_benchmark_times_every_row_and_computes_alpha(tmp_path, trained_run, rev
     assert {r["checkpoint"] for r in rows} == {runs.find_checkpoint(trained_run, "latest")}
 
 
-def test_benchmark_saves_every_row_and_resumes_where_it_stopped(tmp_path, trained_run,
+def test_benchmark_saves_every_run_and_resumes_where_it_stopped(tmp_path, trained_run,
                                                                  reverse_task):
     out = tmp_path / "bench"
     common = ["--checkpoint=latest", f"--source={reverse_task['test.src']}",
               "--num_sentences=6", "--batch_sizes=1,3", "--beam_sizes=2", "--reference_beam=2",
               "--xla=off", f"--output={out}"]
-    # The second run is missing: the invocation stops after timing the first run's rows.
+    # The second run is missing: the invocation stops after timing (and saving) the first run.
     stopped = run_module("tfnmt.benchmark",
                          f"--runs=a={trained_run.run_dir},b={tmp_path / 'missing'}", *common)
     assert stopped.returncode == 1 and "is not a tfnmt run directory" in stopped.stderr

@@ -5,14 +5,17 @@ python -m tfnmt.benchmark --runs=teacher=runs/a@averaged,student=runs/b --refere
 
 alpha = time(reference run, reference beam, same batch size and XLA setting) / time(row).
 Compilation is excluded: every distinct batch shape is decoded once before timing.
-The output is rewritten (atomically) after every row and marked "complete": false until the
-last one, so a crash loses one row; --resume keeps the rows of such a file and times the rest.
+Each run is timed in a child process of its own (see `benchmark`). The output is rewritten
+(atomically) after every run and marked "complete": false until the last, so a crash loses one
+run's rows; --resume keeps the rows of such a file and times the rest.
 """
 
 import dataclasses
 import json
+import multiprocessing
 import os
 import time
+from concurrent import futures
 
 import sacrebleu
 from absl import flags
@@ -51,7 +54,7 @@ flags.DEFINE_string("rescore_run", "", "nat runs: AT run that rescores the lengt
 flags.DEFINE_string("rescore_checkpoint", "best", "nat runs: the rescoring run's checkpoint.")
 flags.DEFINE_integer("repeats", 1, "Timed passes per row (the fastest is kept).")
 flags.DEFINE_string("output", None, "Output prefix: writes <output>.json and <output>.md "
-                    "after every row.")
+                    "after every run.")
 flags.DEFINE_bool("resume", False, "Keep the rows already in <output>.json (same settings) and "
                   "time only the missing ones.")
 flags.DEFINE_enum("mode", "speed", ["speed", "breakdown"],
@@ -119,55 +122,73 @@ def row_key(row):
     return row["run"], row["decoding"], row["xla"], row["batch"]
 
 
+def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, base_config,
+             repeats, iterations, halfwidths, kept):
+    """The rows of one run: every decoding setting, XLA mode and batch size. Rows of `kept`
+    (same key, same run directory and checkpoint) are reused untimed."""
+    name, path, checkpoint = spec
+    rows = []
+    run = runs.load(path)
+    model, ckpt = runs.restore_model(run, checkpoint)
+    source_tok, target_tok = run.tokenizers()
+    resolved = resolve_method(base_config, run)
+    # Loaded once per run (None unless a NAT run has rows with candidates to rescore).
+    rescorer = load_rescorer(dataclasses.replace(resolved, length_halfwidth=max(halfwidths)), run)
+    for setting in decode_settings(resolved, beam_sizes, iterations, halfwidths):
+        for xla in xla_modes:
+            for batch in batch_sizes:
+                config = dataclasses.replace(setting, batch_size=batch, xla=xla)
+                old = kept.get((name, describe(config), xla, batch))
+                if old is not None:
+                    if (old["run_dir"], old["checkpoint"]) != (path, ckpt):
+                        raise UserError(f"--resume: the kept rows of {name} timed "
+                                        f"{old['run_dir']} {old['checkpoint']}, not {path} "
+                                        f"{ckpt}.")
+                    rows.append(old)
+                    print(f"kept {name} {old['decoding']} xla={xla} batch={batch}", flush=True)
+                    continue
+                used = rescorer if config.length_halfwidth > 0 else None
+                translator = Translator(model, source_tok, target_tok, config,
+                                        run.model.max_length, used)
+                seconds, hyps = time_translation(translator, sentences, repeats)
+                words = sum(len(h.split()) for h in hyps)
+                row = {"run": name, "run_dir": path, "checkpoint": ckpt,
+                       "decoding": describe(config), "method": config.method,
+                       "rescore_run": None if used is None else config.rescore_run,
+                       "beam": (None if config.method in ("mask_predict", "nat")
+                                else config.beam_size),
+                       "xla": xla, "batch": batch, "seconds": round(seconds, 3),
+                       "sentences_per_second": round(len(sentences) / seconds, 2),
+                       "words_per_second": round(words / seconds, 1)}
+                if references:
+                    row["bleu"] = round(sacrebleu.corpus_bleu(hyps, [references]).score, 2)
+                row["repeated_tokens_percent"] = round(repeated_token_rate(hyps), 2)
+                rows.append(row)
+                print(" ".join(f"{k}={v}" for k, v in row.items()
+                               if k not in ("run_dir", "checkpoint")), flush=True)
+    return rows
+
+
 def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
-              base_config, repeats, iterations=(10,), halfwidths=(0,), log=print,
-              kept=(), on_row=None):
-    """Times every row; rows of `kept` (same key) are reused untimed. on_row(rows) follows
-    each row."""
+              base_config, repeats, iterations=(10,), halfwidths=(0,), kept=(), on_run=None):
+    """Times every run in a child process of its own, one after the other; on_run(rows so
+    far) follows each run. A child per run because TensorFlow never frees a compiled XLA
+    program: each keeps ~300 memory mappings, and a process that compiles ~200 of them (a
+    Table-10-sized invocation) passes Linux's default vm.max_map_count (65,530) and dies."""
     kept = {row_key(r): r for r in kept}
     rows = []
-    for name, path, checkpoint in run_specs:
-        run = runs.load(path)
-        model, ckpt = runs.restore_model(run, checkpoint)
-        source_tok, target_tok = run.tokenizers()
-        resolved = resolve_method(base_config, run)
-        # Loaded once per run (None unless a NAT run has rows with candidates to rescore).
-        rescorer = load_rescorer(dataclasses.replace(resolved, length_halfwidth=max(halfwidths)),
-                                 run)
-        for setting in decode_settings(resolved, beam_sizes, iterations, halfwidths):
-            for xla in xla_modes:
-                for batch in batch_sizes:
-                    config = dataclasses.replace(setting, batch_size=batch, xla=xla)
-                    old = kept.get((name, describe(config), xla, batch))
-                    if old is not None:
-                        if (old["run_dir"], old["checkpoint"]) != (path, ckpt):
-                            raise UserError(f"--resume: the kept rows of {name} timed "
-                                            f"{old['run_dir']} {old['checkpoint']}, not {path} "
-                                            f"{ckpt}.")
-                        rows.append(old)
-                        log(f"kept {name} {old['decoding']} xla={xla} batch={batch}")
-                        continue
-                    used = rescorer if config.length_halfwidth > 0 else None
-                    translator = Translator(model, source_tok, target_tok, config,
-                                            run.model.max_length, used)
-                    seconds, hyps = time_translation(translator, sentences, repeats)
-                    words = sum(len(h.split()) for h in hyps)
-                    row = {"run": name, "run_dir": path, "checkpoint": ckpt,
-                           "decoding": describe(config), "method": config.method,
-                           "rescore_run": None if used is None else config.rescore_run,
-                           "beam": (None if config.method in ("mask_predict", "nat")
-                                    else config.beam_size),
-                           "xla": xla, "batch": batch, "seconds": round(seconds, 3),
-                           "sentences_per_second": round(len(sentences) / seconds, 2),
-                           "words_per_second": round(words / seconds, 1)}
-                    if references:
-                        row["bleu"] = round(sacrebleu.corpus_bleu(hyps, [references]).score, 2)
-                    row["repeated_tokens_percent"] = round(repeated_token_rate(hyps), 2)
-                    rows.append(row)
-                    log(" ".join(f"{k}={v}" for k, v in row.items()
-                                 if k not in ("run_dir", "checkpoint")))
-                    if on_row:
-                        on_row(rows)
+    context = multiprocessing.get_context("spawn")
+    for spec in run_specs:
+        with futures.ProcessPoolExecutor(1, mp_context=context) as child:
+            job = child.submit(time_run, spec, sentences, references, batch_sizes, beam_sizes,
+                               xla_modes, base_config, repeats, iterations, halfwidths, kept)
+            try:
+                rows += job.result()
+            except futures.process.BrokenProcessPool:
+                raise UserError(f"timing {spec[0]} crashed its process; the rows before it "
+                                "are saved, --resume continues from there.") from None
+        if on_run:
+            on_run(rows)
     return rows
 
 
@@ -306,7 +327,7 @@ def main(argv):
 
     rows = benchmark(specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
                      base_config, FLAGS.repeats, iterations, halfwidths, kept=kept,
-                     on_row=save)
+                     on_run=save)
     print(save(rows, complete=True))
     if FLAGS.output:
         print(f"wrote {FLAGS.output}.json and {FLAGS.output}.md")
