@@ -1,4 +1,4 @@
-"""Times decoding of trained runs on the same sentences, in one process:
+"""Times decoding of trained runs on the same sentences, in one invocation:
 python -m tfnmt.benchmark --runs=teacher=runs/a@averaged,student=runs/b --reference_run=teacher \\
     --source=test.en [--reference=test.de] --batch_sizes=1,8,16,32 --beam_sizes=1,4 --xla=both \\
     --output=results/benchmark_name   (writes .json and .md) [--resume]
