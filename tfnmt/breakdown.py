@@ -75,8 +75,8 @@ def component_steps(model, state, rows):
 
         def gru(i, carry):
             u, _ = decoder.recurrent_step(carry["h"])
-            h_new = decoder.gates(decoder.input_step(_varying(embedding, i), context, memory),
-                                  u, carry["h"])
+            h_new = decoder.gate_step(decoder.input_embedding(_varying(embedding, i)), u,
+                                      context, carry["h"])
             return dict(carry, h=h_new)
 
         def attention(i, carry):

@@ -19,19 +19,12 @@ def make(attention, rng):
     return decoder, memory, mask, embeddings
 
 
-def step_state(decoder, state, fused):
-    """The memory a decode loop hands to step: with the stacked [W_e; W_c] kernel, or without."""
-    return dict(state, **decoder.decoding_constants()) if fused else state
-
-
-@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("attention", ["additive", "dot", "multihead"])
-def test_step_by_step_equals_teacher_forced_pass(attention, fused):
+def test_step_by_step_equals_teacher_forced_pass(attention):
     rng = np.random.default_rng(0)
     decoder, memory, mask, embeddings = make(attention, rng)
     h0, state = decoder.initial_state(tf.constant(memory), tf.constant(mask))
     parallel = decoder(tf.constant(embeddings), h0, state).numpy()
-    state = step_state(decoder, state, fused)
     h, steps = h0, []
     for t in range(4):
         out, h = decoder.step(tf.constant(embeddings[:, t]), h, state)
@@ -64,13 +57,11 @@ def numpy_context(attention, decoder, query, memory, mask):
     return np.einsum("bs,bsd->bd", p, memory)
 
 
-@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("attention", ["additive", "dot", "multihead"])
-def test_one_step_matches_numpy_and_ignores_padding(attention, fused):
+def test_one_step_matches_numpy_and_ignores_padding(attention):
     rng = np.random.default_rng(1)
     decoder, memory, mask, embeddings = make(attention, rng)
     h0, state = decoder.initial_state(tf.constant(memory), tf.constant(mask))
-    state = step_state(decoder, state, fused)
     out, h1 = decoder.step(tf.constant(embeddings[:, 0]), h0, state)
 
     m = mask[..., None].astype(np.float32)
@@ -94,6 +85,5 @@ def test_one_step_matches_numpy_and_ignores_padding(attention, fused):
     memory2 = memory.copy()
     memory2[1, 3:] = rng.normal(size=(2, 8))
     h0b, state_b = decoder.initial_state(tf.constant(memory2), tf.constant(mask))
-    state_b = step_state(decoder, state_b, fused)
     out_b, _ = decoder.step(tf.constant(embeddings[:, 0]), h0b, state_b)
     np.testing.assert_allclose(out_b.numpy()[1], out.numpy()[1], atol=1e-6)

@@ -3,8 +3,7 @@
 Per step t, with the attention query taken from the previous state:
     [u_z, u_r, u_n, q] = U h_{t-1} + b_u               (one matmul: gates + attention query)
     c_t = attention(q, encoder memory)                  (keys pre-computed once per sentence)
-    [x_z, x_r, x_n] = W_e e_{t-1} + W_c c_t + b_x       (training: W_e e pre-computed for all t;
-                                                         decoding: one matmul [e; c] [W_e; W_c])
+    [x_z, x_r, x_n] = W_e e_{t-1} + W_c c_t + b_x       (W_e e pre-computed for all t in training)
     z = s(x_z + u_z), r = s(x_r + u_r), n = tanh(x_n + r * u_n), h_t = (1 - z) n + z h_{t-1}
     o_t = tanh(W_o [h_t; c_t; e_{t-1}] + b_o)           (the output layer's input)
 The gate form is the GRU "reset after" variant (Cho et al. 2014 as in cuDNN), which lets the
@@ -53,13 +52,7 @@ class GRUDecoder(keras.layers.Layer):
         """One GRU update given W_e e_{t-1} + b_x: returns (h_t, c_t, attention probs)."""
         u, query = self.recurrent_step(h)
         context, probs = self.attention_step(query, memory_state)
-        return self.gates(x_embedding + self.input_context(context), u, h), context, probs
-
-    def decoding_constants(self):
-        """[W_e; W_c], stacked once per decode call: a step then computes both input-side gate
-        maps in one matmul (`input_step`)."""
-        return {"gru_input_kernel": tf.concat([self.input_embedding.kernel,
-                                               self.input_context.kernel], axis=0)}
+        return self.gate_step(x_embedding, u, context, h), context, probs
 
     # The parts of a step, separately callable (the time breakdown times each).
     def recurrent_step(self, h):
@@ -71,19 +64,8 @@ class GRUDecoder(keras.layers.Layer):
         context, probs = self.attention.attend(query[:, None, :], memory_state)
         return context[:, 0], probs[:, 0]
 
-    def input_step(self, embedding, context, memory_state):
-        """[e_{t-1}; c_t] -> the input-side gate maps W_e e + W_c c + b_x [B, 3H], one matmul
-        with the stacked kernel of `decoding_constants` when memory_state has it."""
-        kernel = memory_state.get("gru_input_kernel")
-        if kernel is None:
-            return self.input_embedding(embedding) + self.input_context(context)
-        joined = tf.concat([embedding, context], axis=-1)
-        return tf.matmul(joined, tf.cast(kernel, joined.dtype)) + tf.cast(
-            self.input_embedding.bias, joined.dtype)
-
-    def gates(self, x, u, h):
-        """GRU update from the input-side maps x and the recurrent maps u, both [B, 3H]."""
-        x_z, x_r, x_n = tf.split(x, 3, axis=-1)
+    def gate_step(self, x_embedding, u, context, h):
+        x_z, x_r, x_n = tf.split(x_embedding + self.input_context(context), 3, axis=-1)
         u_z, u_r, u_n = tf.split(u, 3, axis=-1)
         z = tf.sigmoid(x_z + u_z)
         r = tf.sigmoid(x_r + u_r)
@@ -112,7 +94,5 @@ class GRUDecoder(keras.layers.Layer):
 
     def step(self, embedding, h, memory_state):
         """embedding [B, E] of the previous token, h [B, H] -> (output [B, out], h_t)."""
-        u, query = self.recurrent_step(h)
-        context, _ = self.attention_step(query, memory_state)
-        h = self.gates(self.input_step(embedding, context, memory_state), u, h)
+        h, context, _ = self._cell(self.input_embedding(embedding), h, memory_state)
         return self._output(h, context, embedding), h

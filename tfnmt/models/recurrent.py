@@ -22,9 +22,6 @@ class RecurrentDecoderModel(EncoderDecoder):
         self.encoder.build(hidden)
         self.decoder.build(hidden, hidden)
 
-    def decoding_constants(self):
-        return {**super().decoding_constants(), **self.decoder.decoding_constants()}
-
     def logits(self, hidden, memory=None):
         return self.project(hidden, memory)
 
