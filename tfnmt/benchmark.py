@@ -24,7 +24,6 @@ from tfnmt import runs
 from tfnmt.analysis import repeated_token_rate
 from tfnmt.config import DecodeConfig
 from tfnmt.data import corpus
-from tfnmt.data.corpus import write_atomic
 from tfnmt.errors import UserError, run_main
 from tfnmt.inference import Translator, load_rescorer, resolve_method
 from tfnmt.provenance import write_result
@@ -307,22 +306,19 @@ def main(argv):
     settings = {"source": FLAGS.source, "reference": FLAGS.reference,
                 "sentences": len(sentences), "reference_run": reference_run,
                 "reference_beam": FLAGS.reference_beam, "length_penalty": FLAGS.length_penalty,
-                "repeats": FLAGS.repeats}
+                "repeats": FLAGS.repeats, "rescore_run": FLAGS.rescore_run,
+                "rescore_checkpoint": FLAGS.rescore_checkpoint}
     kept = previous_rows(FLAGS.output, settings) if FLAGS.resume else []
 
-    def tables(rows):
+    def save(rows, complete=False):
         rows = add_alpha([dict(r) for r in rows], reference_run, FLAGS.reference_beam)
         table = markdown(rows, reference_run, FLAGS.reference_beam)
         if len({r["batch"] for r in rows}) > 1:
             table += "\n" + by_batch_markdown(rows, reference_run, FLAGS.reference_beam)
-        return rows, table
-
-    def save(rows, complete=False):
-        rows, table = tables(rows)
         if FLAGS.output:
             write_result(FLAGS.output + ".json", "benchmark",
                          {**settings, "rows": rows, "markdown": table, "complete": complete})
-            write_atomic(FLAGS.output + ".md", table)
+            corpus.write_atomic(FLAGS.output + ".md", table)
         return table
 
     rows = benchmark(specs, sentences, references, batch_sizes, beam_sizes, xla_modes,

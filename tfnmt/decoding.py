@@ -4,8 +4,8 @@ A model provides `initial_state(source, max_length) -> {"cache", "memory"}` and
 `step(ids [B], position, cache, memory) -> (logits [B, V], cache)`, and optionally
 `decoding_constants() -> dict` (tensors computed once per call and added to `memory`). Both
 searches are one tf.while_loop over static shapes (fixed max_length, fixed beam), so they trace
-once per input shape and compile under XLA. keras-hub's BeamSampler is not used: it has no length penalty and
-keeps scoring beams after EOS.
+once per input shape and compile under XLA. keras-hub's BeamSampler is not used: it has no
+length penalty and keeps scoring beams after EOS.
 """
 
 import tensorflow as tf
