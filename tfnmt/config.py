@@ -107,6 +107,7 @@ class TrainConfig:
     eval_every: int = 1000
     eval_bleu_sentences: int = 500  # validation sentences decoded for BLEU (0: none)
     eval_beam_size: int = 1
+    patience: int = 0  # stop after this many validations without a better score (0: never)
     seed: int = 1234
     teacher_run: str = ""  # knowledge distillation from this run (teacher frozen)
     teacher_checkpoint: str = "best"  # which of the teacher's checkpoints: best, latest, averaged

@@ -54,6 +54,9 @@ flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept.")
 flags.DEFINE_integer("log_every", 100, "Steps between console/TensorBoard lines.")
 flags.DEFINE_integer("eval_every", 1000, "Steps between validations.")
 flags.DEFINE_integer("eval_bleu_sentences", 500, "Validation sentences decoded for BLEU (0: none).")
+flags.DEFINE_integer("patience", 0, "Stop when this many validations in a row have not beaten "
+                     "the best score before them (greedy BLEU, else NLL); 0: train to "
+                     "--train_steps.")
 flags.DEFINE_integer("seed", 1234, "Seed for initialisation, dropout and data order.")
 flags.DEFINE_string("teacher_run", "", "Distil from this run (word-level KL, Hybrid Eq. 1).")
 flags.DEFINE_string("teacher_checkpoint", "best", "Teacher checkpoint: best, latest or averaged.")
@@ -121,7 +124,7 @@ def configs_from_flags():
         mixed_precision=FLAGS.mixed_precision, xla=FLAGS.xla, save_every=FLAGS.save_every,
         keep_checkpoints=FLAGS.keep_checkpoints, log_every=FLAGS.log_every,
         eval_every=FLAGS.eval_every, eval_bleu_sentences=FLAGS.eval_bleu_sentences,
-        seed=FLAGS.seed, teacher_run=FLAGS.teacher_run,
+        patience=FLAGS.patience, seed=FLAGS.seed, teacher_run=FLAGS.teacher_run,
         teacher_checkpoint=FLAGS.teacher_checkpoint, kd_lambda=FLAGS.kd_lambda,
         init_from=FLAGS.init_from, objective=FLAGS.objective, hrt_chunk=FLAGS.hrt_chunk,
         curriculum_lambda=FLAGS.curriculum_lambda, p_raw=FLAGS.p_raw,

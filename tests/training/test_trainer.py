@@ -207,3 +207,28 @@ def test_recurrent_models_train_identically_with_and_without_xla(tmp_path, rever
         for name in before:
             np.testing.assert_allclose(trained[True][name], trained[False][name], atol=1e-5,
                                        err_msg=f"{architecture}/{attention}: {name}")
+
+
+def test_patience_stops_training_and_a_resume_stays_stopped(tmp_path, reverse_task):
+    import json
+
+    # A learning rate of 0 keeps every validation score equal to the first: no improvement.
+    run = make_run(tmp_path / "patience", reverse_task, train_steps=100, learning_rate=0.0,
+                   eval_every=2, save_every=100, eval_bleu_sentences=0, patience=2)
+    run.data.valid_source, run.data.valid_target = reverse_task["test.src"], reverse_task["test.tgt"]
+    assert Trainer(run, tf.distribute.get_strategy(), log=lambda m: None).train() == 6
+    history = json.loads((tmp_path / "patience" / "validation.json").read_text())
+    assert [entry["step"] for entry in history] == [2, 4, 6]
+    assert tf.train.latest_checkpoint(run.checkpoint_dir).endswith("ckpt-6")
+    # The same command again: the run has converged, so it does not train further.
+    assert Trainer(run, tf.distribute.get_strategy(), log=lambda m: None).train() == 6
+
+
+def test_converged_needs_patience_evaluations_without_a_better_score(tmp_path, reverse_task):
+    trainer = Trainer(make_run(tmp_path / "rule", reverse_task, patience=3),
+                      tf.distribute.get_strategy(), log=lambda m: None)
+    history = [{"step": 500 * (i + 1), "score": s} for i, s in enumerate([10, 20, 19, 20, 18])]
+    assert trainer.converged(history)              # 19, 20, 18: none beats 20
+    assert not trainer.converged(history[:4])      # only 2 evaluations after the best
+    history[3]["score"] = 20.5                     # a later improvement resets the count
+    assert not trainer.converged(history)

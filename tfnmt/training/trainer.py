@@ -31,6 +31,7 @@ from tfnmt.training.schedule import InverseSquareRoot
 from tfnmt.training.strategy import is_chief
 
 PRECISIONS = ("float32", "mixed_bfloat16")
+VALIDATION = "validation.json"  # every validation of the run: step, score, bleu, loss, nll
 
 
 def set_seed(seed):
@@ -298,6 +299,11 @@ class Trainer:
         previous = signal.signal(signal.SIGTERM, self._on_sigterm)
         best_file = os.path.join(self.best_manager.directory, "score.txt")
         best = float(open(best_file).read()) if os.path.isfile(best_file) else -np.inf
+        history = self.validation_history(step)
+        if self.converged(history):
+            self.log(f"converged: no better validation score in the last {cfg.patience} "
+                     f"evaluations (see {VALIDATION})")
+            end = step
         window = {"loss": 0.0, "nll": 0.0, "tokens": 0.0}
         start_time = last_time = time.time()
         try:
@@ -334,6 +340,16 @@ class Trainer:
                         self.best_manager.save(checkpoint_number=step)
                         if self.chief:
                             corpus.write_atomic(best_file, f"{score}\n")
+                    history.append(dict(step=step, score=score, **valid))
+                    if self.chief:
+                        corpus.write_atomic(os.path.join(self.run.run_dir, VALIDATION),
+                                            json.dumps(history, indent=1) + "\n")
+                    if self.converged(history):
+                        if step % cfg.save_every:
+                            self.save()
+                        self.log(f"step {step} | converged: no better validation score in "
+                                 f"{cfg.patience} evaluations; stopping")
+                        break
                     last_time = time.time()
             if self._stop:
                 self.save()
@@ -343,6 +359,20 @@ class Trainer:
             if self.chief and step > first_step:
                 self._record_segment(first_step, step, time.time() - start_time)
         return step
+
+    def validation_history(self, step):
+        """The validations up to `step` (a list of {"step", "score", ...}, oldest first)."""
+        path = os.path.join(self.run.run_dir, VALIDATION)
+        history = json.load(open(path, encoding="utf-8")) if os.path.isfile(path) else []
+        return [entry for entry in history if entry["step"] <= step]
+
+    def converged(self, history):
+        """True when --patience evaluations in a row have not beaten the best before them."""
+        patience = self.run.train.patience
+        if patience <= 0 or len(history) <= patience:
+            return False
+        best_before = max(entry["score"] for entry in history[:-patience])
+        return all(entry["score"] <= best_before for entry in history[-patience:])
 
     def _record_segment(self, first_step, last_step, seconds):
         """Appends this process's share of training to run_dir/training.json."""
