@@ -55,12 +55,26 @@ def brute_force(limit, alpha, k):
         for body in itertools.product((A, B), repeat=n):
             logp = sum(math.log(prob(body[:i])[t]) for i, t in enumerate(body))
             length = n + 1
-            logp += 0.0 if length == limit else math.log(prob(body)[EOS_ID])  # forced EOS
+            logp += math.log(prob(body)[EOS_ID])  # a forced EOS pays its log-probability too
             results.append((logp / ((5 + length) / 6) ** alpha, list(body) + [EOS_ID]))
     return sorted(results, key=lambda r: -r[0])[:k]
 
 
 SOURCE = tf.constant([[7, 3]])
+
+
+@pytest.mark.parametrize("beam_size", [1, 2])
+def test_a_hypothesis_cut_at_the_limit_pays_log_p_eos(beam_size):
+    # Limit 2: after A (p .5) or B (p .4) only EOS may follow; P(EOS | A) = .30, P(EOS | B) = .9.
+    out = decoding.decode(ToyScorer(), SOURCE, 4, beam_size, 0.0, max_length_a=0.0,
+                          max_length_b=2)
+    expected = [(math.log(.4) + math.log(.9), [B, EOS_ID]), (math.log(.5) + math.log(.3),
+                                                             [A, EOS_ID])]
+    if beam_size == 1:
+        expected = expected[1:]  # greedy takes A first
+    for k, (logp, ids) in enumerate(expected):
+        assert out["ids"].numpy()[0, k, :2].tolist() == ids
+        np.testing.assert_allclose(out["scores"].numpy()[0, k], logp, rtol=1e-5)
 
 
 def test_beam_finds_the_best_sequence_greedy_misses():

@@ -27,12 +27,28 @@ def length_limits(source, max_length, a, b):
 
 
 def _allowed(log_probs, force_eos, forbid_eos=False):
-    """Never PAD or BOS, nor EOS where forbid_eos; where force_eos [B, ...] is True, only EOS
-    (with log-prob 0)."""
+    """Never PAD or BOS, nor EOS where forbid_eos; where force_eos [B, ...] is True, only EOS,
+    scored with its own log-probability (a hypothesis cut at the length limit pays log P(EOS),
+    as in fairseq)."""
     tokens = tf.range(tf.shape(log_probs)[-1])
     never = (tokens == PAD_ID) | (tokens == BOS_ID) | (forbid_eos & (tokens == EOS_ID))
-    log_probs = tf.where(never, NEG, log_probs)
-    return tf.where(force_eos[..., None], tf.where(tokens == EOS_ID, 0.0, NEG), log_probs)
+    forced = tf.where(tokens == EOS_ID, log_probs, NEG)
+    return tf.where(force_eos[..., None], forced, tf.where(never, NEG, log_probs))
+
+
+def fixed_length_log_probs(log_probs, lengths, banned=()):
+    """The one rule of every parallel (non-autoregressive) decoder that fills a candidate of a
+    known length N (EOS included): log_probs [R, W, V] -> the same with EOS allowed only at
+    position N - 1 and nothing else allowed there; PAD, BOS and the `banned` ids never."""
+    width, vocab = tf.shape(log_probs)[1], tf.shape(log_probs)[2]
+    last = (tf.range(width)[None] == lengths[:, None] - 1)[:, :, None]      # [R, W, 1]
+    words = tf.range(vocab)
+    never = (words == PAD_ID) | (words == BOS_ID)
+    for token in banned:
+        never |= words == token
+    is_eos = words == EOS_ID
+    return tf.where(last, tf.where(is_eos, log_probs, NEG),
+                    tf.where(never | is_eos, NEG, log_probs))
 
 
 def _sequence_lengths(ids):

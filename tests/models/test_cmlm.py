@@ -2,7 +2,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfnmt.config import ModelConfig
-from tfnmt.data.tokenizer import PAD_ID
+from tfnmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from tfnmt.models import build_model
 from tfnmt.models.cmlm import mask_predict
 from tfnmt.objectives import ConditionalMaskedLM
@@ -16,19 +16,36 @@ def model():
                                               dropout=0.0, max_length=12))
 
 
-def test_one_iteration_is_one_parallel_argmax_pass():
+def test_one_iteration_is_one_parallel_argmax_pass_with_eos_exactly_last():
     m = model()
     out = mask_predict(m, SOURCE, MASK, iterations=1, length_beam=1)
     encoded, mask = m.encode(SOURCE)
-    length = int(out["lengths"].numpy()[0, 0])
-    expected_length = int(np.argmax(m.length_logits(encoded, mask).numpy()[0, 1:13])) + 1
-    assert length == expected_length
-    tokens = tf.constant([[MASK] * length])
-    logits = m.decode(tokens, encoded[:1], mask[:1], self_mask=tf.ones([1, 1, length], tf.bool),
-                      positions=tf.constant([list(range(1, length + 1))])).numpy()[0]
-    logits[:, [PAD_ID, 2, MASK]] = -np.inf
-    assert out["ids"].numpy()[0, 0, :length].tolist() == logits.argmax(-1).tolist()
-    assert not out["ids"].numpy()[0, 0, length:].any()
+    for row in range(2):
+        length = int(out["lengths"].numpy()[row, 0])
+        # L counts EOS: the most likely length of at least 2.
+        expected_length = int(np.argmax(m.length_logits(encoded, mask).numpy()[row, 2:13])) + 2
+        assert length == expected_length
+        tokens = tf.constant([[MASK] * length])
+        logits = m.decode(tokens, encoded[row:row + 1], mask[row:row + 1],
+                          self_mask=tf.ones([1, 1, length], tf.bool),
+                          positions=tf.constant([list(range(1, length + 1))])).numpy()[0]
+        logits[:, [PAD_ID, BOS_ID, MASK, EOS_ID]] = -np.inf
+        expected = logits.argmax(-1)
+        expected[-1] = EOS_ID  # EOS at position L, nowhere else
+        ids = out["ids"].numpy()[row, 0]
+        assert ids[:length].tolist() == expected.tolist()
+        assert not ids[length:].any()
+
+
+def test_candidates_end_with_eos_and_are_ranked_over_their_own_length():
+    m = model()
+    out = mask_predict(m, SOURCE, MASK, iterations=3, length_beam=4, max_length=12)
+    ids, lengths = out["ids"].numpy()[:, 0], out["lengths"].numpy()[:, 0]
+    for row in range(2):
+        n = lengths[row]
+        assert n >= 2 and ids[row, n - 1] == EOS_ID and EOS_ID not in ids[row, :n - 1]
+        assert not ids[row, n:].any()
+        assert -50 < out["scores"].numpy()[row, 0] <= 0  # a mean log-probability
 
 
 def test_more_iterations_and_length_beam_keep_shapes_and_run_under_xla():

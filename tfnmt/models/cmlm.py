@@ -41,9 +41,11 @@ class CMLM(LengthClassifier, Transformer):
 
 
 def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_length=None):
-    """Mask-predict: for the length_beam most likely lengths, start from all [MASK]s, then for
-    t = 1 .. I-1 re-mask the n = L (I - t) / I least confident tokens and predict them again;
-    keep the candidate with the best mean log-probability.
+    """Mask-predict: for the length_beam most likely lengths L >= 2 (EOS included), start from
+    L [MASK]s, then for t = 1 .. I-1 re-mask the n = L (I - t) / I least confident tokens and
+    predict them again; every prediction puts EOS at position L and nowhere else
+    (decoding.fixed_length_log_probs). The candidate with the best mean log-probability over
+    its L positions wins.
 
     Returns ids [B, 1, W] (W = max_length), lengths [B, 1], scores [B, 1].
     """
@@ -51,9 +53,10 @@ def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_lengt
     encoded, source_mask = model.encode(source)
     batch = tf.shape(source)[0]
     length_logp = tf.nn.log_softmax(model.length_logits(encoded, source_mask)[:, : width + 1])
-    length_logp = tf.concat([tf.fill([batch, 1], NEG), length_logp[:, 1:]], axis=1)  # L >= 1
+    # L counts EOS: at least one token and EOS.
+    length_logp = tf.concat([tf.fill([batch, 2], NEG), length_logp[:, 2:]], axis=1)
     _, lengths = tf.math.top_k(length_logp, k=length_beam)               # [B, l]
-    lengths = tf.reshape(lengths, [-1])                                  # [B*l]
+    lengths = tf.maximum(tf.reshape(lengths, [-1]), 2)                   # [B*l]
     rows = tf.shape(lengths)[0]
     encoded = tf.repeat(encoded, length_beam, axis=0)
     source_mask = tf.repeat(source_mask, length_beam, axis=0)
@@ -65,7 +68,7 @@ def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_lengt
     for t in range(iterations):
         masked = tokens == mask_id
         predicted, confidence = predict_masks(model, tokens, positions, encoded, source_mask,
-                                              mask_id)
+                                              mask_id, lengths)
         tokens = tf.where(masked, predicted, tokens)
         probs = tf.where(masked, confidence, probs)
         if t == iterations - 1:

@@ -49,15 +49,19 @@ def skip_cmlm_input(z, k, mask_id):
     return y_nat, positions
 
 
-def predict_masks(model, tokens, positions, encoded, source_mask, mask_id):
+def predict_masks(model, tokens, positions, encoded, source_mask, mask_id, lengths=None):
     """One bidirectional decoder pass: for every position, the best token that is not PAD, BOS
-    or [MASK], and its log-probability (Skip-CMLM and mask-predict both use it)."""
+    or [MASK], and its log-probability (Skip-CMLM and mask-predict both use it). With
+    `lengths` [R] (EOS included) EOS goes exactly at position N - 1 (fixed_length_log_probs)."""
     logits = model.decode(tokens, encoded, source_mask, self_mask=bidirectional_mask(tokens),
                           positions=positions)
     log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
-    vocab = tf.range(tf.shape(log_probs)[-1])
-    special = (vocab == PAD_ID) | (vocab == BOS_ID) | (vocab == mask_id)
-    log_probs = tf.where(special, decoding.NEG, log_probs)
+    if lengths is not None:
+        log_probs = decoding.fixed_length_log_probs(log_probs, lengths, banned=(mask_id,))
+    else:
+        vocab = tf.range(tf.shape(log_probs)[-1])
+        special = (vocab == PAD_ID) | (vocab == BOS_ID) | (vocab == mask_id)
+        log_probs = tf.where(special, decoding.NEG, log_probs)
     return tf.argmax(log_probs, -1, output_type=tf.int32), tf.reduce_max(log_probs, -1)
 
 

@@ -10,7 +10,7 @@ import keras_hub
 import tensorflow as tf
 
 from tfnmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from tfnmt.decoding import NEG
+from tfnmt.decoding import fixed_length_log_probs
 from tfnmt.layers.nat_decoder import NATDecoderLayer, nat_self_mask
 from tfnmt.models.base import shift_right
 from tfnmt.models.transformer import Transformer
@@ -116,16 +116,9 @@ def candidate_lengths(centers, halfwidth, max_length):
 def argmax_fill(logits, lengths):
     """Per position the best token that is not PAD, BOS or EOS, then EOS at position N - 1 and
     PAD after it: (ids [R, W], log-probabilities of the chosen tokens [R, W], 0 on padding)."""
-    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
-    width, vocab = tf.shape(log_probs)[1], tf.shape(log_probs)[2]
-    positions = tf.range(width)[None]
-    last = positions == lengths[:, None] - 1
-    words = tf.range(vocab)
-    banned = (words == PAD_ID) | (words == BOS_ID) | (words == EOS_ID)
-    log_probs = tf.where(banned[None, None] & ~last[:, :, None], NEG, log_probs)
-    log_probs = tf.where((words != EOS_ID)[None, None] & last[:, :, None], NEG, log_probs)
+    log_probs = fixed_length_log_probs(tf.nn.log_softmax(tf.cast(logits, tf.float32)), lengths)
     ids = tf.argmax(log_probs, -1, output_type=tf.int32)
-    real = positions < lengths[:, None]
+    real = tf.range(tf.shape(log_probs)[1])[None] < lengths[:, None]
     token_logp = tf.where(real, tf.reduce_max(log_probs, -1), 0.0)
     return tf.where(real, ids, PAD_ID), token_logp
 
