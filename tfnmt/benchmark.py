@@ -51,6 +51,9 @@ flags.DEFINE_integer("length_beam", 5, "mask_predict: length candidates.")
 flags.DEFINE_list("length_halfwidths", ["0"], "nat runs: halfwidths B (2B+1 lengths), one row each.")
 flags.DEFINE_string("rescore_run", "", "nat runs: AT run that rescores the length candidates.")
 flags.DEFINE_string("rescore_checkpoint", "best", "nat runs: the rescoring run's checkpoint.")
+flags.DEFINE_enum("nat_selection", "normalized", ["normalized", "total"],
+                  "nat runs: pick the candidate with the best length-normalised or total "
+                  "log-probability.")
 flags.DEFINE_integer("repeats", 1, "Timed passes per row (the fastest is kept).")
 flags.DEFINE_string("output", None, "Output prefix: writes <output>.json and <output>.md "
                     "after every run.")
@@ -302,12 +305,14 @@ def main(argv):
     base_config = DecodeConfig(length_penalty=FLAGS.length_penalty, method=FLAGS.method,
                                hrt_chunk=FLAGS.hrt_chunk, n_nat=FLAGS.n_nat,
                                length_beam=FLAGS.length_beam, rescore_run=FLAGS.rescore_run,
-                               rescore_checkpoint=FLAGS.rescore_checkpoint)
+                               rescore_checkpoint=FLAGS.rescore_checkpoint,
+                               nat_selection=FLAGS.nat_selection)
     settings = {"source": FLAGS.source, "reference": FLAGS.reference,
                 "sentences": len(sentences), "reference_run": reference_run,
                 "reference_beam": FLAGS.reference_beam, "length_penalty": FLAGS.length_penalty,
                 "repeats": FLAGS.repeats, "rescore_run": FLAGS.rescore_run,
-                "rescore_checkpoint": FLAGS.rescore_checkpoint}
+                "rescore_checkpoint": FLAGS.rescore_checkpoint,
+                "nat_selection": FLAGS.nat_selection}
     kept = previous_rows(FLAGS.output, settings) if FLAGS.resume else []
 
     def save(rows, complete=False):

@@ -112,6 +112,7 @@ class TrainConfig:
     teacher_run: str = ""  # knowledge distillation from this run (teacher frozen)
     teacher_checkpoint: str = "best"  # which of the teacher's checkpoints: best, latest, averaged
     kd_lambda: float = 1.0  # weight of the word-level KL term (Hybrid paper, Eq. 1)
+    kd_label_smoothing: float = 0.0  # on the NLL beside the KL (Eq. 1 has the plain NLL)
     init_from: str = ""  # a fresh run starts from this run's best weights (fine-tuning)
     objective: str = "mle"  # mle (with KD when teacher_run is set), hrt, cmlm or hint
     hrt_chunk: int = 2  # HRT chunk size k
@@ -150,6 +151,9 @@ class DecodeConfig:
     iterations: int = 10  # mask_predict: refinement passes I
     length_beam: int = 5  # mask_predict: length candidates
     length_halfwidth: int = 0  # nat: decode lengths M + C - B .. M + C + B (B = halfwidth)
+    # nat: the winning candidate has the best length-normalised ("normalized") or total
+    # ("total") log-probability (under the rescorer when there is one).
+    nat_selection: str = "normalized"
     rescore_run: str = ""  # nat: an AT run that rescores the candidates ("": the NAT itself)
     rescore_checkpoint: str = "best"
 

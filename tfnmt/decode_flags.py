@@ -21,6 +21,9 @@ flags.DEFINE_integer("n_nat", 1, "hrt: Skip-AT hypotheses completed by Skip-CMLM
 flags.DEFINE_integer("iterations", 10, "mask_predict: refinement passes.")
 flags.DEFINE_integer("length_beam", 5, "mask_predict: length candidates.")
 flags.DEFINE_integer("length_halfwidth", 0, "nat: decode 2B+1 lengths around M + C (B).")
+flags.DEFINE_enum("nat_selection", "normalized", ["normalized", "total"],
+                  "nat: pick the candidate with the best length-normalised or total "
+                  "log-probability.")
 flags.DEFINE_string("rescore_run", "", "nat: AT run that rescores the length candidates.")
 flags.DEFINE_string("rescore_checkpoint", "best", "nat: the rescoring run's checkpoint.")
 
@@ -37,7 +40,8 @@ def decode_config():
                         n_best=FLAGS.n_best, batch_size=FLAGS.batch_size, xla=FLAGS.xla,
                         method=FLAGS.method, hrt_chunk=FLAGS.hrt_chunk, n_nat=FLAGS.n_nat,
                         iterations=FLAGS.iterations, length_beam=FLAGS.length_beam,
-                        length_halfwidth=FLAGS.length_halfwidth, rescore_run=FLAGS.rescore_run,
+                        length_halfwidth=FLAGS.length_halfwidth, nat_selection=FLAGS.nat_selection,
+                        rescore_run=FLAGS.rescore_run,
                         rescore_checkpoint=FLAGS.rescore_checkpoint)
 
 

@@ -66,6 +66,9 @@ def check_config(config: DecodeConfig, model):
                         "with it.")
     if config.method == "nat" and config.length_halfwidth < 0:
         raise UserError(f"length_halfwidth must be >= 0, got {config.length_halfwidth}.")
+    if config.nat_selection not in ("normalized", "total"):
+        raise UserError(f"nat_selection must be normalized or total, got "
+                        f"{config.nat_selection!r}.")
     if config.method == "mask_predict":
         if not hasattr(model, "length_logits"):
             raise UserError("mask_predict needs a model with a length predictor "
@@ -105,7 +108,8 @@ def make_decode_fn(model, config: DecodeConfig, model_max_length, jit_compile,
         if config.method == "nat":
             from tfnmt.models.nat import nat_translate
 
-            return nat_translate(model, source, max_length, config.length_halfwidth, rescorer)
+            return nat_translate(model, source, max_length, config.length_halfwidth, rescorer,
+                                 config.nat_selection)
         return decoding.decode(model, source, max_length, config.beam_size,
                                config.length_penalty, config.max_length_a, config.max_length_b)
     return tf.function(fn, jit_compile=jit_compile)

@@ -61,6 +61,8 @@ flags.DEFINE_integer("seed", 1234, "Seed for initialisation, dropout and data or
 flags.DEFINE_string("teacher_run", "", "Distil from this run (word-level KL, Hybrid Eq. 1).")
 flags.DEFINE_string("teacher_checkpoint", "best", "Teacher checkpoint: best, latest or averaged.")
 flags.DEFINE_float("kd_lambda", 1.0, "Weight of the distillation KL term.")
+flags.DEFINE_float("kd_label_smoothing", 0.0, "Label smoothing of the NLL beside the KL term "
+                   "(Hybrid Eq. 1 has the plain NLL; --label_smoothing does not apply to it).")
 flags.DEFINE_string("init_from", "", "Start a new run from this run's best weights.")
 flags.DEFINE_enum("objective", "mle", ["mle", "hrt", "cmlm", "hint"], "Training objective.")
 flags.DEFINE_float("hint_lambda", 8.0, "Hint-based NART: weight of the hidden-state hint "
@@ -126,6 +128,7 @@ def configs_from_flags():
         eval_every=FLAGS.eval_every, eval_bleu_sentences=FLAGS.eval_bleu_sentences,
         patience=FLAGS.patience, seed=FLAGS.seed, teacher_run=FLAGS.teacher_run,
         teacher_checkpoint=FLAGS.teacher_checkpoint, kd_lambda=FLAGS.kd_lambda,
+        kd_label_smoothing=FLAGS.kd_label_smoothing,
         init_from=FLAGS.init_from, objective=FLAGS.objective, hrt_chunk=FLAGS.hrt_chunk,
         curriculum_lambda=FLAGS.curriculum_lambda, p_raw=FLAGS.p_raw,
         hint_lambda=FLAGS.hint_lambda, hint_mu=FLAGS.hint_mu, gamma_st=FLAGS.gamma_st,

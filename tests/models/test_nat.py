@@ -148,7 +148,7 @@ def test_teacher_scores_equal_cached_step_by_step_decoding():
             if candidates[b, i] != PAD_ID:
                 total[b] += logp[b, candidates[b, i]]
         previous = candidates[:, i]
-    np.testing.assert_allclose(got, total / np.array([4, 2]), rtol=1e-5)
+    np.testing.assert_allclose(got, total, rtol=1e-5)
     # Several candidates per sentence: the source is encoded once and shared.
     both = teacher_scores(teacher, source[:1], tf.concat([candidates, candidates], 0)[::2], 2)
     np.testing.assert_allclose(both.numpy(), [got[0], got[0]], rtol=1e-5)
@@ -200,6 +200,14 @@ def test_rescoring_picks_the_teachers_best_length():
     assert int(alone["lengths"][0, 0]) == 9
     single = nat_translate(_FakeNAT(), source, 10)
     assert int(single["lengths"][0, 0]) == 6  # N = M + C
+    # By total log-probability every token costs, so the shortest candidate wins; the score
+    # returned is the total either way.
+    total = nat_translate(_FakeNAT(), source, 10, halfwidth=3, selection="total")
+    assert int(total["lengths"][0, 0]) == 3
+    logp = np.log(np.exp(3.0) / (np.exp(3.0) + np.exp(-2.0) + 18 * np.exp(-3.0)))
+    eos = np.log(np.exp(-2.0) / (np.exp(3.0) + np.exp(-2.0) + 18 * np.exp(-3.0)))
+    np.testing.assert_allclose(total["scores"].numpy()[0, 0], 2 * logp + eos, rtol=1e-5)
+    np.testing.assert_allclose(alone["scores"].numpy()[0, 0], 8 * logp + eos, rtol=1e-5)
 
 
 def test_nart_pads_to_its_longest_candidate_only():

@@ -126,6 +126,21 @@ def test_distillation_student_trains_against_a_frozen_teacher(tmp_path, trained_
         np.testing.assert_array_equal(value.numpy(), before[name])  # frozen
 
 
+def test_distillation_loss_is_the_plain_nll_plus_lambda_kl(tmp_path, trained_run, reverse_task):
+    run = make_run(tmp_path / "kd", reverse_task, teacher_run=trained_run.run_dir, kd_lambda=0.5,
+                   label_smoothing=0.1)
+    trainer = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
+    terms = trainer.objective(trainer.model, one_batch(run, 8), training=False)
+    # --label_smoothing belongs to the MLE objective; Eq. 1 of the Hybrid paper has plain NLL.
+    np.testing.assert_allclose(float(terms["loss"]), float(terms["nll"]) + 0.5 * float(terms["kl"]),
+                               rtol=1e-5)
+    smoothed = make_run(tmp_path / "kd_ls", reverse_task, teacher_run=trained_run.run_dir,
+                        kd_label_smoothing=0.1)
+    trainer = Trainer(smoothed, tf.distribute.get_strategy(), log=lambda m: None)
+    terms = trainer.objective(trainer.model, one_batch(run, 8), training=False)
+    assert float(terms["loss"]) > float(terms["nll"]) + float(terms["kl"]) + 1e-3
+
+
 def test_init_from_copies_the_other_runs_weights(tmp_path, trained_run, reverse_task):
     run = make_run(tmp_path / "finetune", reverse_task, train_steps=1,
                    init_from=trained_run.run_dir, learning_rate=1e-12)

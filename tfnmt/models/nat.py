@@ -124,9 +124,9 @@ def argmax_fill(logits, lengths):
 
 
 def teacher_scores(teacher, source, candidates, per_sentence=1):
-    """Length-normalised log P_teacher(candidate | source) in ONE teacher-forced pass over all
-    candidates: source [B, S] encoded once, candidates [B * per_sentence, W] (a sentence's
-    consecutive; ending with EOS, PAD after) -> [B * per_sentence]."""
+    """Total log P_teacher(candidate | source) in ONE teacher-forced pass over all candidates:
+    source [B, S] encoded once, candidates [B * per_sentence, W] (a sentence's consecutive;
+    ending with EOS, PAD after) -> [B * per_sentence]."""
     encoded, source_mask = teacher.encode(source)
     if per_sentence > 1:
         encoded = tf.repeat(encoded, per_sentence, axis=0)
@@ -135,14 +135,13 @@ def teacher_scores(teacher, source, candidates, per_sentence=1):
     log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
     token_logp = tf.gather(log_probs, candidates, batch_dims=2)
     real = candidates != PAD_ID
-    total = tf.reduce_sum(tf.where(real, token_logp, 0.0), axis=1)
-    return total / tf.maximum(tf.cast(lengths_of(candidates), tf.float32), 1.0)
+    return tf.reduce_sum(tf.where(real, token_logp, 0.0), axis=1)
 
 
-def pick_best(scores, tensors, batch, per_sentence):
-    """For each sentence the candidate with the highest score; every tensor [B*c, ...] ->
-    [B, 1, ...] (a beam axis of one, as the other decoders return)."""
-    best = tf.argmax(tf.reshape(scores, [batch, per_sentence]), axis=1, output_type=tf.int32)
+def pick_best(selection, tensors, batch, per_sentence):
+    """For each sentence the candidate with the highest selection score; every tensor
+    [B*c, ...] -> [B, 1, ...] (a beam axis of one, as the other decoders return)."""
+    best = tf.argmax(tf.reshape(selection, [batch, per_sentence]), axis=1, output_type=tf.int32)
 
     def pick(t):
         grouped = tf.reshape(t, tf.concat([[batch, per_sentence], tf.shape(t)[1:]], 0))
@@ -151,16 +150,22 @@ def pick_best(scores, tensors, batch, per_sentence):
     return {k: pick(t) for k, t in tensors.items()}
 
 
-def nat_translate(model, source, max_length, halfwidth=0, rescorer=None):
+SELECTIONS = ("normalized", "total")
+
+
+def nat_translate(model, source, max_length, halfwidth=0, rescorer=None, selection="normalized"):
     """Length-parallel NAT decoding: for each sentence the 2B+1 lengths around the model's
     predicted length (M + C, or a length classifier's choice; B = halfwidth) decoded as one
-    batch, each position its arg-max; the candidate with the best
-    length-normalised log-probability wins, under the AT `rescorer` (one teacher-forced pass)
-    when given, else under the NAT itself.
+    batch, each position its arg-max. Each candidate's score is its total log-probability
+    under the AT `rescorer` (one teacher-forced pass) when given, else under the NAT itself;
+    the candidate with the best score wins, divided by its length first when `selection` is
+    "normalized" ("total": the hint paper's highest probability).
 
-    Returns ids [B, 1, W], lengths [B, 1], scores [B, 1]; W is max_length, or less when the
-    model bounds its candidates' lengths (length_bound).
+    Returns ids [B, 1, W], lengths [B, 1], scores [B, 1] (total log-probability); W is
+    max_length, or less when the model bounds its candidates' lengths (length_bound).
     """
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
     bound = model.length_bound(tf.shape(source)[1], halfwidth)
     if bound is not None:
         max_length = tf.minimum(max_length, bound)
@@ -175,5 +180,6 @@ def nat_translate(model, source, max_length, halfwidth=0, rescorer=None):
     if rescorer is not None and count > 1:
         scores = teacher_scores(rescorer, source, ids, count)
     else:
-        scores = tf.reduce_sum(token_logp, axis=1) / tf.cast(lengths, tf.float32)
-    return pick_best(scores, {"ids": ids, "lengths": lengths, "scores": scores}, batch, count)
+        scores = tf.reduce_sum(token_logp, axis=1)
+    chosen = scores / tf.cast(lengths, tf.float32) if selection == "normalized" else scores
+    return pick_best(chosen, {"ids": ids, "lengths": lengths, "scores": scores}, batch, count)

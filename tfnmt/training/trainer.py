@@ -153,7 +153,7 @@ class Trainer:
             return HintBased(teacher, cfg.hint_lambda, cfg.hint_mu, cfg.gamma_st, cfg.gamma_tr,
                              cfg.label_smoothing)
         self.log(f"distilling from {path} (lambda {cfg.kd_lambda})")
-        return KnowledgeDistillation(teacher, cfg.kd_lambda, cfg.label_smoothing)
+        return KnowledgeDistillation(teacher, cfg.kd_lambda, cfg.kd_label_smoothing)
 
     def _load_teacher(self):
         """The frozen teacher (KD, hints) or demonstrator (imitation) and its checkpoint path."""
