@@ -18,6 +18,12 @@ SHAPES = {
 }
 
 
+# Each NAT decoder's self-attention default. The hint-based NART's public code keeps a
+# position from attending to itself (and it trained better so on Multi30k, see README); the
+# imitate-NAT learner is the DAT's decoder without the causal mask, which always saw itself.
+NAT_ATTEND_SELF = {"nart": False, "imitate_nat": True}
+
+
 @dataclasses.dataclass
 class ModelConfig:
     architecture: str = "transformer"
@@ -39,11 +45,17 @@ class ModelConfig:
     attention: str = "additive"  # additive, dot or multihead
     attention_units: int = 0  # additive/dot attention size; 0: decoder_hidden
     # Non-autoregressive decoder (architecture nart).
-    nat_attend_self: bool = False  # no position attends to itself in self-attention (True: they do)
+    # Whether a position attends to itself in NAT self-attention; None: the method's own choice,
+    # fixed when the config is made (NAT_ATTEND_SELF).
+    nat_attend_self: bool | None = None
     length_offset: float = 0.0  # C of N = M + C: mean target-minus-source length on training data
     # imitate-NAT (architectures dat and imitate_nat).
     num_actions: int = 512  # action categories n of the imitation module
     nat_copy: str = "soft"  # imitate_nat decoder inputs: soft (SoftCopy) or uniform (UniformCopy)
+
+    def __post_init__(self):
+        if self.nat_attend_self is None:
+            self.nat_attend_self = NAT_ATTEND_SELF.get(self.architecture, True)
 
     @classmethod
     def from_shape(cls, shape: str, **kwargs) -> "ModelConfig":

@@ -70,8 +70,9 @@ flags.DEFINE_float("hint_lambda", 8.0, "Hint-based NART: weight of the hidden-st
 flags.DEFINE_float("hint_mu", 4.0, "Hint-based NART: weight of the alignment hint (0 disables it).")
 flags.DEFINE_float("gamma_st", 0.5, "Hidden-state hint: student cosine threshold (penalise >=).")
 flags.DEFINE_float("gamma_tr", 0.5, "Hidden-state hint: teacher cosine threshold (penalise <=).")
-flags.DEFINE_bool("nat_attend_self", False, "NAT decoders: positions attend to themselves in "
-                  "self-attention (off by default: trained better on Multi30k, see README).")
+flags.DEFINE_bool("nat_attend_self", None, "NAT decoders: positions attend to themselves in "
+                  "self-attention. Default: the method's choice (nart no, imitate_nat yes; "
+                  "see README).")
 flags.DEFINE_integer("num_actions", 512, "imitate-NAT: action categories of the imitation module.")
 flags.DEFINE_enum("nat_copy", "soft", ["soft", "uniform"], "imitate_nat decoder inputs.")
 flags.DEFINE_float("action_lambda", 0.001, "DAT: weight of the action regularisation L_pi.")

@@ -225,3 +225,23 @@ def test_analyze_action_histogram(imitation_runs, reverse_task, tmp_path):
                      f"--source={reverse_task['test.src']}",
                      f"--target={reverse_task['test.tgt']}", f"--output={png}")
     assert bad.returncode == 1 and "is not a DAT" in bad.stderr
+
+
+def test_each_nat_decoder_has_its_own_self_attention_default(monkeypatch):
+    from tfnmt.models import nat
+
+    assert ModelConfig(architecture="nart").nat_attend_self is False
+    assert ModelConfig(architecture="imitate_nat").nat_attend_self is True
+    assert ModelConfig(architecture="imitate_nat", nat_attend_self=False).nat_attend_self is False
+    # The learner's decoder builds its self-attention mask with the diagonal.
+    seen = []
+    original = nat.nat_self_mask
+    monkeypatch.setattr(nat, "nat_self_mask",
+                        lambda mask, attend_self: seen.append(attend_self) or original(mask,
+                                                                                      attend_self))
+    model = build_model(ModelConfig.from_shape("tiny", architecture="imitate_nat", vocab_size=20,
+                                               dropout=0.0, max_length=16))
+    source = tf.constant([[5, 6, 7, 3]])
+    encoded, mask = model.encode(source)
+    model.nat_decode(source, encoded, mask, tf.constant([3]), 4)
+    assert seen == [True]

@@ -15,12 +15,13 @@ from tfnmt.objectives import alignment_hint, hidden_state_hint
 
 
 def test_uniform_copy_indices_by_hand():
-    index = uniform_copy_indices(tf.constant([5, 4, 3, 6]), tf.constant([3, 4, 5, 1]), 6)
+    index = uniform_copy_indices(tf.constant([5, 4, 3, 6, 2]), tf.constant([3, 4, 5, 1, 6]), 6)
     np.testing.assert_array_equal(index.numpy(), [
-        [0, 2, 4, 0, 0, 0],   # N < M: t (M-1)/(N-1) = 0, 2, 4
+        [0, 2, 3, 0, 0, 0],   # N < M: t M / N = 0, 1.67, 3.33
         [0, 1, 2, 3, 0, 0],   # N = M: the identity
-        [0, 1, 1, 2, 2, 0],   # N > M: 0, 0.5, 1, 1.5, 2 with halves rounded up
-        [0, 0, 0, 0, 0, 0]])  # N = 1
+        [0, 1, 1, 2, 2, 0],   # N > M: 0, 0.6, 1.2, 1.8, 2.4
+        [0, 0, 0, 0, 0, 0],   # N = 1
+        [0, 0, 1, 1, 1, 1]])  # 0, 0.33, 0.67, 1, 1.33, 1.67 (2 clipped to M - 1 = 1), halves up
 
 
 def test_decoder_layer_has_no_causal_mask_and_masks_padding():

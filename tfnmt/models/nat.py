@@ -3,7 +3,7 @@ pieces every NAT model shares: copying source representations into decoder input
 several target lengths in one batch, and rescoring the candidates with an AT model.
 
 The decoder sees no causal mask; its input for target position t is the source embedding at
-position round(t (M - 1) / (N - 1)) (uniform copy); each layer adds positional attention.
+position round(t M / N) (uniform copy); each layer adds positional attention.
 """
 
 import keras_hub
@@ -22,13 +22,12 @@ def lengths_of(ids):
 
 
 def uniform_copy_indices(source_lengths, target_lengths, width):
-    """[B, width] source positions: target position t < N copies round(t (M - 1) / (N - 1))
-    (half rounds up); N = 1 copies position 0; positions t >= N get 0 (they are padding)."""
+    """[B, width] source positions: target position t < N copies round(t M / N) (Gu et al.
+    2017; SPEC.md; halves round up), at most M - 1; positions t >= N get 0 (padding)."""
     t = tf.cast(tf.range(width), tf.float32)[None]
     m = tf.cast(source_lengths, tf.float32)[:, None]
     n = tf.cast(target_lengths, tf.float32)[:, None]
-    ratio = (m - 1.0) / tf.maximum(n - 1.0, 1.0)
-    index = tf.cast(tf.floor(t * ratio + 0.5), tf.int32)
+    index = tf.cast(tf.floor(t * m / tf.maximum(n, 1.0) + 0.5), tf.int32)
     index = tf.minimum(index, tf.cast(m, tf.int32) - 1)
     return tf.where(t < n, tf.maximum(index, 0), 0)
 
