@@ -247,3 +247,24 @@ def test_converged_needs_patience_evaluations_without_a_better_score(tmp_path, r
     assert not trainer.converged(history[:4])      # only 2 evaluations after the best
     history[3]["score"] = 20.5                     # a later improvement resets the count
     assert not trainer.converged(history)
+
+
+def test_hrt_resume_after_a_validation_equals_uninterrupted(tmp_path, reverse_task):
+    """Validation of HRT draws random CMLM masks; it must not move the training RNG that the
+    checkpoint saved before it, or a resumed run would mask differently."""
+    def hrt_run(name):
+        run = make_run(tmp_path / name, reverse_task, train_steps=8, objective="hrt",
+                       eval_every=4, save_every=4, eval_bleu_sentences=0)
+        run.data.valid_source = reverse_task["test.src"]
+        run.data.valid_target = reverse_task["test.tgt"]
+        return run
+
+    full = Trainer(hrt_run("full"), tf.distribute.get_strategy(), log=lambda m: None)
+    full.train()
+    Trainer(hrt_run("resumed"), tf.distribute.get_strategy(), log=lambda m: None).train(
+        max_steps=4)
+    resumed = Trainer(hrt_run("resumed"), tf.distribute.get_strategy(), log=lambda m: None)
+    assert resumed.train() == 8
+    assert resumed.fingerprint() == full.fingerprint()
+    # Validation itself is repeatable: the same masks every time.
+    assert full.validation_loss() == full.validation_loss()

@@ -84,6 +84,9 @@ class Trainer:
                 # the first distributed step fails and a restore silently drops its slots.
                 self.optimizer.build(self.model.trainable_variables)
                 self.rng = tf.random.Generator.from_seed(cfg.seed)
+                # Validation draws (HRT/CMLM masks) from its own generator, reset each time, so
+                # a validation neither moves the checkpointed training RNG nor varies.
+                self.valid_rng = tf.random.Generator.from_seed(cfg.seed + 1)
         finally:
             keras.mixed_precision.set_global_policy("float32")
         self.objective = objective or self._default_objective()
@@ -237,6 +240,11 @@ class Trainer:
                                      self.run.target_vocab, data, training=False,
                                      input_context=ctx))
 
+        training_rng = getattr(self.objective, "rng", None)
+        if training_rng is not None:
+            self.valid_rng.reset_from_seed(self.run.train.seed + 1)
+            self.objective.rng = self.valid_rng
+
         @tf.function(reduce_retracing=True)
         def step(batch):
             state = getattr(self.objective, "state_keys", ())
@@ -246,9 +254,13 @@ class Trainer:
                     for k, v in out.items()}
 
         totals = {}
-        for batch in dataset:
-            for k, v in step(batch).items():
-                totals[k] = totals.get(k, 0.0) + float(v)
+        try:
+            for batch in dataset:
+                for k, v in step(batch).items():
+                    totals[k] = totals.get(k, 0.0) + float(v)
+        finally:
+            if training_rng is not None:
+                self.objective.rng = training_rng
         tokens = max(totals.get("tokens", 0.0), 1.0)
         return {k: v / tokens for k, v in totals.items() if k != "tokens"}
 
