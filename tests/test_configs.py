@@ -1,31 +1,88 @@
-"""Every flag file in configs/ parses with the training flags and builds a valid model."""
+"""Every flag file in configs/ parses with the training flags, builds a valid model and makes
+sense as a recipe: warm-up shorter than training, and every run it builds on (--init_from,
+--teacher_run, the run that wrote its distilled targets) made by another config with the same
+vocabulary."""
 
 import glob
 import os
+import re
 
 import pytest
 
 from .conftest import REPO
 
+CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.flags")))
+DISTILLED = re.compile(r"data/distilled/(.+)\.train\.\w+$")
 
-@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.flags"))))
-def test_config_parses_and_builds(path, multi30k_sample):
+
+def parse(path, **overrides):
+    """The training flags a config sets (flag files nest relative to the repository) and the
+    (model, data, train) configs they make."""
     from absl import flags
 
     import tfnmt.train as train
 
-    argv = ["train", f"--flagfile={path}", f"--vocab={multi30k_sample['vocab']}"]
+    argv = ["train", f"--flagfile={path}"] + [f"--{k}={v}" for k, v in overrides.items()]
     flag_values = flags.FLAGS
     old_cwd = os.getcwd()
-    os.chdir(REPO)  # flag files name each other relative to the repository
+    os.chdir(REPO)
     try:
         flag_values.unparse_flags()
         flag_values(argv)
-        model, data, train_config = train.configs_from_flags()
+        values = {name: flag_values[name].value for name in (
+            "run_dir", "init_from", "teacher_run", "train_target", "train_distilled", "vocab",
+            "target_vocab", "warmup_steps", "train_steps", "d_model", "shape")}
+        configs = train.configs_from_flags() if overrides else None
     finally:
         flag_values.unparse_flags()
         os.chdir(old_cwd)
+    return values, configs
+
+
+@pytest.fixture(scope="module")
+def recipes():
+    """run name -> (config file, its flag values), for every config."""
+    from tfnmt.config import SHAPES
+
+    out = {}
+    for path in CONFIGS:
+        values, _ = parse(path)
+        values["width"] = values["d_model"] or SHAPES[values["shape"]][0]
+        out[os.path.basename(values["run_dir"].rstrip("/"))] = (os.path.basename(path), values)
+    return out
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+def test_config_parses_and_builds(path, multi30k_sample):
     from tfnmt.models import build_model
 
+    _, (model, data, train_config) = parse(path, vocab=multi30k_sample["vocab"])
     assert build_model(model).count_params() > 0
     assert data.train_source and train_config.train_steps > 0
+    assert train_config.warmup_steps < train_config.train_steps, (
+        f"warm-up ({train_config.warmup_steps}) does not end before training "
+        f"({train_config.train_steps})")
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+def test_runs_a_config_builds_on_exist_with_its_vocabulary(path, recipes):
+    values, _ = parse(path)
+    needs = {"--init_from": values["init_from"], "--teacher_run": values["teacher_run"]}
+    for flag in ("train_target", "train_distilled"):
+        match = DISTILLED.search(values[flag] or "")
+        if match:
+            needs[f"--{flag} (distilled by)"] = "runs/" + match.group(1)
+    for what, run_dir in needs.items():
+        if not run_dir:
+            continue
+        name = os.path.basename(run_dir.rstrip("/"))
+        assert name in recipes, f"{what} names {run_dir}, which no config in configs/ makes"
+        source, theirs = recipes[name]
+        assert (theirs["vocab"], theirs["target_vocab"]) == (values["vocab"],
+                                                             values["target_vocab"]), (
+            f"{what} {run_dir} ({source}) has another vocabulary")
+        if "distilled" in what:  # a teacher at least as wide as its student
+            mine = recipes[os.path.basename(values["run_dir"].rstrip("/"))][1]["width"]
+            assert theirs["width"] >= mine, (
+                f"distilled targets from {run_dir} (d {theirs['width']}) for a d {mine} model")
+

@@ -45,6 +45,27 @@ def test_each_run_decodes_its_own_way(trained_run, cmlm_run, tmp_path, reverse_t
     assert resolve_method(DecodeConfig(method="autoregressive"), hrt).method == "autoregressive"
 
 
+def test_unset_decoding_settings_take_each_papers_defaults(tmp_path, reverse_task):
+    unset = DecodeConfig(method="auto", beam_size=None, length_penalty=None,
+                         length_halfwidth=None)
+
+    def resolved(name, architecture="transformer", **train):
+        model = ModelConfig.from_shape("tiny", architecture=architecture, dropout=0.0)
+        config = resolve_method(unset, make_run(tmp_path / name, reverse_task, model=model,
+                                                **train))
+        return config.method, config.beam_size, config.length_penalty, config.length_halfwidth
+
+    assert resolved("at") == ("autoregressive", 4, 0.6, 0)
+    assert resolved("hybrid", "hybrid") == ("autoregressive", 12, 1.0, 0)  # Hybrid paper
+    assert resolved("hrt", objective="hrt") == ("hrt", 5, 0.6, 0)           # b_at = 5
+    assert resolved("lpd", "imitate_nat")[3] == 3                          # LPD delta T = 3
+    assert resolved("nart", "nart")[3] == 0
+    # A value the user gave is kept.
+    run = make_run(tmp_path / "at", reverse_task)
+    given = resolve_method(DecodeConfig(method="auto", beam_size=2, length_penalty=None), run)
+    assert (given.beam_size, given.length_penalty) == (2, 0.6)
+
+
 @pytest.mark.parametrize("xla", [False, True])
 def test_translator_hrt_equals_the_two_stage_decoder_called_directly(trained_run, reverse_task,
                                                                       xla):

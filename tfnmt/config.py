@@ -14,6 +14,7 @@ SHAPES = {
     "4-1": (512, 2048, 8, 4, 1),
     "small": (256, 1024, 4, 3, 3),
     "small-6-1": (256, 1024, 4, 6, 1),
+    "small-12-1": (256, 1024, 4, 12, 1),
     "tiny": (32, 64, 2, 1, 1),
 }
 
@@ -143,13 +144,14 @@ class TrainConfig:
     il_lambda: float = 0.001
     length_weight: float = 0.1
     curriculum_lambda: float = 1.0  # HRT curriculum exponent (Eq. 2)
-    p_raw: float = 0.5  # HRT mixed distillation: probability of the raw target
+    p_raw: float = 0.2  # HRT mixed distillation: P(raw target); the paper's En<->De choice
 
 
 @dataclasses.dataclass
 class DecodeConfig:
-    beam_size: int = 4  # autoregressive beam; for hrt the Skip-AT beam b_at
-    length_penalty: float = 0.6  # alpha of GNMT's ((5 + |Y|) / 6) ** alpha; 0 disables
+    # None (from the decoding flags): the method's default, see inference.METHOD_DEFAULTS.
+    beam_size: int | None = 4  # autoregressive beam; for hrt the Skip-AT beam b_at
+    length_penalty: float | None = 0.6  # alpha of GNMT's ((5 + |Y|) / 6) ** alpha; 0 disables
     max_length_a: float = 1.5  # per-sentence limit: a * source_length + b tokens
     max_length_b: int = 10
     n_best: int = 1
@@ -162,7 +164,7 @@ class DecodeConfig:
     n_nat: int = 1  # hrt: Skip-AT hypotheses completed by Skip-CMLM (b_nat)
     iterations: int = 10  # mask_predict: refinement passes I
     length_beam: int = 5  # mask_predict: length candidates
-    length_halfwidth: int = 0  # nat: decode lengths M + C - B .. M + C + B (B = halfwidth)
+    length_halfwidth: int | None = 0  # nat: decode lengths M + C - B .. M + C + B (B = halfwidth)
     # nat: the winning candidate has the best length-normalised ("normalized") or total
     # ("total") log-probability (under the rescorer when there is one).
     nat_selection: str = "normalized"

@@ -6,8 +6,10 @@ from tfnmt.config import DecodeConfig
 from tfnmt.errors import UserError
 
 flags.DEFINE_string("checkpoint", "best", "best, latest, averaged, or a checkpoint path.")
-flags.DEFINE_integer("beam_size", 4, "Beam size (1: greedy).")
-flags.DEFINE_float("length_penalty", 0.6, "GNMT length-penalty alpha (0: none).")
+flags.DEFINE_integer("beam_size", None, "Beam size (1: greedy). Default: the method's "
+                     "(inference.METHOD_DEFAULTS: 4; hybrid and rnmt 12; hrt's b_at 5).")
+flags.DEFINE_float("length_penalty", None, "GNMT length-penalty alpha (0: none). Default: the "
+                   "method's (0.6; hybrid and rnmt 1.0).")
 flags.DEFINE_float("max_length_a", 1.5, "Output limit a * source_length + b: a.")
 flags.DEFINE_integer("max_length_b", 10, "Output limit a * source_length + b: b.")
 flags.DEFINE_integer("n_best", 1, "Hypotheses written per sentence.")
@@ -20,7 +22,8 @@ flags.DEFINE_integer("hrt_chunk", 0, "hrt: chunk size k (0: the run's).")
 flags.DEFINE_integer("n_nat", 1, "hrt: Skip-AT hypotheses completed by Skip-CMLM.")
 flags.DEFINE_integer("iterations", 10, "mask_predict: refinement passes.")
 flags.DEFINE_integer("length_beam", 5, "mask_predict: length candidates.")
-flags.DEFINE_integer("length_halfwidth", 0, "nat: decode 2B+1 lengths around M + C (B).")
+flags.DEFINE_integer("length_halfwidth", None, "nat: decode 2B+1 lengths around the "
+                     "predicted one (B). Default: the method's (nart 0; imitate_nat 3, LPD).")
 flags.DEFINE_enum("nat_selection", "normalized", ["normalized", "total"],
                   "nat: pick the candidate with the best length-normalised or total "
                   "log-probability.")
@@ -31,9 +34,9 @@ FLAGS = flags.FLAGS
 
 
 def decode_config():
-    if FLAGS.beam_size < 1:
+    if FLAGS.beam_size is not None and FLAGS.beam_size < 1:
         raise UserError(f"--beam_size must be at least 1, got {FLAGS.beam_size}.")
-    if FLAGS.length_penalty < 0:
+    if FLAGS.length_penalty is not None and FLAGS.length_penalty < 0:
         raise UserError(f"--length_penalty must be >= 0, got {FLAGS.length_penalty}.")
     return DecodeConfig(beam_size=FLAGS.beam_size, length_penalty=FLAGS.length_penalty,
                         max_length_a=FLAGS.max_length_a, max_length_b=FLAGS.max_length_b,

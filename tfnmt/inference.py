@@ -15,18 +15,37 @@ METHODS = ("autoregressive", "hrt", "mask_predict", "nat")
 NAT_ARCHITECTURES = ("nart", "imitate_nat")
 
 
+# Each paper's inference settings, used for the decoding flags a user leaves unset:
+# (method, architecture or None for any) -> settings.
+METHOD_DEFAULTS = {
+    ("autoregressive", None): {"beam_size": 4, "length_penalty": 0.6},
+    ("autoregressive", "hybrid"): {"beam_size": 12, "length_penalty": 1.0},  # Hybrid paper
+    ("autoregressive", "rnmt"): {"beam_size": 12, "length_penalty": 1.0},    # its baseline
+    ("hrt", None): {"beam_size": 5, "length_penalty": 0.6},                  # b_at = 5
+    ("nat", "imitate_nat"): {"length_halfwidth": 3},                         # LPD, delta T = 3
+    ("nat", None): {"length_halfwidth": 0},
+}
+_FALLBACK = {"beam_size": 4, "length_penalty": 0.6, "length_halfwidth": 0}
+
+
 def resolve_method(config: DecodeConfig, run):
     """Fills in "auto" and hrt_chunk 0 from what the run was trained for: HRT runs decode with
-    hrt, CMLM runs with mask_predict, NAT runs with nat, everything else autoregressively."""
+    hrt, CMLM runs with mask_predict, NAT runs with nat, everything else autoregressively.
+    Settings left None take the method's defaults (METHOD_DEFAULTS)."""
     import dataclasses
 
     method = config.method
+    architecture = run.model.architecture
     if method == "auto":
         method = ("hrt" if run.train.objective == "hrt" else
-                  "mask_predict" if run.model.architecture == "cmlm" else
-                  "nat" if run.model.architecture in NAT_ARCHITECTURES else "autoregressive")
+                  "mask_predict" if architecture == "cmlm" else
+                  "nat" if architecture in NAT_ARCHITECTURES else "autoregressive")
     chunk = config.hrt_chunk or (run.train.hrt_chunk if run.train.objective == "hrt" else 2)
-    return dataclasses.replace(config, method=method, hrt_chunk=chunk)
+    defaults = dict(_FALLBACK)
+    defaults.update(METHOD_DEFAULTS.get((method, None), {}))
+    defaults.update(METHOD_DEFAULTS.get((method, architecture), {}))
+    unset = {k: v for k, v in defaults.items() if getattr(config, k) is None}
+    return dataclasses.replace(config, method=method, hrt_chunk=chunk, **unset)
 
 
 def load_rescorer(config: DecodeConfig, run):
