@@ -216,3 +216,21 @@ def test_report_shows_figures_and_hint_scales():
     assert "![Decoder hidden-state similarity and encoder-decoder attention](results/h.png)" in text
     assert "- teacher: ein Hund" in text
     assert "| [s.json](results/s.json) | random initialisation | 8.7 | 1.05 | 1.99 | 10 |" in text
+
+
+def test_corrupted_checkpoints_give_one_line_naming_the_file(tmp_path, trained_run):
+    import glob
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run.run_dir, copy)
+    data = glob.glob(str(copy / "checkpoints" / "ckpt-60.data-*"))[0]
+    with open(data, "wb") as f:
+        f.write(os.urandom(4096))
+    for module, extra in (("tfnmt.translate", ["--checkpoint=latest"]),
+                          ("tfnmt.average_checkpoints", ["--num_last=2"])):
+        result = run_module(module, f"--run_dir={copy}", *extra, input_text="a b\n")
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        line = result.stderr.strip().splitlines()[-1]
+        assert re.match(r"error: checkpoint .*ckpt-60 .* is unreadable: .* Intact checkpoints "
+                        r"of .*: .*ckpt-30", line), line

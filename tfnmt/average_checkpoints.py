@@ -25,10 +25,13 @@ def average_checkpoints(run, num_last):
     weights = named_weights(model)
     sums = {name: np.zeros(v.shape, np.float64) for name, v in weights.items()}
     for path in paths:
-        reader = tf.train.load_checkpoint(path)
-        for name in weights:
-            key = "weights/" + name.replace(".", "..") + "/.ATTRIBUTES/VARIABLE_VALUE"
-            sums[name] += reader.get_tensor(key)
+        try:
+            reader = tf.train.load_checkpoint(path)
+            for name in weights:
+                key = "weights/" + name.replace(".", "..") + "/.ATTRIBUTES/VARIABLE_VALUE"
+                sums[name] += reader.get_tensor(key)
+        except runs.READ_ERRORS as e:
+            raise runs.unreadable(run, path, runs.checkpoint_problem(path) or str(e)) from None
     for name, v in weights.items():
         v.assign((sums[name] / len(paths)).astype(v.dtype.as_numpy_dtype))
     step = int(os.path.basename(paths[-1]).split("-")[-1])

@@ -1,6 +1,7 @@
 """Trains a model: python -m tfnmt.train --flagfile=configs/<name>.flags [--flag=value ...]."""
 
 import os
+import sys
 
 from absl import flags
 
@@ -88,6 +89,8 @@ flags.DEFINE_string("train_distilled", "", "Distilled targets line-aligned with 
 flags.DEFINE_enum("distribution", "default", list(STRATEGIES), "tf.distribute strategy.")
 flags.DEFINE_list("devices", [], "Devices for one_device/mirrored (default: all).")
 flags.DEFINE_string("tpu", "", "TPU address for --distribution=tpu.")
+flags.DEFINE_bool("allow_config_change", False, "Resume a run with other data or training "
+                  "settings (recorded in its config.json history); without it they are refused.")
 flags.DEFINE_integer("stop_after", None, "Stop after this many steps in this process (testing).")
 
 
@@ -137,6 +140,9 @@ def configs_from_flags():
         gamma_tr=FLAGS.gamma_tr, action_lambda=FLAGS.action_lambda,
         action_alpha=FLAGS.action_alpha, il_lambda=FLAGS.il_lambda,
         length_weight=FLAGS.length_weight)
+    if FLAGS.max_length < 2:
+        raise UserError(f"--max_length must be at least 2 (a token and EOS), got "
+                        f"{FLAGS.max_length}.")
     for name in ("train_steps", "warmup_steps", "batch_tokens", "save_every", "log_every",
                  "eval_every"):
         if getattr(FLAGS, name) <= 0:
@@ -163,12 +169,15 @@ def main(argv):
         from tfnmt.models.nat import measure_length_offset
 
         model.length_offset = measure_length_offset(data)
-    run = runs.create_or_check(FLAGS.run_dir, model, data, train)
+    run = runs.prepare(FLAGS.run_dir, model, data, train, FLAGS.allow_config_change)
     trainer = Trainer(run, strategy)
     print(f"training {model.architecture} ({trainer.model.count_params():,} parameters) on "
           f"{strategy.num_replicas_in_sync} replica(s); run directory {os.path.abspath(FLAGS.run_dir)}",
           flush=True)
     step = trainer.train(max_steps=FLAGS.stop_after)
+    if trainer.stopped_by is not None:  # the shell's convention: 128 + the signal number
+        print(f"stopped at step {step}; weights fingerprint {trainer.fingerprint()}", flush=True)
+        sys.exit(128 + trainer.stopped_by)
     print(f"finished at step {step}; weights fingerprint {trainer.fingerprint()}", flush=True)
 
 

@@ -88,7 +88,8 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, reverse_task):
     assert fingerprint.search(full.stdout).group(1) == fingerprint.search(resumed.stdout).group(1)
 
 
-def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, reverse_task):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_saves_a_checkpoint_and_exits_with_its_code(tmp_path, reverse_task, sig):
     run_dir = tmp_path / "term"
     proc = subprocess.Popen([sys.executable, "-m", "tfnmt.train",
                              *train_args(reverse_task, run_dir, "--train_steps=100000",
@@ -98,13 +99,36 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, reverse_task):
     while time.time() < deadline and not (run_dir / "config.json").exists():
         time.sleep(0.05)
     time.sleep(8)  # past start-up, into the loop
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err[-2000:]
-    assert "stopped by SIGTERM" in out
-    step = int(re.search(r"finished at step (\d+)", out).group(1))
+    assert proc.returncode == 128 + sig, err[-2000:]  # not 0: the run did not finish
+    assert "Traceback" not in err and f"stopped by {sig.name}" in out
+    step = int(re.search(r"stopped at step (\d+)", out).group(1))
     assert step > 0
     assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith(f"ckpt-{step}")
+    # training.json records what a resume starts from: the saved step.
+    assert json.loads((run_dir / "training.json").read_text())[-1]["to_step"] == step
+
+
+def test_a_failed_start_leaves_no_run_and_no_pipeline_hangs(tmp_path, reverse_task):
+    run_dir = tmp_path / "r"
+    # Every pair has at least two letters and EOS: --max_length=2 filters them all out.
+    result = run_module("tfnmt.train", *train_args(reverse_task, run_dir, "--max_length=2",
+                                                   "--train_steps=2"), timeout=300)
+    assert_one_clear_error(result, r"error: no training pair of .* fits max_length 2")
+    assert not (run_dir / "config.json").exists()
+    fixed = run_module("tfnmt.train", *train_args(reverse_task, run_dir, "--train_steps=2"))
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert (run_dir / "config.json").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--max_length=0"], r"error: --max_length must be at least 2"),
+    (["--distribution=mirrored", "--devices=GPU:7"], r"error: device GPU:7 is not on this "),
+])
+def test_impossible_settings_exit_1_with_one_error(tmp_path, reverse_task, extra, message):
+    assert_one_clear_error(run_module("tfnmt.train", *train_args(reverse_task, tmp_path / "r"),
+                                      *extra), message)
 
 
 def free_ports(n):

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -268,3 +270,67 @@ def test_hrt_resume_after_a_validation_equals_uninterrupted(tmp_path, reverse_ta
     assert resumed.fingerprint() == full.fingerprint()
     # Validation itself is repeatable: the same masks every time.
     assert full.validation_loss() == full.validation_loss()
+
+
+def test_resume_with_other_settings_is_refused_unless_allowed_and_then_recorded(tmp_path,
+                                                                               reverse_task):
+    import dataclasses
+    import json
+
+    import pytest
+
+    from tfnmt.errors import UserError
+
+    run = make_run(tmp_path / "drift", reverse_task, learning_rate=3e-3)
+    same = lambda **c: dataclasses.replace(run.train, **c)  # noqa: E731
+    # How long and how often may change freely.
+    runs.prepare(run.run_dir, run.model, run.data, same(train_steps=99, eval_every=7))
+    with pytest.raises(UserError, match=r"learning_rate 0.003 -> 0.001.*seed 1234 -> 5"):
+        runs.prepare(run.run_dir, run.model, run.data, same(learning_rate=1e-3, seed=5))
+    other_data = dataclasses.replace(run.data, batch_tokens=512)
+    with pytest.raises(UserError, match=r"batch_tokens 256 -> 512"):
+        runs.prepare(run.run_dir, run.model, other_data, run.train)
+    runs.prepare(run.run_dir, run.model, other_data, same(learning_rate=1e-3),
+                 allow_config_change=True)
+    saved = json.loads((tmp_path / "drift" / "config.json").read_text())
+    assert saved["train"]["learning_rate"] == 1e-3 and saved["data"]["batch_tokens"] == 512
+    assert saved["history"][0]["changes"] == ["batch_tokens 256 -> 512",
+                                              "learning_rate 0.003 -> 0.001"]
+    other_vocab = tmp_path / "other.model"
+    other_vocab.write_bytes(b"not the same model")
+    with pytest.raises(UserError, match=r"is not the source vocabulary"):
+        runs.prepare(run.run_dir, run.model, dataclasses.replace(
+            run.data, source_vocab=str(other_vocab), target_vocab=str(other_vocab)), run.train,
+            allow_config_change=True)
+
+
+def test_a_second_trainer_on_a_run_directory_is_refused(tmp_path, reverse_task):
+    import pytest
+
+    from tfnmt.errors import UserError
+
+    run = make_run(tmp_path / "locked", reverse_task, train_steps=2)
+    first = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
+    first.lock()
+    second = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
+    with pytest.raises(UserError, match=rf"being trained by pid {os.getpid()}"):
+        second.train()
+    first._lock_file.close()  # what the kernel does when the first process ends
+    assert second.train() == 2
+
+
+def test_a_corrupted_checkpoint_falls_back_to_an_intact_one(tmp_path, reverse_task):
+    import glob
+
+    run = make_run(tmp_path / "corrupt", reverse_task, train_steps=6, save_every=3)
+    Trainer(run, tf.distribute.get_strategy(), log=lambda m: None).train()
+    data = glob.glob(str(tmp_path / "corrupt" / "checkpoints" / "ckpt-6.data-*"))[0]
+    with open(data, "r+b") as f:
+        f.truncate(os.path.getsize(data) // 2)
+    assert runs.checkpoint_problem(run.checkpoint_dir + "/ckpt-6") is not None
+    assert runs.checkpoint_problem(run.checkpoint_dir + "/ckpt-3") is None
+    messages = []
+    resumed = Trainer(make_run(tmp_path / "corrupt", reverse_task, train_steps=6, save_every=3),
+                      tf.distribute.get_strategy(), log=messages.append)
+    assert resumed.restore() == 3
+    assert any("ckpt-6 is unreadable" in m for m in messages)

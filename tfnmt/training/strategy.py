@@ -15,6 +15,14 @@ def make_strategy(name, devices=None, tpu_address=""):
     GPUs or the given devices; multi_worker: workers from TF_CONFIG; tpu: the TPU at tpu_address."""
     if name == "default":
         return tf.distribute.get_strategy()
+    if devices:
+        known = {d.name.lower().replace("/job:localhost/replica:0/task:0/", "/")
+                 for d in tf.config.list_logical_devices()}
+        for device in devices:
+            wanted = "/device:" + device.lower().lstrip("/").replace("device:", "")
+            if wanted not in known:
+                raise UserError(f"device {device} is not on this machine (it has "
+                                f"{', '.join(sorted(known))}).")
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy((devices or ["/cpu:0"])[0])
     if name == "mirrored":

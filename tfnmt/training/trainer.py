@@ -31,6 +31,7 @@ from tfnmt.training.schedule import InverseSquareRoot
 from tfnmt.training.strategy import is_chief
 
 PRECISIONS = ("float32", "mixed_bfloat16")
+LOCK = "train.lock"
 VALIDATION = "validation.json"  # every validation of the run: step, score, bleu, loss, nll
 
 
@@ -101,11 +102,11 @@ class Trainer:
         self.best_manager = tf.train.CheckpointManager(
             tf.train.Checkpoint(weights=named_weights(self.model)),
             os.path.join(run.checkpoint_dir if self.chief else ckpt_dir, "best"), 1)
-        self.writer = (tf.summary.create_file_writer(os.path.join(run.run_dir, "tensorboard"))
-                       if self.chief else tf.summary.create_noop_writer())
+        self._writer = None  # created with the first summary: a failed start writes nothing
         self._train_step = self._make_train_step()
         self._translator = None
-        self._stop = False
+        self.stopped_by = None  # the signal that stopped training, if one did
+        self._last_saved = 0
 
     def _default_objective(self):
         cfg = self.run.train
@@ -279,28 +280,87 @@ class Trainer:
 
     # -- checkpoints ----------------------------------------------------------------------------
     def restore(self):
-        """Restores the latest checkpoint if any; returns the step it resumed at."""
-        path = tf.train.latest_checkpoint(self.run.checkpoint_dir)
-        if not path:
-            return 0
-        self.checkpoint.restore(path).assert_existing_objects_matched()
-        return int(self.optimizer.iterations.numpy())
+        """Restores the newest intact checkpoint if any (warning about the unreadable ones it
+        skips); returns the step it resumed at."""
+        paths = list(reversed(self.manager.checkpoints))
+        for path in paths:
+            problem = runs.checkpoint_problem(path)
+            if problem is None:
+                try:
+                    self.checkpoint.restore(path).assert_existing_objects_matched()
+                    return int(self.optimizer.iterations.numpy())
+                except runs.READ_ERRORS as e:
+                    problem = str(e).strip().splitlines()[0][:200]
+            self.log(f"warning: checkpoint {path} is unreadable ({problem}); trying an older one")
+        if paths:
+            raise UserError(f"no checkpoint of {self.run.checkpoint_dir} is readable; move the "
+                            "directory away to start the run again.")
+        return 0
+
+    def check_has_batches(self):
+        """One clear error instead of an endless wait when no training pair passes the length
+        filter (the repeated dataset would otherwise search forever)."""
+        data = self.run.data
+        dataset = make_dataset(data.train_source, data.train_target, self.run.source_vocab,
+                               self.run.target_vocab, data, training=False)
+        if next(iter(dataset.take(1)), None) is None:
+            raise UserError(f"no training pair of {data.train_source} fits max_length "
+                            f"{data.max_length} (tokens per side, EOS included); raise "
+                            "--max_length or pass --long_pairs=truncate.")
+
+    def lock(self):
+        """An exclusive lock on the run directory while train() runs (the kernel releases it
+        when the process ends, so a crash leaves no stale lock)."""
+        import fcntl
+
+        os.makedirs(self.run.run_dir, exist_ok=True)
+        self._lock_file = open(os.path.join(self.run.run_dir, LOCK), "a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.seek(0)
+            holder = self._lock_file.read().strip() or "another process"
+            self._lock_file.close()
+            raise UserError(f"{self.run.run_dir} is being trained by {holder}; wait for it or "
+                            "stop it first.") from None
+        self._lock_file.seek(0)
+        self._lock_file.truncate()
+        self._lock_file.write(f"pid {os.getpid()}\n")
+        self._lock_file.flush()
 
     def save(self):
-        path = self.manager.save(checkpoint_number=int(self.optimizer.iterations.numpy()))
+        self._last_saved = int(self.optimizer.iterations.numpy())
+        path = self.manager.save(checkpoint_number=self._last_saved)
         if not self.chief:  # other workers write a throw-away copy (collectives need them all)
             tf.io.gfile.rmtree(os.path.dirname(path))
         return path
 
     # -- loop -----------------------------------------------------------------------------------
-    def _on_sigterm(self, signum, frame):
-        del signum, frame
-        self._stop = True
+    def _on_signal(self, signum, frame):
+        """SIGTERM or the first Ctrl-C: finish the step, save, stop. A second Ctrl-C stops at
+        once (KeyboardInterrupt), losing at most the steps since the last checkpoint."""
+        del frame
+        self.stopped_by = signum
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def train(self, max_steps=None):
         """Trains to cfg.train_steps (or max_steps more steps); returns the final step."""
         cfg = self.run.train
+        if self.chief:
+            self.lock()
+        try:
+            return self._train(max_steps)
+        finally:
+            if self.chief:
+                self._lock_file.close()
+
+    def _train(self, max_steps):
+        cfg = self.run.train
         step = self.restore()
+        self._last_saved = step
+        self.check_has_batches()
+        if self.chief and not os.path.exists(os.path.join(self.run.run_dir, runs.CONFIG)):
+            runs.save_config(self.run)  # training really starts: the run exists from now on
         if step:
             self.log(f"resumed from step {step}")
         elif cfg.init_from:
@@ -308,7 +368,8 @@ class Trainer:
         iterator = self.training_iterator(step)
         first_step = step
         end = cfg.train_steps if max_steps is None else min(cfg.train_steps, step + max_steps)
-        previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        previous = {sig: signal.signal(sig, self._on_signal)
+                    for sig in (signal.SIGTERM, signal.SIGINT)}
         best_file = os.path.join(self.best_manager.directory, "score.txt")
         best = float(open(best_file).read()) if os.path.isfile(best_file) else -np.inf
         history = self.validation_history(step)
@@ -319,7 +380,7 @@ class Trainer:
         window = {"loss": 0.0, "nll": 0.0, "tokens": 0.0}
         start_time = last_time = time.time()
         try:
-            while step < end and not self._stop:
+            while step < end and self.stopped_by is None:
                 out = self._train_step(iterator)
                 step += 1
                 for k in window:
@@ -363,13 +424,16 @@ class Trainer:
                                  f"{cfg.patience} evaluations; stopping")
                         break
                     last_time = time.time()
-            if self._stop:
-                self.save()
-                self.log(f"stopped by SIGTERM at step {step}; checkpoint saved")
+            if self.stopped_by is not None:
+                if self._last_saved != step:
+                    self.save()
+                self.log(f"stopped by {signal.Signals(self.stopped_by).name} at step {step}; "
+                         "checkpoint saved (the same command resumes)")
         finally:
-            signal.signal(signal.SIGTERM, previous)
-            if self.chief and step > first_step:
-                self._record_segment(first_step, step, time.time() - start_time)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if self.chief and self._last_saved > first_step:  # what a resume starts from
+                self._record_segment(first_step, self._last_saved, time.time() - start_time)
         return step
 
     def validation_history(self, step):
@@ -408,6 +472,10 @@ class Trainer:
         return digest.hexdigest()[:16]
 
     def _summaries(self, prefix, values, step):
-        with self.writer.as_default(step=step):
+        if self._writer is None:
+            self._writer = (tf.summary.create_file_writer(
+                os.path.join(self.run.run_dir, "tensorboard")) if self.chief
+                else tf.summary.create_noop_writer())
+        with self._writer.as_default(step=step):
             for k, v in values.items():
                 tf.summary.scalar(f"{prefix}/{k}", v)
