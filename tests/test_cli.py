@@ -3,6 +3,8 @@
 import json
 import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import sacrebleu
@@ -49,7 +51,66 @@ def test_translate_edge_inputs_in_process(trained_run):
     sentences = ["", "   ", "a " * 300, "l", "b c"]
     results = in_process(trained_run, sentences, beam_size=2, batch_size=2)
     assert len(results) == 5 and all(len(r) == 1 for r in results)
+    assert results[0] == [("", 0.0)] and results[1] == [("", 0.0)]  # nothing in, nothing out
     assert in_process(trained_run, [], beam_size=2) == []
+    # A short last batch is padded to a power of two: the same translations as alone.
+    alone = [in_process(trained_run, [s], beam_size=2)[0] for s in sentences[2:]]
+    assert in_process(trained_run, sentences[2:], beam_size=2, batch_size=4) == alone
+
+
+def test_translate_rejects_bad_input_and_output_before_any_work(tmp_path, trained_run):
+    run = f"--run_dir={trained_run.run_dir}"
+    cases = [
+        (["--output", str(tmp_path)], "a b\n", r"error: output .* is a directory"),
+        (["--max_length_a=-1"], "a b\n", r"error: the output limit"),
+        ([], b"a b\n\xff c\n", r"error: stdin line 2 is not valid UTF-8"),
+    ]
+    for extra, text, message in cases:
+        result = subprocess.run([sys.executable, "-m", "tfnmt.translate", run, *extra],
+                                input=text if isinstance(text, bytes) else text.encode(),
+                                capture_output=True, timeout=300)
+        err = result.stderr.decode()
+        assert result.returncode == 1 and "Traceback" not in err, err[-2000:]
+        assert re.search(message, err.strip().splitlines()[-1]), err[-2000:]
+    assert not list(tmp_path.parent.glob("*.tmp-*"))
+
+
+def test_translate_keeps_lines_aligned_and_warns_about_long_ones(tmp_path, trained_run):
+    source = tmp_path / "in.txt"
+    source.write_bytes(b"a b\nc\rd e\n\n" + b"f " * 300 + b"\nl\n")  # a lone CR in line 2
+    out = tmp_path / "out.txt"
+    result = run_module("tfnmt.translate", f"--run_dir={trained_run.run_dir}",
+                        "--checkpoint=latest", "--beam_size=1", f"--input={source}",
+                        f"--output={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = out.read_text().split("\n")[:-1]
+    assert len(lines) == 5 and lines[2] == ""
+    assert re.search(r"warning: line 4 has 300 tokens; the model reads at most 255",
+                     result.stderr)
+
+
+def test_translate_streams_from_a_pipe(trained_run):
+    proc = subprocess.Popen([sys.executable, "-m", "tfnmt.translate",
+                             f"--run_dir={trained_run.run_dir}", "--checkpoint=latest",
+                             "--beam_size=1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    import threading
+
+    watchdog = threading.Timer(240, proc.kill)  # a translator that waits for EOF fails, not hangs
+    watchdog.start()
+    try:
+        proc.stdin.write("a b c\n")
+        proc.stdin.flush()
+        first = proc.stdout.readline()  # answered while stdin is still open
+        expected = in_process(trained_run, ["a b c", "d e"], beam_size=1)
+        assert first.rstrip("\n") == expected[0][0][0]
+        proc.stdin.write("d e\n")
+        proc.stdin.close()
+        assert proc.stdout.read().splitlines() == [expected[1][0][0]]
+        assert proc.wait(timeout=120) == 0
+    finally:
+        watchdog.cancel()
+        proc.kill()
 
 
 def test_evaluate_scores_like_sacrebleu_and_records_provenance(tmp_path, trained_run,

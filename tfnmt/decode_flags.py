@@ -36,6 +36,12 @@ FLAGS = flags.FLAGS
 def decode_config():
     if FLAGS.beam_size is not None and FLAGS.beam_size < 1:
         raise UserError(f"--beam_size must be at least 1, got {FLAGS.beam_size}.")
+    if FLAGS.max_length_a < 0 or FLAGS.max_length_b < 0 or (
+            FLAGS.max_length_a == 0 and FLAGS.max_length_b < 1):
+        raise UserError(f"the output limit --max_length_a * source length + --max_length_b "
+                        f"must allow a token: got a {FLAGS.max_length_a}, b {FLAGS.max_length_b}.")
+    if FLAGS.batch_size < 1:
+        raise UserError(f"--batch_size must be at least 1, got {FLAGS.batch_size}.")
     if FLAGS.length_penalty is not None and FLAGS.length_penalty < 0:
         raise UserError(f"--length_penalty must be >= 0, got {FLAGS.length_penalty}.")
     return DecodeConfig(beam_size=FLAGS.beam_size, length_penalty=FLAGS.length_penalty,

@@ -34,10 +34,45 @@ def check_parallel(source: str, target: str) -> int:
     return n_source
 
 
+def _text_line(raw: bytes, number: int, name: str) -> str:
+    """One line of bytes -> text without its \n (or \r\n); a lone \r stays inside the line, as
+    training's TextLineDataset keeps it, so line i of the output always answers line i."""
+    if raw.endswith(b"\n"):
+        raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{name} line {number} is not valid UTF-8 (byte {e.start}).") from None
+
+
 def read_lines(path: str) -> list:
+    """The lines of a UTF-8 text file, split on \n only."""
     count_lines(path)
-    with open(path, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f]
+    with open(path, "rb") as f:
+        return [_text_line(raw, i, path) for i, raw in enumerate(f, start=1)]
+
+
+def iter_stdin_lines():
+    """Lines of standard input as they arrive (split on \n only, UTF-8 checked per line)."""
+    import sys
+
+    for number, raw in enumerate(iter(sys.stdin.buffer.readline, b""), start=1):
+        yield _text_line(raw, number, "stdin")
+
+
+def check_output_path(path: str) -> None:
+    """Refuses an output path that cannot be written, before any work is done."""
+    if path == "-":
+        return
+    if os.path.isdir(path):
+        raise UserError(f"output {path} is a directory; name a file.")
+    parent = os.path.dirname(os.path.abspath(path))
+    existing = parent
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
+        raise UserError(f"output {path} cannot be written ({existing} is not a writable "
+                        "directory).")
 
 
 def write_atomic(path: str, text: str) -> None:
