@@ -177,8 +177,23 @@ def test_export_killed_midway_leaves_no_version(tmp_path, trained_run):
     proc.wait()
     assert os.listdir(base), "the export never started"
     assert not [d for d in os.listdir(base) if d.isdigit()]
-    # The next export still works and is version 1.
+    # The next export still works, is version 1, and cleans what the killed one left.
     assert os.path.basename(export_run(trained_run.run_dir, str(base), "latest", CONFIG)) == "1"
+    assert os.listdir(base) == ["1"]
+
+
+def test_versions_are_readable_by_others_and_not_nested(exported, tmp_path):
+    import stat
+
+    from tfnmt.errors import UserError
+
+    version_dir, run = exported
+    umask = os.umask(0o022)
+    os.umask(umask)
+    mode = stat.S_IMODE(os.stat(version_dir).st_mode)
+    assert mode == 0o777 & ~umask, oct(mode)  # not mkdtemp's 0700
+    with pytest.raises(UserError, match="looks like a version directory"):
+        export_run(run.run_dir, version_dir, "latest", CONFIG)
 
 
 def test_export_flags_are_checked(tmp_path, trained_run):

@@ -3,9 +3,9 @@ python -m tfnmt.client --server=localhost:8501 --model=teacher [--protocol=rest|
 
 """
 
-import sys
-
 from absl import flags
+
+from tfnmt.data import corpus
 
 from tfnmt.errors import UserError, run_main
 from tfnmt.serving_client import translate
@@ -26,11 +26,12 @@ def main(argv):
     del argv
     if not FLAGS.model:
         raise UserError("--model is required.")
-    if FLAGS.input == "-":
-        lines = [line.rstrip("\n") for line in sys.stdin]
-    else:
-        from tfnmt.data.corpus import read_lines
-        lines = read_lines(FLAGS.input)
+    if FLAGS.batch_size < 1:
+        raise UserError(f"--batch_size must be at least 1, got {FLAGS.batch_size}.")
+    if FLAGS.timeout <= 0:
+        raise UserError(f"--timeout must be positive, got {FLAGS.timeout}.")
+    lines = list(corpus.iter_stdin_lines()) if FLAGS.input == "-" else \
+        corpus.read_lines(FLAGS.input)
     for start in range(0, len(lines), FLAGS.batch_size):
         for text, score in translate(lines[start:start + FLAGS.batch_size], FLAGS.server,
                                      FLAGS.model, FLAGS.protocol, FLAGS.signature, FLAGS.version,

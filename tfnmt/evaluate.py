@@ -12,6 +12,7 @@ from absl import flags
 from tfnmt import decode_flags
 from tfnmt.analysis import repeated_token_rate
 from tfnmt.data import corpus
+from tfnmt.progress import Progress
 from tfnmt.errors import UserError, run_main
 from tfnmt.provenance import write_result
 
@@ -53,8 +54,10 @@ def main(argv):
         if translator.config.n_best != 1:
             raise UserError("evaluate scores the best hypothesis only; drop --n_best.")
         start = time.time()
-        hypotheses = [n_best[0][0] for n_best in translator.translate(
-            corpus.read_lines(FLAGS.source))]
+        sources = corpus.read_lines(FLAGS.source)
+        progress = Progress(len(sources))
+        hypotheses = [n_best[0][0] for n_best in translator.translate(sources, progress)]
+        progress.done()
         training = os.path.join(FLAGS.run_dir, "training.json")
         if os.path.isfile(training):
             with open(training, encoding="utf-8") as f:

@@ -131,8 +131,17 @@ def export(module, export_base, metadata):
 
     A server polling export_base only ever sees complete versions; older versions are kept.
     """
+    if os.path.isfile(os.path.join(export_base, "saved_model.pb")):
+        raise UserError(f"{export_base} looks like a version directory; --export_base is the "
+                        "model's directory that holds the numbered versions.")
     os.makedirs(export_base, exist_ok=True)
+    for stale in os.listdir(export_base):  # left by an export that was killed
+        if stale.startswith(".tmp-export-"):
+            shutil.rmtree(os.path.join(export_base, stale), ignore_errors=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-export-", dir=export_base)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700: a server user could not read it
     try:
         tf.saved_model.save(module, tmp, signatures=module.signatures(),
                             options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))

@@ -24,6 +24,7 @@ from tfnmt.data.pipeline import make_dataset
 from tfnmt.errors import UserError
 from tfnmt.inference import Translator, resolve_method
 from tfnmt.models import build_model, named_weights
+from tfnmt.progress import duration
 from tfnmt.objectives import (ActionRegularisedMLE, ConditionalMaskedLM, HintBased,
                               HybridRegressive, ImitationLearning, KnowledgeDistillation,
                               MaximumLikelihood)
@@ -379,27 +380,37 @@ class Trainer:
             end = step
         window = {"loss": 0.0, "nll": 0.0, "tokens": 0.0}
         start_time = last_time = time.time()
+        timed_from = None  # (time, step) after the first step: compilation is not training speed
         try:
             while step < end and self.stopped_by is None:
                 out = self._train_step(iterator)
                 step += 1
                 for k in window:
                     window[k] += float(out[k])
+                if timed_from is None:  # the first step compiles: time training from its end
+                    timed_from = (time.time(), step)
+                    last_time, timed_tokens = timed_from[0], 0.0
+                else:
+                    timed_tokens += float(out["tokens"])
                 if step % cfg.log_every == 0 or step == end:
                     now = time.time()
                     tokens = max(window["tokens"], 1.0)
                     lr = float(self.optimizer.learning_rate)
                     stats = {"loss": window["loss"] / tokens, "nll": window["nll"] / tokens,
-                             "learning_rate": lr, "tokens_per_second": tokens / (now - last_time),
+                             "learning_rate": lr,
+                             "tokens_per_second": timed_tokens / max(now - last_time, 1e-9),
                              "grad_norm": float(out["grad_norm"])}
-                    self.log(f"step {step} | loss {stats['loss']:.3f} | nll {stats['nll']:.3f} | "
-                             f"lr {lr:.2e} | {stats['tokens_per_second']:.0f} tok/s | "
-                             f"{now - start_time:.0f}s")
+                    per_step = (now - timed_from[0]) / max(step - timed_from[1], 1)
+                    self.log(f"step {step}/{end} | loss {stats['loss']:.3f} | "
+                             f"nll {stats['nll']:.3f} | lr {lr:.2e} | "
+                             f"{stats['tokens_per_second']:.0f} tok/s | "
+                             f"{now - start_time:.0f}s | {duration((end - step) * per_step)} "
+                             "left at most")
                     self._summaries("train", stats, step)
-                    window = {k: 0.0 for k in window}
+                    window, timed_tokens = {k: 0.0 for k in window}, 0.0
                     last_time = now
                 if step % cfg.save_every == 0 or step == end:
-                    self.save()
+                    self.log(f"step {step} | saved {self.save()}")
                 if self.run.data.valid_source and (step % cfg.eval_every == 0 or step == end):
                     valid = self.validation_loss()
                     if cfg.eval_bleu_sentences > 0:
