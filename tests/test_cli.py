@@ -295,3 +295,30 @@ def test_corrupted_checkpoints_give_one_line_naming_the_file(tmp_path, trained_r
         line = result.stderr.strip().splitlines()[-1]
         assert re.match(r"error: checkpoint .*ckpt-60 .* is unreadable: .* Intact checkpoints "
                         r"of .*: .*ckpt-30", line), line
+
+
+def test_help_shows_the_decoding_flags_and_commands_start_quietly(tmp_path):
+    for module in ("tfnmt.translate", "tfnmt.evaluate", "tfnmt.export", "tfnmt.distill"):
+        result = run_module(module, "--help")
+        assert result.returncode == 0, result.stderr[-2000:]
+        for flag in ("--beam_size", "--length_penalty", "--n_best", "--checkpoint",
+                     "--batch_size", "--method", "--[no]verbose"):
+            assert flag in result.stdout, (module, flag)
+    for args in (["show", "--help"], ["-h"]):
+        result = run_module("tfnmt.saved_model_cli", *args)
+        assert result.returncode == 0 and "--dir" in result.stdout, result.stderr[-2000:]
+    assert "flagfile_train" not in run_module("tfnmt.quickstart", "--help").stdout
+    # TensorFlow's start-up lines (and the CUDA error without a GPU) stay off the console: an
+    # error is the only line a user sees.
+    result = run_module("tfnmt.translate", f"--run_dir={tmp_path / 'nothing'}")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'nothing'} is not a tfnmt run directory (no config.json)."]
+
+
+def test_quickstart_never_writes_into_the_recorded_results_by_default():
+    from absl import flags
+
+    import tfnmt.quickstart  # noqa: F401  (defines its flags)
+
+    assert flags.FLAGS["result"].default == ""  # the run directory's test2016.json

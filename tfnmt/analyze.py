@@ -8,6 +8,8 @@
                    --source=train.en --target=train.de [--init_from=runs/a] [--result=results/hint_scales.json]
 """
 
+from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
+
 import json
 
 from absl import flags

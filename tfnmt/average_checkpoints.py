@@ -1,6 +1,8 @@
 """Averages the weights of a run's last checkpoints into checkpoints/averaged:
 python -m tfnmt.average_checkpoints --run_dir=... [--num_last=5]."""
 
+from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
+
 import os
 
 import numpy as np

@@ -10,6 +10,8 @@ Each run is timed in a child process of its own (see `benchmark`). The output is
 run's rows; --resume keeps the rows of such a file and times the rest.
 """
 
+from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
+
 import dataclasses
 import json
 import multiprocessing

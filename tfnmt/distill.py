@@ -2,6 +2,8 @@
 python -m tfnmt.distill --teacher_run=runs/<teacher> --source=train.en --output=data/distilled/train.de
 """
 
+from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
+
 from absl import flags
 
 from tfnmt import decode_flags
@@ -9,6 +11,7 @@ from tfnmt.distillation import distill_file
 from tfnmt.errors import UserError, run_main
 
 FLAGS = flags.FLAGS
+flags.adopt_module_key_flags(decode_flags)  # --help lists the decoding flags too
 flags.DEFINE_string("teacher_run", None, "The teacher's run directory.")
 flags.DEFINE_string("source", None, "Source side of the corpus to distil.")
 flags.DEFINE_string("output", None, "Distilled targets, line-aligned with --source.")

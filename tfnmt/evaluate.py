@@ -2,6 +2,8 @@
 python -m tfnmt.evaluate --run_dir=... --source=test.en --reference=test.de [--result=results/x.json]
 (or --hypothesis=file to score existing translations)."""
 
+from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
+
 import json
 import os
 import time
@@ -17,6 +19,7 @@ from tfnmt.errors import UserError, run_main
 from tfnmt.provenance import write_result
 
 FLAGS = flags.FLAGS
+flags.adopt_module_key_flags(decode_flags)  # --help lists the decoding flags too
 flags.DEFINE_string("run_dir", None, "Trained run directory.")
 flags.DEFINE_string("source", None, "Source file to translate.")
 flags.DEFINE_string("reference", None, "Reference translations, line-aligned.")

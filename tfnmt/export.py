@@ -1,6 +1,8 @@
 """Exports a trained run as a SavedModel version for TensorFlow Serving:
 python -m tfnmt.export --run_dir=runs/<name> --export_base=export/models/<name>."""
 
+from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
+
 from absl import flags
 
 from tfnmt import decode_flags
@@ -8,6 +10,7 @@ from tfnmt.errors import UserError, run_main
 from tfnmt.serving import export_run
 
 FLAGS = flags.FLAGS
+flags.adopt_module_key_flags(decode_flags)  # --help lists the decoding flags too
 flags.DEFINE_string("run_dir", None, "Trained run directory.")
 flags.DEFINE_string("export_base", None, "Model base directory; a new numbered version is added.")
 

@@ -1,7 +1,7 @@
 """The main job, end to end on Multi30k En->De: vocabulary, teacher, checkpoint averaging,
 translation of test2016, BLEU.
 
-python -m tfnmt.quickstart [--flagfile_train=configs/multi30k_small.flags]
+python -m tfnmt.quickstart [--config=configs/multi30k_small.flags] [--data_dir=...]
 
 Each stage runs the same command a user would type, and is skipped or resumed when its output
 already exists, so the job can be interrupted and started again.
@@ -22,7 +22,8 @@ flags.DEFINE_string("vocab", "data/vocab/multi30k_ende_8k", "SentencePiece model
 flags.DEFINE_string("run_dir", "runs/multi30k_small", "Run directory.")
 flags.DEFINE_integer("beam_size", 4, "Beam size for the test translation.")
 flags.DEFINE_float("length_penalty", 1.0, "Length penalty (1.0 was best on val, see README).")
-flags.DEFINE_string("result", "results/multi30k_small_test2016.json", "Where the scores go.")
+flags.DEFINE_string("result", "", "Where the scores go (default: <run_dir>/test2016.json; the "
+                    "recorded files under results/ are never overwritten by default).")
 
 
 def stage(title, *args):
@@ -51,7 +52,8 @@ def main(argv):
     stage("translate and score test2016", "tfnmt.evaluate", f"--run_dir={FLAGS.run_dir}",
           "--checkpoint=averaged", f"--source={data}/test2016.en",
           f"--reference={data}/test2016.de", f"--beam_size={FLAGS.beam_size}",
-          f"--length_penalty={FLAGS.length_penalty}", f"--result={FLAGS.result}")
+          f"--length_penalty={FLAGS.length_penalty}",
+          f"--result={FLAGS.result or os.path.join(FLAGS.run_dir, 'test2016.json')}")
 
 
 if __name__ == "__main__":

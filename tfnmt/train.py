@@ -1,5 +1,7 @@
 """Trains a model: python -m tfnmt.train --flagfile=configs/<name>.flags [--flag=value ...]."""
 
+from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
+
 import os
 import sys
 

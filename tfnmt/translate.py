@@ -4,6 +4,8 @@ From a pipe, sentences are translated as they arrive (batches of what came withi
 each batch is written and flushed at once, like marian-decoder and fairseq-interactive.
 """
 
+from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
+
 import queue
 import sys
 import threading
@@ -17,6 +19,7 @@ from tfnmt.errors import UserError, run_main
 from tfnmt.progress import Progress
 
 FLAGS = flags.FLAGS
+flags.adopt_module_key_flags(decode_flags)  # --help lists the decoding flags too
 flags.DEFINE_string("run_dir", None, "Trained run directory.")
 flags.DEFINE_string("input", "-", "Source file, one sentence per line ('-': stdin, translated as "
                     "lines arrive).")

@@ -1,5 +1,7 @@
 """Trains a SentencePiece vocabulary: python -m tfnmt.vocab --input=a.en,a.de --model_prefix=..."""
 
+from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
+
 from absl import flags
 
 from tfnmt.data.vocabulary import train_vocab
