@@ -31,3 +31,29 @@ def test_bad_model_files(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(UserError, match="is not a SentencePiece model"):
         Tokenizer(str(bad))
+
+
+@pytest.mark.parametrize("model_type", ["unigram", "bpe"])
+def test_a_model_with_other_ids_is_explained_then_converted(tmp_path, multi30k_sample,
+                                                            model_type):
+    import sentencepiece as spm
+
+    from tfnmt.data.vocabulary import convert_vocab
+
+    prefix = str(tmp_path / model_type)
+    # SentencePiece's own defaults: unk 0, bos 1, eos 2, no pad.
+    spm.SentencePieceTrainer.train(input=multi30k_sample["en"], model_prefix=prefix,
+                                   vocab_size=200, model_type=model_type, minloglevel=2)
+    with pytest.raises(UserError, match=r"ids pad -?\d+ unk 0 bos 1 eos 2.*--convert="):
+        Tokenizer(prefix + ".model")
+    converted = Tokenizer(convert_vocab(prefix + ".model", str(tmp_path / "converted")))
+    assert [converted.piece_id(p) for p in ("<pad>", "<unk>", "<s>", "</s>")] == [0, 1, 2, 3]
+    assert all(converted.piece_id(s) > 3 for s in CONTROL_SYMBOLS)
+    original = spm.SentencePieceProcessor(model_file=prefix + ".model")
+    sentences = ["A man is running.", "Two dogs play in the snow!", "Zebra xylophone qu?"]
+    ids = converted.tokenize(tf.constant(sentences)).to_list()
+    # The same pieces as before, only their ids differ; the text comes back.
+    assert [converted.pieces(row) for row in ids] == [
+        [original.id_to_piece(i) for i in original.encode(s)] for s in sentences]
+    assert [s.decode() for s in converted.detokenize(tf.ragged.constant(ids)).numpy()] == [
+        original.decode(original.encode(s)) for s in sentences]

@@ -44,8 +44,10 @@ class Tokenizer(tf.Module):
             raise UserError(f"{model_path} is not a SentencePiece model.") from None
         ids = [int(i) for i in self._sp.string_to_id(["<pad>", "<unk>", "<s>", "</s>"]).numpy()]
         if ids != [PAD_ID, UNK_ID, BOS_ID, EOS_ID]:
-            raise UserError(f"{model_path} must use pad=0 unk=1 bos=2 eos=3 (train it with "
-                            "python -m tfnmt.vocab).")
+            raise UserError(f"{model_path} has ids pad {ids[0]} unk {ids[1]} bos {ids[2]} eos "
+                            f"{ids[3]}; tfnmt needs 0 1 2 3: convert it with python -m "
+                            f"tfnmt.vocab --convert={model_path} --model_prefix=<new prefix> "
+                            "(same pieces, new ids).")
 
     def piece_id(self, piece: str) -> int:
         return int(self._sp.string_to_id(piece).numpy())

@@ -40,3 +40,52 @@ def train_vocab(inputs, model_prefix, vocab_size=8000, model_type="unigram",
         for ext in ("model", "vocab"):
             os.replace(f"{tmp_prefix}.{ext}", f"{model_prefix}.{ext}")
     return f"{model_prefix}.model"
+
+
+def convert_vocab(model_path, model_prefix):
+    """Rewrites an existing SentencePiece model with the ids tfnmt expects: its pad, unk, bos and
+    eos pieces moved to ids 0-3 (added as control pieces where the model has none) and tfnmt's
+    control symbols added; every other piece keeps its text, type and score, so text splits
+    into the same pieces as before, only their ids change. Writes <prefix>.model/.vocab."""
+    from sentencepiece import sentencepiece_model_pb2 as spm_pb
+
+    if not os.path.isfile(model_path):
+        raise UserError(f"SentencePiece model {model_path} does not exist.")
+    model = spm_pb.ModelProto()
+    try:
+        with open(model_path, "rb") as f:
+            model.ParseFromString(f.read())
+    except Exception:  # protobuf's DecodeError and friends
+        raise UserError(f"{model_path} is not a SentencePiece model.") from None
+    spec, kind = model.trainer_spec, spm_pb.ModelProto.SentencePiece
+    if not model.pieces:
+        raise UserError(f"{model_path} is not a SentencePiece model.")
+    names = [spec.pad_piece or "<pad>", spec.unk_piece or "<unk>", spec.bos_piece or "<s>",
+             spec.eos_piece or "</s>"]
+    by_text = {p.piece: p for p in model.pieces}
+    if names[1] not in by_text:
+        raise UserError(f"{model_path} has no unknown piece {names[1]!r}.")
+    first = []
+    for name in names:
+        piece = kind()
+        if name in by_text:
+            piece.CopyFrom(by_text[name])
+        else:
+            piece.piece, piece.score, piece.type = name, 0.0, kind.CONTROL
+        first.append(piece)
+    rest = [p for p in model.pieces if p.piece not in names]
+    for symbol in CONTROL_SYMBOLS:
+        if symbol not in by_text:
+            rest.append(kind(piece=symbol, score=0.0, type=kind.CONTROL))
+    del model.pieces[:]
+    model.pieces.extend(first + rest)
+    spec.pad_id, spec.unk_id, spec.bos_id, spec.eos_id = 0, 1, 2, 3
+    spec.pad_piece, spec.unk_piece, spec.bos_piece, spec.eos_piece = names
+    spec.vocab_size = len(model.pieces)
+    os.makedirs(os.path.dirname(os.path.abspath(model_prefix)), exist_ok=True)
+    vocab = "".join(f"{p.piece}\t{p.score:g}\n" for p in model.pieces)
+    with open(f"{model_prefix}.model.tmp-{os.getpid()}", "wb") as f:
+        f.write(model.SerializeToString())
+    corpus.write_atomic(f"{model_prefix}.vocab", vocab)
+    os.replace(f"{model_prefix}.model.tmp-{os.getpid()}", f"{model_prefix}.model")
+    return f"{model_prefix}.model"
