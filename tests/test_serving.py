@@ -248,3 +248,29 @@ def test_recurrent_decoder_models_export_and_match(tmp_path, reverse_task, archi
     assert metadata["architecture"] == architecture
     sentences = open(reverse_task["test.src"], encoding="utf-8").read().splitlines()[:6]
     assert_export_matches(version_dir, run, CONFIG, sentences)
+
+
+def test_warmup_requests_cover_every_batch_size_and_input_width(exported, tmp_path):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from tfnmt.data.pipeline import bucket_length, padded_lengths
+
+    version_dir, run = exported
+    batching = tmp_path / "batching.txt"
+    batching.write_text("max_batch_size { value: 4 }\nallowed_batch_sizes: 1\n"
+                        "allowed_batch_sizes: 4\n")
+    version = export_run(run.run_dir, os.path.dirname(version_dir), "latest", CONFIG,
+                         str(batching))
+    source, _ = run.tokenizers()
+    shapes = []
+    for record in tf.data.TFRecordDataset(os.path.join(version, serving.WARMUP)):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = log.predict_log.request
+        assert request.model_spec.signature_name == "serving_default"
+        sentences = tf.make_ndarray(request.inputs["sentences"])
+        tokens = [len(row) + 1 for row in source.tokenize(tf.constant(sentences)).to_list()]
+        assert len(set(tokens)) == 1  # one shape per request
+        shapes.append((len(sentences), bucket_length(tokens[0], run.model.max_length)))
+    widths = padded_lengths(run.model.max_length)
+    assert sorted(shapes) == sorted((b, w) for b in (1, 4) for w in widths)
+    assert serving.load_metadata(version)["warmup_requests"] == len(shapes)

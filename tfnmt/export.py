@@ -3,6 +3,8 @@ python -m tfnmt.export --run_dir=runs/<name> --export_base=export/models/<name>.
 
 from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
 
+import os
+
 from absl import flags
 
 from tfnmt import decode_flags
@@ -13,6 +15,9 @@ FLAGS = flags.FLAGS
 flags.adopt_module_key_flags(decode_flags)  # --help lists the decoding flags too
 flags.DEFINE_string("run_dir", None, "Trained run directory.")
 flags.DEFINE_string("export_base", None, "Model base directory; a new numbered version is added.")
+flags.DEFINE_string("batching_parameters", "export/batching_parameters.txt",
+                    "TF Serving batching parameters: the warm-up requests cover its "
+                    "allowed_batch_sizes at every input width ('' : batch 1 only).")
 
 
 def main(argv):
@@ -23,7 +28,11 @@ def main(argv):
     config = decode_flags.decode_config()
     if not FLAGS.run_dir:
         raise UserError("--run_dir is required.")
-    print(f"exported {export_run(FLAGS.run_dir, FLAGS.export_base, FLAGS.checkpoint, config)}")
+    batching = FLAGS.batching_parameters
+    if batching == flags.FLAGS["batching_parameters"].default and not os.path.isfile(batching):
+        batching = ""  # the default file lives in the repository; elsewhere batch 1 only
+    version = export_run(FLAGS.run_dir, FLAGS.export_base, FLAGS.checkpoint, config, batching)
+    print(f"exported {version}")
 
 
 if __name__ == "__main__":

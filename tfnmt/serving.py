@@ -84,6 +84,64 @@ class TranslationModule(tf.Module):
                 "translate_ids": self.translate_ids.get_concrete_function()}
 
 
+WARMUP = "assets.extra/tf_serving_warmup_requests"
+
+
+def allowed_batch_sizes(batching_parameters):
+    """The allowed_batch_sizes of a TF Serving batching parameters file ([1] without one)."""
+    if not batching_parameters:
+        return [1]
+    if not os.path.isfile(batching_parameters):
+        raise UserError(f"batching parameters file {batching_parameters} does not exist.")
+    with open(batching_parameters, encoding="utf-8") as f:
+        sizes = [int(m) for m in re.findall(r"^\s*allowed_batch_sizes\s*:\s*(\d+)", f.read(), re.M)]
+    return sorted(set(sizes)) or [1]
+
+
+def filler_sentence(tokenizer, tokens):
+    """A sentence that tokenizes to exactly `tokens` pieces (a word-initial piece repeated)."""
+    for piece_id in range(4, tokenizer.vocab_size):
+        piece = tokenizer.pieces([piece_id])[0]
+        if not piece.startswith("\u2581") or len(piece) < 2:
+            continue
+        text = tokenizer.detokenize(tf.constant([[piece_id] * tokens])).numpy()[0]
+        if tokenizer.tokenize(tf.constant([text])).to_list()[0] == [piece_id] * tokens:
+            return text.decode("utf-8")
+    raise UserError("the source vocabulary has no piece to build warm-up sentences from.")
+
+
+def warmup_requests(source_tokenizer, max_length, batch_sizes, signature="serving_default"):
+    """PredictionLogs of TF Serving's warm-up format: for every allowed batch size and every
+    bucket width of the input, one request whose sentences pad to that shape, so the server
+    compiles each XLA program before its first real request."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    from tfnmt.data.pipeline import padded_lengths
+
+    logs, previous = [], 0
+    for width in padded_lengths(max_length):
+        tokens = min(width, max_length) - 1  # + EOS = width
+        if tokens <= previous or tokens < 1:
+            continue
+        previous = tokens
+        sentence = filler_sentence(source_tokenizer, tokens).encode("utf-8")
+        for batch in batch_sizes:
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(signature_name=signature))
+            request.inputs["sentences"].CopyFrom(tf.make_tensor_proto([sentence] * batch,
+                                                                      dtype=tf.string))
+            logs.append(prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)))
+    return logs
+
+
+def write_warmup(version_dir, logs):
+    os.makedirs(os.path.join(version_dir, os.path.dirname(WARMUP)), exist_ok=True)
+    with tf.io.TFRecordWriter(os.path.join(version_dir, WARMUP)) as writer:
+        for log in logs:
+            writer.write(log.SerializeToString())
+
+
 PYTHON_OPS = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
 
 
@@ -126,7 +184,7 @@ def next_version(export_base):
     return max(versions, default=0) + 1
 
 
-def export(module, export_base, metadata):
+def export(module, export_base, metadata, warmup=()):
     """Writes a new numbered version under export_base, atomically (build aside, then rename).
 
     A server polling export_base only ever sees complete versions; older versions are kept.
@@ -149,6 +207,8 @@ def export(module, export_base, metadata):
         if bad:
             raise UserError("the export uses ops TensorFlow Serving lacks: " +
                             ", ".join(f"{op} ({why})" for op, why in bad.items()) + ".")
+        if warmup:
+            write_warmup(tmp, warmup)
         os.makedirs(os.path.join(tmp, os.path.dirname(METADATA)), exist_ok=True)
         with open(os.path.join(tmp, METADATA), "w", encoding="utf-8") as f:
             json.dump(metadata, f, indent=2, sort_keys=True)
@@ -169,7 +229,7 @@ def load_metadata(version_dir):
         return json.load(f)
 
 
-def export_run(run_dir, export_base, checkpoint, config):
+def export_run(run_dir, export_base, checkpoint, config, batching_parameters=""):
     """Restores a run's checkpoint and exports it with its tokenizers as a new version."""
     from tfnmt import runs
     from tfnmt.inference import load_rescorer, resolve_method
@@ -185,4 +245,6 @@ def export_run(run_dir, export_base, checkpoint, config):
                 "max_input_tokens": run.model.max_length - 1,
                 "architecture": run.model.architecture, "git_commit": git_commit(),
                 "signatures": sorted(module.signatures())}
-    return export(module, export_base, metadata)
+    warmup = warmup_requests(source, run.model.max_length, allowed_batch_sizes(batching_parameters))
+    metadata["warmup_requests"] = len(warmup)
+    return export(module, export_base, metadata, warmup)
