@@ -28,6 +28,7 @@ from tfnmt.config import DecodeConfig
 from tfnmt.data import corpus
 from tfnmt.errors import UserError, run_main
 from tfnmt.inference import Translator, load_rescorer, resolve_method
+from tfnmt.progress import Progress
 from tfnmt.provenance import write_result
 
 FLAGS = flags.FLAGS
@@ -182,6 +183,7 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
     kept = {row_key(r): r for r in kept}
     rows = []
     context = multiprocessing.get_context("spawn")
+    progress = Progress(len(run_specs), "runs timed", every=0)
     for spec in run_specs:
         with futures.ProcessPoolExecutor(1, mp_context=context) as child:
             job = child.submit(time_run, spec, sentences, references, batch_sizes, beam_sizes,
@@ -193,6 +195,8 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
                                 "are saved, --resume continues from there.") from None
         if on_run:
             on_run(rows)
+        progress(len({r["run"] for r in rows}))
+    progress.done()
     return rows
 
 

@@ -56,7 +56,7 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.nat_attend_self is None:
-            self.nat_attend_self = NAT_ATTEND_SELF.get(self.architecture, True)
+            self.nat_attend_self = NAT_ATTEND_SELF.get(self.architecture, False)  # False: unused
 
     @classmethod
     def from_shape(cls, shape: str, **kwargs) -> "ModelConfig":

@@ -1,5 +1,10 @@
-"""Exports a trained run as a SavedModel version for TensorFlow Serving:
-python -m tfnmt.export --run_dir=runs/<name> --export_base=export/models/<name>."""
+"""Exports a trained run as a new numbered version under --export_base: a SavedModel for
+TensorFlow Serving (the default),
+python -m tfnmt.export --run_dir=runs/<name> --export_base=export/models/<name>
+or, for an autoregressive Transformer run, a CTranslate2 model (the optional ctranslate2
+package; tfnmt/ctranslate2_export.py lists the options that make it decode as tfnmt does),
+python -m tfnmt.export --run_dir=runs/<name> --export_base=export/ct2/<name> --format=ctranslate2
+with --quantization=int8 (or another CTranslate2 weight type) for quantized weights."""
 
 from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
 
@@ -8,6 +13,8 @@ import os
 from absl import flags
 
 from tfnmt import decode_flags
+from tfnmt.ctranslate2_export import QUANTIZATIONS
+from tfnmt.ctranslate2_export import export_run as export_ctranslate2
 from tfnmt.errors import UserError, run_main
 from tfnmt.serving import export_run
 
@@ -18,6 +25,11 @@ flags.DEFINE_string("export_base", None, "Model base directory; a new numbered v
 flags.DEFINE_string("batching_parameters", "export/batching_parameters.txt",
                     "TF Serving batching parameters: the warm-up requests cover its "
                     "allowed_batch_sizes at every input width ('' : batch 1 only).")
+flags.DEFINE_enum("format", "savedmodel", ["savedmodel", "ctranslate2"],
+                  "savedmodel: for TensorFlow Serving; ctranslate2: a CTranslate2 model "
+                  "(autoregressive Transformer runs; pip install ctranslate2).")
+flags.DEFINE_enum("quantization", "none", list(QUANTIZATIONS),
+                  "--format=ctranslate2: CTranslate2 weight type (none: float32 weights).")
 
 
 def main(argv):
@@ -28,6 +40,13 @@ def main(argv):
     config = decode_flags.decode_config()
     if not FLAGS.run_dir:
         raise UserError("--run_dir is required.")
+    if FLAGS.format == "ctranslate2":
+        version = export_ctranslate2(FLAGS.run_dir, FLAGS.export_base, FLAGS.checkpoint,
+                                     FLAGS.quantization)
+        print(f"exported {version}")
+        return
+    if FLAGS.quantization != "none":
+        raise UserError("--quantization applies to --format=ctranslate2 only.")
     batching = FLAGS.batching_parameters
     if batching == flags.FLAGS["batching_parameters"].default and not os.path.isfile(batching):
         batching = ""  # the default file lives in the repository; elsewhere batch 1 only

@@ -74,13 +74,35 @@ def _same_path(old, new):
     return os.path.realpath(old) == os.path.realpath(new)
 
 
+# Training settings that only one method reads: a change elsewhere (or of its default) is no drift.
+METHOD_SETTINGS = {
+    "hrt": ("hrt_chunk", "curriculum_lambda", "p_raw"),
+    "hint": ("hint_lambda", "hint_mu", "gamma_st", "gamma_tr"),
+    "dat": ("action_lambda", "action_alpha"),
+    "imitate_nat": ("il_lambda",),
+    "length": ("length_weight",),
+    "teacher": ("kd_lambda", "kd_label_smoothing", "teacher_checkpoint"),
+}
+
+
+def _unused(key, run):
+    """True for a training setting the run's method never reads."""
+    t, architecture = run.train, run.model.architecture
+    uses = {"hrt": t.objective == "hrt", "hint": t.objective == "hint",
+            "dat": architecture == "dat", "imitate_nat": architecture == "imitate_nat",
+            "length": architecture in ("imitate_nat", "cmlm"), "teacher": bool(t.teacher_run)}
+    return any(key in keys and not uses[method] for method, keys in METHOD_SETTINGS.items())
+
+
 def config_changes(existing: "Run", data, train):
-    """'name old -> new' for every data or training setting that differs from the run's."""
+    """'name old -> new' for every data or training setting that differs from the run's (and
+    that its method reads)."""
     changes = []
     for kind, old, new in (("data", existing.data, data), ("train", existing.train, train)):
         old, new = dataclasses.asdict(old), dataclasses.asdict(new)
         for key, value in new.items():
-            if key in FREE_TO_CHANGE | CHECKED_BY_CONTENT or key not in old:
+            if key in FREE_TO_CHANGE | CHECKED_BY_CONTENT or key not in old or (
+                    kind == "train" and _unused(key, existing)):
                 continue
             same = _same_path(old[key], value) if key in PATH_FIELDS else old[key] == value
             if not same:

@@ -114,6 +114,9 @@ def configs_from_flags():
         decoder_hidden=FLAGS.decoder_hidden, attention=FLAGS.attention,
         attention_units=FLAGS.attention_units, nat_attend_self=FLAGS.nat_attend_self,
         num_actions=FLAGS.num_actions, nat_copy=FLAGS.nat_copy)
+    if FLAGS.nat_attend_self is None and os.path.isfile(os.path.join(FLAGS.run_dir or "",
+                                                                     runs.CONFIG)):
+        model.nat_attend_self = runs.load(FLAGS.run_dir).model.nat_attend_self  # the run's own
     model = config_lib.replace(model, **overrides)
     model.validate()
     if FLAGS.max_length > FLAGS.model_max_length:

@@ -231,6 +231,7 @@ def test_each_nat_decoder_has_its_own_self_attention_default(monkeypatch):
     from tfnmt.models import nat
 
     assert ModelConfig(architecture="nart").nat_attend_self is False
+    assert ModelConfig().nat_attend_self is False  # unused: as earlier runs stored it
     assert ModelConfig(architecture="imitate_nat").nat_attend_self is True
     assert ModelConfig(architecture="imitate_nat", nat_attend_self=False).nat_attend_self is False
     # The learner's decoder builds its self-attention mask with the diagonal.

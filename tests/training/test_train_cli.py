@@ -84,6 +84,9 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, reverse_task):
     assert a.keys() == b.keys() and len(a) > 100
     for name in a:
         np.testing.assert_allclose(b[name], a[name], rtol=0, atol=1e-6, err_msg=name)
+    # Progress: the total, the time left, each checkpoint saved.
+    assert re.search(r"step 60/60 \| .* tok/s \| .* left at most", full.stdout)
+    assert re.search(r"step 10 \| saved .*ckpt-10", full.stdout)
     fingerprint = re.compile(r"weights fingerprint (\w+)")
     assert fingerprint.search(full.stdout).group(1) == fingerprint.search(resumed.stdout).group(1)
 

@@ -283,8 +283,9 @@ def test_resume_with_other_settings_is_refused_unless_allowed_and_then_recorded(
 
     run = make_run(tmp_path / "drift", reverse_task, learning_rate=3e-3)
     same = lambda **c: dataclasses.replace(run.train, **c)  # noqa: E731
-    # How long and how often may change freely.
-    runs.prepare(run.run_dir, run.model, run.data, same(train_steps=99, eval_every=7))
+    # How long and how often may change freely, and so may what another method reads.
+    runs.prepare(run.run_dir, run.model, run.data, same(train_steps=99, eval_every=7, p_raw=0.9,
+                                                        hint_mu=1.0))
     with pytest.raises(UserError, match=r"learning_rate 0.003 -> 0.001.*seed 1234 -> 5"):
         runs.prepare(run.run_dir, run.model, run.data, same(learning_rate=1e-3, seed=5))
     other_data = dataclasses.replace(run.data, batch_tokens=512)

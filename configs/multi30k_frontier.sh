@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The Multi30k trainings behind the speed-quality frontier, one at a time, in order. Every step
+# resumes or is skipped when done, so after any stop the same command carries on:
+#   cd <working directory with configs/, data/ and runs/> && bash configs/multi30k_frontier.sh
+# PYTHON names the interpreter (default: python). Runs train until greedy val BLEU has not
+# improved for 3 evaluations (a converged run's command returns at once); ablations have a fixed
+# 3,000-step budget. Ctrl-C or SIGTERM stops the current training after saving (exit 130/143).
+set -euo pipefail
+PY=${PYTHON:-python}
+DATA=${DATA:-../shared/data/multi30k}
+
+train() { "$PY" -m tfnmt.train --flagfile="configs/$1.flags"; }
+average() {  # the last five checkpoints, once
+    [ -e "runs/$1/checkpoints/averaged/checkpoint" ] ||
+        "$PY" -m tfnmt.average_checkpoints --run_dir="runs/$1" --num_last=5
+}
+distill() {  # the training source translated by a teacher's averaged weights (resumable)
+    [ -e "data/distilled/$1.train.de" ] ||
+        "$PY" -m tfnmt.distill --teacher_run="runs/$1" --checkpoint=averaged \
+            --source="$DATA/train.en" --output="data/distilled/$1.train.de" \
+            --beam_size=4 --length_penalty=1.0 --batch_size=64
+}
+
+[ -e data/vocab/multi30k_ende_8k.model ] || "$PY" -m tfnmt.vocab \
+    --input="$DATA/train.en,$DATA/train.de" --model_prefix=data/vocab/multi30k_ende_8k \
+    --vocab_size=8000
+train multi30k_small && average multi30k_small && distill multi30k_small
+for run in multi30k_small_6-1 multi30k_small_12-1 multi30k_hybrid_multihead_h256 \
+           multi30k_hybrid_multihead_h256_kd multi30k_hrt_k2 multi30k_cmlm multi30k_nart_hints \
+           multi30k_dat; do
+    train "$run" && average "$run"
+done
+distill multi30k_dat
+train multi30k_imitate_nat && average multi30k_imitate_nat
+for run in multi30k_nart_nll multi30k_nart_align multi30k_imitate_nat_soft \
+           multi30k_imitate_nat_uniform; do
+    train "$run"
+done
+echo "all frontier trainings done"
