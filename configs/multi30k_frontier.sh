@@ -9,7 +9,7 @@ set -euo pipefail
 PY=${PYTHON:-python}
 DATA=${DATA:-../shared/data/multi30k}
 
-train() { "$PY" -m tfnmt.train --flagfile="configs/$1.flags"; }
+train() { "$PY" -m tfnmt.train --flagfile="configs/$1.flags"; }  # exits 130/143 if stopped
 average() {  # the last five checkpoints, once
     [ -e "runs/$1/checkpoints/averaged/checkpoint" ] ||
         "$PY" -m tfnmt.average_checkpoints --run_dir="runs/$1" --num_last=5
@@ -24,14 +24,19 @@ distill() {  # the training source translated by a teacher's averaged weights (r
 [ -e data/vocab/multi30k_ende_8k.model ] || "$PY" -m tfnmt.vocab \
     --input="$DATA/train.en,$DATA/train.de" --model_prefix=data/vocab/multi30k_ende_8k \
     --vocab_size=8000
-train multi30k_small && average multi30k_small && distill multi30k_small
+# One command a line: under set -e a failure inside an && list would not stop the script.
+train multi30k_small
+average multi30k_small
+distill multi30k_small
 for run in multi30k_small_6-1 multi30k_small_12-1 multi30k_hybrid_multihead_h256 \
            multi30k_hybrid_multihead_h256_kd multi30k_hrt_k2 multi30k_cmlm multi30k_nart_hints \
            multi30k_dat; do
-    train "$run" && average "$run"
+    train "$run"
+    average "$run"
 done
 distill multi30k_dat
-train multi30k_imitate_nat && average multi30k_imitate_nat
+train multi30k_imitate_nat
+average multi30k_imitate_nat
 for run in multi30k_nart_nll multi30k_nart_align multi30k_imitate_nat_soft \
            multi30k_imitate_nat_uniform; do
     train "$run"
