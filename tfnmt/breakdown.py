@@ -28,7 +28,9 @@ def pseudo_source(vocab_size, batch, length, seed=0):
 
 
 def _tile(state, beam):
-    return tf.nest.map_structure(lambda t: tf.repeat(t, beam, axis=0), state)
+    """The decode loop's state: the cache once per hypothesis, the memory once per sentence."""
+    return {"cache": tf.nest.map_structure(lambda t: tf.repeat(t, beam, axis=0), state["cache"]),
+            "memory": state["memory"]}
 
 
 def _varying(x, i):

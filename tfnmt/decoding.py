@@ -1,7 +1,9 @@
 """Greedy and beam search, generic over any model with the incremental decoding interface.
 
 A model provides `initial_state(source, max_length) -> {"cache", "memory"}` and
-`step(ids [B], position, cache, memory) -> (logits [B, V], cache)`, and optionally
+`step(ids [K*B], position, cache, memory) -> (logits [K*B, V], cache)` (the cache holds a row
+per hypothesis, the memory one per sentence: a sentence's K hypotheses are consecutive rows and
+share its memory row), and optionally
 `decoding_constants() -> dict` (tensors computed once per call and added to `memory`). Both
 searches are one tf.while_loop over static shapes (fixed max_length, fixed beam), so they trace
 once per input shape and compile under XLA. keras-hub's BeamSampler is not used: it has no
@@ -26,29 +28,44 @@ def length_limits(source, max_length, a, b):
     return tf.minimum(tf.cast(a * source_length + b, tf.int32), max_length)
 
 
-def _allowed(log_probs, force_eos, forbid_eos=False):
-    """Never PAD or BOS, nor EOS where forbid_eos; where force_eos [B, ...] is True, only EOS,
-    scored with its own log-probability (a hypothesis cut at the length limit pays log P(EOS),
-    as in fairseq)."""
-    tokens = tf.range(tf.shape(log_probs)[-1])
-    never = (tokens == PAD_ID) | (tokens == BOS_ID) | (forbid_eos & (tokens == EOS_ID))
-    forced = tf.where(tokens == EOS_ID, log_probs, NEG)
-    return tf.where(force_eos[..., None], forced, tf.where(never, NEG, log_probs))
+def token_biases(vocab_size):
+    """What a decode loop adds to a step's log-probabilities, a constant of the compiled loop
+    (vocab_size is static): [3, V] rows "normal" (PAD and BOS never), "no EOS" (before the minimum length) and "EOS only" (a
+    hypothesis cut at the length limit pays log P(EOS), as in fairseq)."""
+    tokens = tf.range(vocab_size)
+    never = (tokens == PAD_ID) | (tokens == BOS_ID)
+    normal = tf.where(never, NEG, 0.0)
+    return tf.stack([normal, tf.where(tokens == EOS_ID, NEG, normal),
+                     tf.where(tokens == EOS_ID, 0.0, NEG)])
 
 
-def fixed_length_log_probs(log_probs, lengths, banned=()):
+def step_bias(biases, force_eos, forbid_eos):
+    """force_eos [B] bool, forbid_eos a scalar bool -> the bias [B, V] of this step."""
+    row = tf.where(forbid_eos, biases[1], biases[0])
+    return tf.where(force_eos[:, None], biases[2][None], row[None])
+
+
+def best_tokens(logits, allowed):
+    """The arg-max over allowed tokens and its log-probability under the full softmax, without
+    a log-softmax materialised: logits [..., V], allowed bool broadcastable to them ->
+    (ids [...], log-probabilities [...])."""
+    logits = tf.cast(logits, tf.float32)
+    ids = tf.argmax(tf.where(allowed, logits, NEG), axis=-1, output_type=tf.int32)
+    chosen = tf.gather(logits, ids, batch_dims=ids.shape.rank)
+    return ids, chosen - tf.reduce_logsumexp(logits, axis=-1)
+
+
+def fixed_length_allowed(lengths, width, vocab_size, banned=()):
     """The one rule of every parallel (non-autoregressive) decoder that fills a candidate of a
-    known length N (EOS included): log_probs [R, W, V] -> the same with EOS allowed only at
-    position N - 1 and nothing else allowed there; PAD, BOS and the `banned` ids never."""
-    width, vocab = tf.shape(log_probs)[1], tf.shape(log_probs)[2]
+    known length N (EOS included): [R, W, V] bool, EOS allowed only at position N - 1 and
+    nothing else there; PAD, BOS and the `banned` ids never."""
     last = (tf.range(width)[None] == lengths[:, None] - 1)[:, :, None]      # [R, W, 1]
-    words = tf.range(vocab)
+    words = tf.range(vocab_size)
     never = (words == PAD_ID) | (words == BOS_ID)
     for token in banned:
         never |= words == token
     is_eos = words == EOS_ID
-    return tf.where(last, tf.where(is_eos, log_probs, NEG),
-                    tf.where(never | is_eos, NEG, log_probs))
+    return tf.where(last, is_eos, ~(never | is_eos))
 
 
 def _sequence_lengths(ids):
@@ -67,10 +84,12 @@ def greedy_search(model, source, max_length, limits, min_length=0):
 
     def body(i, ids, prev, scores, finished, cache):
         logits, cache = model.step(prev, i, cache, memory)
-        log_probs = _allowed(tf.nn.log_softmax(tf.cast(logits, tf.float32)), i >= limits - 1,
-                             i < min_length - 1)
-        token = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
-        token_logp = tf.gather(log_probs, token, batch_dims=1)
+        logits = tf.cast(logits, tf.float32)
+        # The arg-max and its log-probability without a [B, V] log-softmax.
+        bias = step_bias(token_biases(logits.shape[-1]), i >= limits - 1, i < min_length - 1)
+        token = tf.argmax(logits + bias, axis=-1, output_type=tf.int32)
+        token_logp = (tf.gather(logits, token, batch_dims=1) -
+                      tf.reduce_logsumexp(logits, axis=-1))
         token = tf.where(finished, PAD_ID, token)
         scores += tf.where(finished, 0.0, token_logp)
         ids = tf.where(tf.range(max_length)[None, :] == i, token[:, None], ids)
@@ -117,7 +136,7 @@ def beam_search(model, source, max_length, limits, beam_size, alpha=0.0, min_len
     k = beam_size
     batch = _batch_size(source)
     state = model.initial_state(source, max_length)
-    memory = step_memory(model, tf.nest.map_structure(lambda t: _tile(t, k), state["memory"]))
+    memory = step_memory(model, state["memory"])  # once per sentence: queries grouped by it
     cache = tf.nest.map_structure(lambda t: _tile(t, k), state["cache"])
     best_possible_lp = length_penalty(limits, alpha)  # the largest lp an alive beam can reach
     positions = tf.range(max_length)
@@ -127,11 +146,10 @@ def beam_search(model, source, max_length, limits, beam_size, alpha=0.0, min_len
                                                                axis=2)), [-1])
         logits, cache = model.step(prev, i, cache, memory)
         vocab = tf.shape(logits)[-1]
-        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
-        log_probs = _allowed(tf.reshape(log_probs, [batch, k, vocab]),
-                             tf.broadcast_to((i >= limits - 1)[:, None], [batch, k]),
-                             i < min_length - 1)
-        candidates = tf.reshape(alive_logp[:, :, None] + log_probs, [batch, k * vocab])
+        log_probs = tf.reshape(tf.nn.log_softmax(tf.cast(logits, tf.float32)), [batch, k, vocab])
+        bias = step_bias(token_biases(logits.shape[-1]), i >= limits - 1,
+                         i < min_length - 1)[:, None]
+        candidates = tf.reshape(alive_logp[:, :, None] + log_probs + bias, [batch, k * vocab])
         cand_logp, flat = tf.math.top_k(candidates, k=2 * k)
         origin, token = flat // vocab, flat % vocab
         cand_ids = tf.gather(alive_ids, origin, batch_dims=1)

@@ -1,7 +1,9 @@
 import numpy as np
 import tensorflow as tf
 
-from tfnmt.layers.attention import MultiHeadAttention, update_cache
+import pytest
+
+from tfnmt.layers.attention import MultiHeadAttention, dot_product_attention, update_cache
 
 
 def numpy_attention(q, k, v, mask, heads):
@@ -55,7 +57,33 @@ def test_cross_attention_uses_memory_projection():
 
 
 def test_update_cache_writes_one_position():
-    cache = tf.zeros([2, 4, 1, 3])
+    cache = tf.zeros([2, 1, 4, 3])  # [B, H, L, D]
     new = tf.ones([2, 1, 1, 3])
     out = update_cache(cache, new, tf.constant(2)).numpy()
-    assert out[:, 2].sum() == 6 and out.sum() == 6
+    assert out[:, :, 2].sum() == 6 and out.sum() == 6
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_grouped_queries_equal_queries_on_repeated_memory(steps):
+    """K hypotheses of a sentence querying its one memory row = each querying its own copy."""
+    rng = np.random.default_rng(2)
+    group, batch, heads, depth, length = 3, 2, 2, 4, 5
+    q = tf.constant(rng.normal(size=(group * batch, steps, heads, depth)), tf.float32)
+    k, v = (tf.constant(rng.normal(size=(batch, heads, length, depth)), tf.float32)
+            for _ in range(2))
+    mask = np.ones((batch, 1, length), bool)
+    mask[1, :, 3:] = False
+    no_dropout = tf.keras.layers.Dropout(0.0)
+    context, probs = dot_product_attention(q, k, v, tf.constant(mask), no_dropout)
+    repeat = lambda t: tf.repeat(t, group, axis=0)  # noqa: E731
+    context_1, probs_1 = dot_product_attention(q, repeat(k), repeat(v), repeat(tf.constant(mask)),
+                                               no_dropout)
+    assert context.shape == (group * batch, steps, heads * depth)
+    np.testing.assert_allclose(context.numpy(), context_1.numpy(), atol=1e-6)
+    np.testing.assert_allclose(probs.numpy(), probs_1.numpy(), atol=1e-6)
+    # A [B, T, S] mask applies to every hypothesis of its sentence.
+    causal = np.tril(np.ones((steps, length), bool))[None].repeat(batch, 0)
+    context, _ = dot_product_attention(q, k, v, tf.constant(causal), no_dropout)
+    context_1, _ = dot_product_attention(q, repeat(k), repeat(v), repeat(tf.constant(causal)),
+                                         no_dropout)
+    np.testing.assert_allclose(context.numpy(), context_1.numpy(), atol=1e-6)

@@ -87,3 +87,18 @@ def test_one_step_matches_numpy_and_ignores_padding(attention):
     h0b, state_b = decoder.initial_state(tf.constant(memory2), tf.constant(mask))
     out_b, _ = decoder.step(tf.constant(embeddings[:, 0]), h0b, state_b)
     np.testing.assert_allclose(out_b.numpy()[1], out.numpy()[1], atol=1e-6)
+
+
+@pytest.mark.parametrize("attention", ["additive", "dot", "multihead"])
+def test_grouped_hypotheses_share_a_memory_row(attention):
+    """Beam search keeps the memory once per sentence: K queries a row equal K copies."""
+    rng = np.random.default_rng(3)
+    decoder, memory, mask, _ = make(attention, rng)
+    _, state = decoder.initial_state(tf.constant(memory), tf.constant(mask))
+    query = tf.constant(rng.normal(size=(3 * memory.shape[0], decoder.attention.query_dim)),
+                        tf.float32)
+    tiled = {name: tf.repeat(t, 3, axis=0) for name, t in state.items()}
+    grouped, grouped_probs = decoder.attention_step(query, state)
+    each, each_probs = decoder.attention_step(query, tiled)
+    np.testing.assert_allclose(grouped.numpy(), each.numpy(), atol=1e-5)
+    np.testing.assert_allclose(grouped_probs.numpy(), each_probs.numpy(), atol=1e-6)

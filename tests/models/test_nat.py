@@ -2,6 +2,7 @@
 hint losses, candidate lengths and AT rescoring."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tfnmt.config import ModelConfig
@@ -124,8 +125,10 @@ def test_alignment_hint_equals_numpy_kl_per_head():
 
 
 def test_candidate_lengths_and_argmax_fill():
-    lengths = candidate_lengths(tf.constant([6, 3]), 2, 7).numpy()
-    np.testing.assert_array_equal(lengths, [[4, 5, 6, 7, 7], [2, 2, 3, 4, 5]])
+    lengths = candidate_lengths(tf.constant([6, 3, 5]), 2, 7).numpy()
+    # Windows that would cross 2 or the limit move inside: no length twice.
+    np.testing.assert_array_equal(lengths, [[3, 4, 5, 6, 7], [2, 3, 4, 5, 6], [3, 4, 5, 6, 7]])
+    assert candidate_lengths(tf.constant([3]), 2, 4).numpy().tolist() == [[2, 3, 4, 4, 4]]
     logits = np.zeros([1, 4, 8], np.float32)
     logits[0, :, EOS_ID] = 5.0  # EOS is the favourite everywhere ...
     logits[0, :, 6] = 1.0
@@ -151,7 +154,7 @@ def test_teacher_scores_equal_cached_step_by_step_decoding():
         previous = candidates[:, i]
     np.testing.assert_allclose(got, total, rtol=1e-5)
     # Several candidates per sentence: the source is encoded once and shared.
-    both = teacher_scores(teacher, source[:1], tf.concat([candidates, candidates], 0)[::2], 2)
+    both = teacher_scores(teacher, source[:1], tf.concat([candidates, candidates], 0)[::2])
     np.testing.assert_allclose(both.numpy(), [got[0], got[0]], rtol=1e-5)
 
 
@@ -240,3 +243,60 @@ def test_nat_translate_is_the_same_under_xla():
     plain, xla = tf.function(run)(source), tf.function(run, jit_compile=True)(source)
     np.testing.assert_array_equal(plain["ids"].numpy(), xla["ids"].numpy())
     np.testing.assert_allclose(plain["scores"].numpy(), xla["scores"].numpy(), rtol=1e-4)
+
+
+def numpy_log_softmax(x):
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def test_best_tokens_equal_log_softmax_then_argmax():
+    from tfnmt.decoding import best_tokens, fixed_length_allowed
+
+    rng = np.random.default_rng(4)
+    logits = rng.normal(scale=4.0, size=(3, 5, 11)).astype(np.float32)
+    lengths = np.array([5, 2, 3], np.int32)
+    allowed = fixed_length_allowed(tf.constant(lengths), 5, 11).numpy()
+    ids, logp = best_tokens(tf.constant(logits), allowed)
+    log_probs = np.where(allowed, numpy_log_softmax(logits.astype(np.float64)), -np.inf)
+    np.testing.assert_array_equal(ids.numpy(), log_probs.argmax(-1))
+    np.testing.assert_allclose(logp.numpy(), log_probs.max(-1), atol=1e-5)
+    # EOS exactly at N - 1, never PAD, BOS or EOS elsewhere.
+    assert (ids.numpy()[np.arange(3), lengths - 1] == EOS_ID).all()
+    for row, n in enumerate(lengths):
+        assert not np.isin(ids.numpy()[row, : n - 1], [PAD_ID, 2, EOS_ID]).any()
+
+
+@pytest.mark.parametrize("architecture", ["nart", "imitate_nat"])
+def test_nat_translate_equals_each_candidate_decoded_alone(architecture):
+    """The length-parallel batch (encoder output shared, fused arg-max, padded rescoring)
+    chooses and scores exactly as decoding and rescoring every candidate on its own."""
+    config = ModelConfig.from_shape("tiny", architecture=architecture, vocab_size=20,
+                                    dropout=0.0, length_offset=0.6, max_length=12)
+    model = build_model(config)
+    teacher = build_model(ModelConfig.from_shape("tiny", vocab_size=20, dropout=0.0))
+    source = tf.constant([[5, 6, 7, 8, EOS_ID], [9, 10, EOS_ID, PAD_ID, PAD_ID]])
+    got = nat_translate(model, source, 12, halfwidth=2, rescorer=teacher)
+    encoded, mask = model.encode(source)
+    centers = model.predicted_lengths(source, encoded, mask)
+    limit = min(12, model.length_bound(5, 2) or 12)
+    for b in range(2):
+        best = None
+        for n in candidate_lengths(centers[b:b + 1], 2, limit).numpy()[0]:
+            logits = model.nat_decode(source[b:b + 1], encoded[b:b + 1], mask[b:b + 1],
+                                      tf.constant([n]), n).numpy()[0].astype(np.float64)
+            log_probs = numpy_log_softmax(logits)
+            log_probs[:, [PAD_ID, 2]] = -np.inf
+            log_probs[: n - 1, EOS_ID] = -np.inf
+            ids = list(log_probs[: n - 1].argmax(-1)) + [EOS_ID]
+            at = numpy_log_softmax(teacher.decode(
+                tf.constant([[2] + ids[:-1]]), *teacher.encode(source[b:b + 1]))
+                .numpy()[0].astype(np.float64))
+            score = sum(at[t, token] for t, token in enumerate(ids))
+            if best is None or score / n > best[0] / best[1]:
+                best = (score, n, ids)
+        score, n, ids = best
+        assert int(got["lengths"][b, 0]) == n
+        np.testing.assert_array_equal(got["ids"].numpy()[b, 0, :n], ids)
+        assert not got["ids"].numpy()[b, 0, n:].any()
+        np.testing.assert_allclose(got["scores"].numpy()[b, 0], score, rtol=1e-4)

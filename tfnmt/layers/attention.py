@@ -19,15 +19,35 @@ def split_heads(x, num_heads):
     return tf.reshape(x, tf.concat([shape[:2], [num_heads, x.shape[-1] // num_heads]], 0))
 
 
+def heads_first(x, num_heads):
+    """[B, T, H*D] -> [B, H, T, D]: the layout attention reads keys and values in (caches and
+    cross-attention memory are stored this way, so a decoding step transposes neither)."""
+    return tf.transpose(split_heads(x, num_heads), [0, 2, 1, 3])
+
+
 def dot_product_attention(q, k, v, mask, dropout, training=False):
-    """Scaled dot-product attention per head: q [B, T, H, D], k/v [B, S, H, D], mask bool
-    broadcastable to [B, T, S] -> (context [B, T, H*D], probabilities [B, H, T, S])."""
-    scores = tf.einsum("bthd,bshd->bhts", q, k) * (1.0 / math.sqrt(q.shape[-1]))
+    """Scaled dot-product attention per head: q [G*B, T, H, D], k/v [B, H, S, D], mask bool
+    broadcastable to [B, T, S] -> (context [G*B, T, H*D], probabilities [G*B, H, T, S]).
+
+    G > 1 groups G consecutive query rows on one memory row: beam search keeps the encoder
+    memory once per sentence, and its K hypotheses query it together (K*T queries a head).
+    """
+    query_batch, steps, heads, depth = tf.unstack(tf.shape(q))
+    memory_batch, memory_length = tf.shape(k)[0], tf.shape(k)[2]
+    group = query_batch // memory_batch
+    grouped = tf.transpose(tf.reshape(q, [memory_batch, -1, heads, depth]), [0, 2, 1, 3])
+    scores = tf.matmul(grouped, k, transpose_b=True) * (1.0 / math.sqrt(q.shape[-1]))
+    if mask.shape[1] != 1:  # one [T, S] pattern per group
+        mask = tf.tile(mask, [1, group, 1])
     scores += tf.cast(tf.logical_not(mask[:, None]), scores.dtype) * NEG_INF
-    probs = tf.nn.softmax(scores, axis=-1)
-    context = tf.einsum("bhts,bshd->bthd", dropout(probs, training=training), v)
-    shape = tf.shape(context)
-    return tf.reshape(context, tf.concat([shape[:2], [q.shape[-2] * q.shape[-1]]], 0)), probs
+    probs = tf.nn.softmax(scores, axis=-1)                              # [B, H, G*T, S]
+    context = tf.matmul(dropout(probs, training=training), v)           # [B, H, G*T, D]
+    context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]),
+                         [query_batch, steps, heads * q.shape[-1]])
+    probs = tf.reshape(probs, [memory_batch, heads, group, steps, memory_length])
+    probs = tf.reshape(tf.transpose(probs, [0, 2, 1, 3, 4]),
+                       [query_batch, heads, steps, memory_length])
+    return context, probs
 
 
 class MultiHeadAttention(keras.layers.Layer):
@@ -72,22 +92,23 @@ class MultiHeadAttention(keras.layers.Layer):
                 "project_queries": self.project_queries}
 
     def project_self(self, x):
-        """x [B, T, d] -> q, k, v each [B, T, H, D] (one matmul)."""
+        """x [B, T, d] -> q [B, T, H, D], k and v [B, H, T, D] (one matmul)."""
         q, k, v = tf.split(self.qkv(x), 3, axis=-1)
-        return tuple(split_heads(t, self.num_heads) for t in (q, k, v))
+        return (split_heads(q, self.num_heads), heads_first(k, self.num_heads),
+                heads_first(v, self.num_heads))
 
     def project_memory(self, memory):
-        """memory [B, S, d] -> k, v each [B, S, H, D] (one matmul, once per sentence)."""
+        """memory [B, S, d] -> k, v each [B, H, S, D] (one matmul, once per sentence)."""
         k, v = tf.split(self.kv(memory), 2, axis=-1)
-        return split_heads(k, self.num_heads), split_heads(v, self.num_heads)
+        return heads_first(k, self.num_heads), heads_first(v, self.num_heads)
 
     def project_query(self, x):
         return split_heads(self.q(x), self.num_heads)
 
     def attend(self, q, k, v, mask, training=False):
-        """q [B, T, H, D], k/v [B, S, H, D], mask bool broadcastable to [B, T, S] (True = attend).
-
-        Returns the output [B, T, d] and the attention probabilities [B, H, T, S].
+        """q [G*B, T, H, D], k/v [B, H, S, D], mask bool broadcastable to [B, T, S] (True =
+        attend; see dot_product_attention for G). Returns the output [G*B, T, d] and the
+        attention probabilities [G*B, H, T, S].
         """
         context, probs = dot_product_attention(q, k, v, mask, self.attention_dropout, training)
         return self.out(context), probs
@@ -103,12 +124,12 @@ class MultiHeadAttention(keras.layers.Layer):
 
 
 def update_cache(cache, new, position):
-    """Writes new [B, 1, H, D] at time `position` of a fixed-size cache [B, L, H, D].
+    """Writes new [B, H, 1, D] at time `position` of a fixed-size cache [B, H, L, D].
 
     A select over the static length L: XLA-friendly, and made of ops stock TF Serving has (the
     XLA-only DynamicUpdateSlice op would not run in a non-compiled SavedModel).
     """
-    at = tf.equal(tf.range(tf.shape(cache)[1]), position)[None, :, None, None]
+    at = tf.equal(tf.range(tf.shape(cache)[2]), position)[None, None, :, None]
     return tf.where(at, tf.cast(new, cache.dtype), cache)
 
 
@@ -134,7 +155,7 @@ class PositionalAttention(keras.layers.Layer):
         Returns (output [B, T, d], probabilities [B, H, T, T])."""
         q, k = tf.split(self.qk(position_encoding), 2, axis=-1)
         q = split_heads(tf.broadcast_to(q, tf.shape(x)), self.num_heads)
-        k = split_heads(tf.broadcast_to(k, tf.shape(x)), self.num_heads)
-        context, probs = dot_product_attention(q, k, split_heads(self.v(x), self.num_heads), mask,
+        k = heads_first(tf.broadcast_to(k, tf.shape(x)), self.num_heads)
+        context, probs = dot_product_attention(q, k, heads_first(self.v(x), self.num_heads), mask,
                                                self.attention_dropout, training)
         return self.out(context), probs

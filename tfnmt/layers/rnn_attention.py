@@ -7,7 +7,7 @@ recurrent matmul) and memory pre-computed once per sentence (Devlin 2017's pre-c
 import keras
 import tensorflow as tf
 
-from tfnmt.layers.attention import NEG_INF, MultiHeadAttention
+from tfnmt.layers.attention import NEG_INF, MultiHeadAttention, split_heads
 
 
 class AdditiveAttention(keras.layers.Layer):
@@ -27,11 +27,13 @@ class AdditiveAttention(keras.layers.Layer):
         return {"keys": self.keys(memory), "values": memory, "mask": mask}
 
     def attend(self, query, state):
-        """query [B, T, units] -> (context [B, T, D], probs [B, T, S])."""
-        hidden = tf.tanh(query[:, :, None, :] + state["keys"][:, None, :, :])
+        """query [G*B, T, units] -> (context [G*B, T, D], probs [G*B, T, S]); G hypotheses a
+        sentence share its memory row (beam search)."""
+        grouped = _group(query, state)
+        hidden = tf.tanh(grouped[:, :, None, :] + state["keys"][:, None, :, :])
         # einsum, not Dense: Dense's tensordot has a dynamic-shape gradient XLA rejects in scan.
         scores = tf.einsum("btsu,u->bts", hidden, self.v.kernel[:, 0])
-        return _weighted(scores, state)
+        return _weighted(scores, state, query)
 
 
 class DotAttention(keras.layers.Layer):
@@ -49,7 +51,8 @@ class DotAttention(keras.layers.Layer):
         return {"keys": self.keys(memory), "values": memory, "mask": mask}
 
     def attend(self, query, state):
-        return _weighted(tf.einsum("btu,bsu->bts", query, state["keys"]), state)
+        scores = tf.einsum("btu,bsu->bts", _group(query, state), state["keys"])
+        return _weighted(scores, state, query)
 
 
 class MultiHeadRNNAttention(keras.layers.Layer):
@@ -69,17 +72,24 @@ class MultiHeadRNNAttention(keras.layers.Layer):
         return {"k": k, "v": v, "mask": mask}
 
     def attend(self, query, state):
-        from tfnmt.layers.attention import split_heads
-
         q = split_heads(query, self.attention.num_heads)
         out, probs = self.attention.attend(q, state["k"], state["v"], state["mask"][:, None, :])
         return out, tf.reduce_mean(probs, axis=1)
 
 
-def _weighted(scores, state):
+def _group(query, state):
+    """query [G*B, T, u] -> [B, G*T, u] for memory of batch B."""
+    return tf.reshape(query, [tf.shape(state["values"])[0], -1, query.shape[-1]])
+
+
+def _weighted(scores, state, query):
+    """Grouped scores [B, G*T, S] -> (context, probs) with the query's rows [G*B, T, ...]."""
     scores += tf.cast(tf.logical_not(state["mask"][:, None, :]), scores.dtype) * NEG_INF
     probs = tf.nn.softmax(scores, axis=-1)
-    return tf.einsum("bts,bsd->btd", probs, state["values"]), probs
+    context = tf.einsum("bts,bsd->btd", probs, state["values"])
+    rows, steps = tf.shape(query)[0], tf.shape(query)[1]
+    return (tf.reshape(context, [rows, steps, context.shape[-1]]),
+            tf.reshape(probs, [rows, steps, tf.shape(probs)[2]]))
 
 
 ATTENTIONS = ("additive", "dot", "multihead")

@@ -71,7 +71,8 @@ class TransformerDecoderLayer(keras.layers.Layer):
         return self.cross_attention.project_memory(memory)
 
     def step(self, x, position, cache, memory_kv, memory_mask):
-        """One decoding step. x [B, 1, d] at time `position`; cache {"k", "v"}: [B, L, H, D].
+        """One decoding step. x [G*B, 1, d] at time `position`; cache {"k", "v"}: [G*B, H, L, D];
+        memory_kv [B, H, S, D] (G hypotheses a sentence share it, see dot_product_attention).
 
         Attends to cached positions <= `position`; returns (y [B, 1, d], updated cache).
         """
@@ -87,7 +88,7 @@ class TransformerDecoderLayer(keras.layers.Layer):
             q, k, v = self.self_attention.project_self(h)
             new_cache["k"] = update_cache(cache["k"], k, position)
             new_cache["v"] = update_cache(cache["v"], v, position)
-            visible = tf.range(tf.shape(cache["k"])[1]) <= position
+            visible = tf.range(tf.shape(cache["k"])[2]) <= position
             return self.self_attention.attend(q, new_cache["k"], new_cache["v"],
                                               visible[None, None, :])[0]
 

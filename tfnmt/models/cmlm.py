@@ -44,7 +44,7 @@ def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_lengt
     """Mask-predict: for the length_beam most likely lengths L >= 2 (EOS included), start from
     L [MASK]s, then for t = 1 .. I-1 re-mask the n = L (I - t) / I least confident tokens and
     predict them again; every prediction puts EOS at position L and nowhere else
-    (decoding.fixed_length_log_probs). The candidate with the best mean log-probability over
+    (decoding.fixed_length_allowed). The candidate with the best mean log-probability over
     its L positions wins.
 
     Returns ids [B, 1, W] (W = max_length), lengths [B, 1], scores [B, 1].
@@ -58,8 +58,7 @@ def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_lengt
     _, lengths = tf.math.top_k(length_logp, k=length_beam)               # [B, l]
     lengths = tf.maximum(tf.reshape(lengths, [-1]), 2)                   # [B*l]
     rows = tf.shape(lengths)[0]
-    encoded = tf.repeat(encoded, length_beam, axis=0)
-    source_mask = tf.repeat(source_mask, length_beam, axis=0)
+    # encoded stays one row per sentence: its length_beam candidates share it.
     positions = tf.broadcast_to(tf.range(1, width + 1)[None], [rows, width])
     real = positions <= lengths[:, None]
     tokens = tf.where(real, mask_id, PAD_ID)

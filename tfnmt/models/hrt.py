@@ -52,17 +52,18 @@ def skip_cmlm_input(z, k, mask_id):
 def predict_masks(model, tokens, positions, encoded, source_mask, mask_id, lengths=None):
     """One bidirectional decoder pass: for every position, the best token that is not PAD, BOS
     or [MASK], and its log-probability (Skip-CMLM and mask-predict both use it). With
-    `lengths` [R] (EOS included) EOS goes exactly at position N - 1 (fixed_length_log_probs)."""
+    `lengths` [R] (EOS included) EOS goes exactly at position N - 1 (fixed_length_allowed).
+    `encoded` and `source_mask` may have one row per sentence for several token rows each."""
     logits = model.decode(tokens, encoded, source_mask, self_mask=bidirectional_mask(tokens),
                           positions=positions)
-    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+    vocab = logits.shape[-1]
     if lengths is not None:
-        log_probs = decoding.fixed_length_log_probs(log_probs, lengths, banned=(mask_id,))
+        allowed = decoding.fixed_length_allowed(lengths, tf.shape(tokens)[1], vocab,
+                                                banned=(mask_id,))
     else:
-        vocab = tf.range(tf.shape(log_probs)[-1])
-        special = (vocab == PAD_ID) | (vocab == BOS_ID) | (vocab == mask_id)
-        log_probs = tf.where(special, decoding.NEG, log_probs)
-    return tf.argmax(log_probs, -1, output_type=tf.int32), tf.reduce_max(log_probs, -1)
+        words = tf.range(vocab)
+        allowed = ~((words == PAD_ID) | (words == BOS_ID) | (words == mask_id))
+    return decoding.best_tokens(logits, allowed)
 
 
 def skip_cmlm_fill(model, y_nat, positions, encoded, source_mask, mask_id):
@@ -90,9 +91,7 @@ def hybrid_regressive_decode(model, source, max_length, k, mask_id, bos_k_id, be
     batch = tf.shape(source)[0]
     z = tf.reshape(beams["ids"][:, :n_nat], [batch * n_nat, skip_length])
     y_nat, positions = skip_cmlm_input(z, k, mask_id)
-    filled, cmlm_score = skip_cmlm_fill(model, y_nat, positions,
-                                        tf.repeat(encoded, n_nat, axis=0),
-                                        tf.repeat(source_mask, n_nat, axis=0), mask_id)
+    filled, cmlm_score = skip_cmlm_fill(model, y_nat, positions, encoded, source_mask, mask_id)
     skip_score = tf.reshape(beams["log_probs"][:, :n_nat], [-1])
     scores = skip_score + cmlm_score                                               # Eq. 3
     lengths = decoding._sequence_lengths(filled)

@@ -91,6 +91,8 @@ class ImitateNAT(Imitating, LengthClassifier, NART):
                                         training=training)
         weights = soft_copy_weights(source_mask, width, self.log_tau)
         copied = tf.einsum("bts,bsd->btd", tf.cast(weights, encoded.dtype), encoded)
+        # The same for every target of a sentence: one row per target from here on.
+        copied = tf.repeat(copied, tf.shape(source)[0] // tf.shape(encoded)[0], axis=0)
         # Target position encodings added, as to every Transformer decoder input (the paper
         # is silent; without them a large tau would leave positions indistinguishable).
         return copied + tf.cast(self.position_encoding(copied), copied.dtype)

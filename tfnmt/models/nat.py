@@ -9,8 +9,8 @@ position round(t M / N) (uniform copy); each layer adds positional attention.
 import keras_hub
 import tensorflow as tf
 
-from tfnmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from tfnmt.decoding import fixed_length_log_probs
+from tfnmt.data.tokenizer import PAD_ID
+from tfnmt.decoding import best_tokens, fixed_length_allowed
 from tfnmt.layers.nat_decoder import NATDecoderLayer, nat_self_mask
 from tfnmt.models.base import shift_right
 from tfnmt.models.transformer import Transformer
@@ -66,8 +66,10 @@ class NART(Transformer):
 
     def nat_decode(self, source, encoded, source_mask, target_lengths, width, training=False,
                    return_internals=False):
-        """One parallel pass for targets of `target_lengths` [B] padded to `width` -> logits
-        [B, width, V] (and {"hidden", "attention"} per layer as Transformer.decode)."""
+        """One parallel pass for targets of `target_lengths` [R] padded to `width` -> logits
+        [R, width, V] (and {"hidden", "attention"} per layer as Transformer.decode). `source`
+        [R, S] has a row per target; `encoded` and `source_mask` may have one per sentence
+        instead (R = c * B, a sentence's c targets consecutive)."""
         x = self.decoder_inputs(source, encoded, source_mask, target_lengths, width, training)
         target_mask = tf.range(width)[None] < target_lengths[:, None]
         self_mask = nat_self_mask(target_mask, self.config.nat_attend_self)
@@ -106,33 +108,30 @@ class NART(Transformer):
 
 
 def candidate_lengths(centers, halfwidth, max_length):
-    """[B, 2B+1] target lengths center - B .. center + B, clipped to [2, max_length] (a
-    translation is at least one token and EOS)."""
-    span = tf.range(-halfwidth, halfwidth + 1)
-    return tf.clip_by_value(centers[:, None] + span[None], 2, max_length)
+    """[B, 2B+1] distinct target lengths: center - B .. center + B, the window moved up or down
+    to lie within [2, max_length] (a translation is at least one token and EOS), so no two
+    candidates of a sentence are the same length unless max_length leaves too few."""
+    start = tf.clip_by_value(centers - halfwidth, 2, tf.maximum(max_length - 2 * halfwidth, 2))
+    return tf.minimum(start[:, None] + tf.range(2 * halfwidth + 1)[None], max_length)
 
 
 def argmax_fill(logits, lengths):
     """Per position the best token that is not PAD, BOS or EOS, then EOS at position N - 1 and
     PAD after it: (ids [R, W], log-probabilities of the chosen tokens [R, W], 0 on padding)."""
-    log_probs = fixed_length_log_probs(tf.nn.log_softmax(tf.cast(logits, tf.float32)), lengths)
-    ids = tf.argmax(log_probs, -1, output_type=tf.int32)
-    real = tf.range(tf.shape(log_probs)[1])[None] < lengths[:, None]
-    token_logp = tf.where(real, tf.reduce_max(log_probs, -1), 0.0)
-    return tf.where(real, ids, PAD_ID), token_logp
+    width, vocab = tf.shape(logits)[1], logits.shape[-1]
+    ids, token_logp = best_tokens(logits, fixed_length_allowed(lengths, width, vocab))
+    real = tf.range(width)[None] < lengths[:, None]
+    return tf.where(real, ids, PAD_ID), tf.where(real, token_logp, 0.0)
 
 
-def teacher_scores(teacher, source, candidates, per_sentence=1):
+def teacher_scores(teacher, source, candidates):
     """Total log P_teacher(candidate | source) in ONE teacher-forced pass over all candidates:
-    source [B, S] encoded once, candidates [B * per_sentence, W] (a sentence's consecutive;
-    ending with EOS, PAD after) -> [B * per_sentence]."""
+    source [B, S] encoded once (its keys and values shared by a sentence's candidates),
+    candidates [B * c, W] (a sentence's consecutive; ending with EOS, PAD after) -> [B * c]."""
     encoded, source_mask = teacher.encode(source)
-    if per_sentence > 1:
-        encoded = tf.repeat(encoded, per_sentence, axis=0)
-        source_mask = tf.repeat(source_mask, per_sentence, axis=0)
-    logits = teacher.decode(shift_right(candidates), encoded, source_mask)
-    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
-    token_logp = tf.gather(log_probs, candidates, batch_dims=2)
+    logits = tf.cast(teacher.decode(shift_right(candidates), encoded, source_mask), tf.float32)
+    token_logp = (tf.gather(logits, candidates, batch_dims=2) -
+                  tf.reduce_logsumexp(logits, axis=-1))
     real = candidates != PAD_ID
     return tf.reduce_sum(tf.where(real, token_logp, 0.0), axis=1)
 
@@ -172,12 +171,12 @@ def nat_translate(model, source, max_length, halfwidth=0, rescorer=None, selecti
     batch, count = tf.shape(source)[0], 2 * halfwidth + 1
     centers = model.predicted_lengths(source, encoded, source_mask)
     lengths = tf.reshape(candidate_lengths(centers, halfwidth, max_length), [-1])
-    rows_source = tf.repeat(source, count, axis=0)
-    logits = model.nat_decode(rows_source, tf.repeat(encoded, count, axis=0),
-                              tf.repeat(source_mask, count, axis=0), lengths, max_length)
+    # One row per candidate; the encoder output stays one row per sentence (grouped attention).
+    logits = model.nat_decode(tf.repeat(source, count, axis=0), encoded, source_mask, lengths,
+                              max_length)
     ids, token_logp = argmax_fill(logits, lengths)
     if rescorer is not None and count > 1:
-        scores = teacher_scores(rescorer, source, ids, count)
+        scores = teacher_scores(rescorer, source, ids)
     else:
         scores = tf.reduce_sum(token_logp, axis=1)
     chosen = scores / tf.cast(lengths, tf.float32) if selection == "normalized" else scores

@@ -82,7 +82,7 @@ class Transformer(EncoderDecoder):
     def state_from_encoding(self, encoded, source_mask, max_length):
         batch = tf.shape(encoded)[0]
         heads = self.config.num_heads
-        shape = [batch, max_length, heads, self.config.d_model // heads]
+        shape = [batch, heads, max_length, self.config.d_model // heads]
         cache = [{"k": tf.zeros(shape, encoded.dtype), "v": tf.zeros(shape, encoded.dtype)}
                  for _ in self.decoder_layers]
         memory = {"kv": [layer.project_memory(encoded) for layer in self.decoder_layers],
