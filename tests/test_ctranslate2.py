@@ -199,3 +199,59 @@ def test_missing_package_is_explained(monkeypatch):
     monkeypatch.setitem(sys.modules, "ctranslate2", None)  # import ctranslate2 -> ImportError
     with pytest.raises(UserError, match=r"pip install ctranslate2"):
         ctranslate2_export.import_ctranslate2()
+
+
+def test_side_by_side_times_the_same_computation_on_both(tmp_path):
+    """The forced-length protocol: on the same random weights, tfnmt and CTranslate2 emit the
+    same greedy tokens for every forced step but tfnmt's last (its forced EOS); the cells carry
+    both speeds and peak RSS."""
+    from tfnmt import decoding, side_by_side
+
+    model_dir = str(tmp_path / "ct2")
+    side_by_side.convert_random("tiny", model_dir)
+    model = side_by_side.random_model("tiny")
+    ids = side_by_side.sources(3)
+    source = tf.concat([tf.constant(ids, tf.int32), tf.fill([3, 1], EOS_ID)], axis=1)
+    steps = side_by_side.STEPS
+    mine = decoding.decode(model, source, steps, 1, 1.0, max_length_a=0.0, max_length_b=steps,
+                           min_length=steps)["ids"].numpy()[:, 0]
+    vocabulary = side_by_side.SyntheticVocabulary(side_by_side.VOCAB_SIZE)
+    translator = ctranslate2.Translator(model_dir, device="cpu", compute_type="float32")
+    theirs = translator.translate_batch(
+        [vocabulary.pieces(row.tolist()) for row in ids], beam_size=1,
+        min_decoding_length=steps, max_decoding_length=steps,
+        suppress_sequences=[["<pad>"], ["<s>"]])
+    for row, result in zip(mine, theirs):
+        assert row[-1] == EOS_ID and len(result.hypotheses[0]) == steps
+        assert vocabulary.pieces(row[:-1].tolist()) == result.hypotheses[0][:-1]
+    cells = side_by_side.side_by_side(["tiny"], batches=(2,), beams=(2,),
+                                      compute_types=("int8",), threads=(1,), repeats=1,
+                                      log=lambda line: None)
+    assert [(c["shape"], c["batch"], c["beam"]) for c in cells] == [("tiny", 2, 2)]
+    cell = cells[0]
+    assert set(cell["ctranslate2"]) == {"int8_1thr"}
+    assert cell["tfnmt_tokens_per_second"] > 0 and cell["ctranslate2"]["int8_1thr"] > 0
+    assert cell["tfnmt_peak_rss_mb"] > cell["ctranslate2_peak_rss_mb"] > 0  # TF vs no TF
+    assert "| tiny | 2 | 2 |" in side_by_side.markdown(cells)
+
+
+def test_benchmark_rows_of_ctranslate2_translate_as_tfnmt_greedy(trained_run, reverse_task):
+    """Speed-mode CTranslate2 rows: the converted run, the same sentences; float32 greedy
+    outputs equal tfnmt's at batch 1 (where the batch's output limit is the sentence's own),
+    so their BLEU does too."""
+    import sacrebleu
+
+    from tfnmt.side_by_side import ctranslate2_rows
+
+    sentences = lines(reverse_task["test.src"])
+    references = lines(reverse_task["test.tgt"])
+    rows = ctranslate2_rows(trained_run, "latest", "tiny", sentences, references, [1], [1],
+                            1.0, ["float32", "int8"], [1], 1)
+    assert [r["decoding"] for r in rows] == ["CTranslate2 float32 1thr greedy",
+                                             "CTranslate2 int8 1thr greedy"]
+    assert all(r["seconds"] > 0 and r["batch"] == 1 and r["xla"] is None for r in rows)
+    model, _ = runs.restore_model(trained_run, "latest")
+    mine = Translator(model, *trained_run.tokenizers(), DecodeConfig(beam_size=1, batch_size=4),
+                      trained_run.model.max_length).translate(sentences)
+    expected = sacrebleu.corpus_bleu([n[0][0] for n in mine], [references]).score
+    assert rows[0]["bleu"] == round(expected, 2)

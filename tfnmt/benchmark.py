@@ -62,9 +62,17 @@ flags.DEFINE_string("output", None, "Output prefix: writes <output>.json and <ou
                     "after every run.")
 flags.DEFINE_bool("resume", False, "Keep the rows already in <output>.json (same settings) and "
                   "time only the missing ones.")
-flags.DEFINE_enum("mode", "speed", ["speed", "breakdown"],
+flags.DEFINE_enum("mode", "speed", ["speed", "breakdown", "ctranslate2"],
                   "speed: time real sentences; breakdown: time per decoder component on pseudo "
-                  "sentences decoded to one length (Table 1 of the Hybrid paper).")
+                  "sentences decoded to one length (Table 1 of the Hybrid paper); ctranslate2: "
+                  "tfnmt beside CTranslate2 on random weights of --shapes, outputs of forced "
+                  "length (no runs needed; tfnmt.side_by_side).")
+flags.DEFINE_list("shapes", ["small", "base", "12-1"], "ctranslate2 mode: model shapes.")
+flags.DEFINE_list("ct2_compute_types", [],
+                  "CTranslate2 compute types (e.g. float32,int8): speed mode adds CTranslate2 "
+                  "rows for every autoregressive Transformer run (its checkpoint converted); "
+                  "ctranslate2 mode defaults to float32,int8.")
+flags.DEFINE_list("ct2_threads", ["1", "2"], "CTranslate2 intra-op threads, a row each.")
 flags.DEFINE_integer("pseudo_sentences", 1000, "Breakdown: number of pseudo sentences.")
 flags.DEFINE_integer("pseudo_length", 20, "Breakdown: source and target length (tokens).")
 flags.DEFINE_integer("breakdown_beam", 8, "Breakdown: beam size.")
@@ -123,14 +131,19 @@ def describe(config):
     return "greedy" if config.beam_size == 1 else f"beam {config.beam_size}"
 
 
+def xla_cell(xla):
+    return "-" if xla is None else "on" if xla else "off"
+
+
 def row_key(row):
     return row["run"], row["decoding"], row["xla"], row["batch"]
 
 
 def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, base_config,
-             repeats, iterations, halfwidths, kept):
+             repeats, iterations, halfwidths, kept, ct2=((), ())):
     """The rows of one run: every decoding setting, XLA mode and batch size. Rows of `kept`
-    (same key, same run directory and checkpoint) are reused untimed."""
+    (same key, same run directory and checkpoint) are reused untimed. ct2 = (compute types,
+    thread counts): CTranslate2 rows too, for an autoregressive Transformer run."""
     name, path, checkpoint = spec
     rows = []
     run = runs.load(path)
@@ -171,11 +184,21 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
                 rows.append(row)
                 print(" ".join(f"{k}={v}" for k, v in row.items()
                                if k not in ("run_dir", "checkpoint")), flush=True)
+    if ct2[0] and run.model.architecture == "transformer" and resolved.method == "autoregressive":
+        from tfnmt.side_by_side import ctranslate2_rows
+
+        for row in ctranslate2_rows(run, checkpoint, name, sentences, references, batch_sizes,
+                                    beam_sizes, base_config.length_penalty, *ct2, repeats):
+            row["repeated_tokens_percent"] = None
+            rows.append(row)
+            print(" ".join(f"{k}={v}" for k, v in row.items()
+                           if k not in ("run_dir", "checkpoint")), flush=True)
     return rows
 
 
 def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
-              base_config, repeats, iterations=(10,), halfwidths=(0,), kept=(), on_run=None):
+              base_config, repeats, iterations=(10,), halfwidths=(0,), kept=(), on_run=None,
+              ct2=((), ())):
     """Times every run in a child process of its own, one after the other; on_run(rows so
     far) follows each run. A child per run because TensorFlow never frees a compiled XLA
     program: each keeps ~300 memory mappings, and a process that compiles ~200 of them (a
@@ -187,7 +210,8 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
     for spec in run_specs:
         with futures.ProcessPoolExecutor(1, mp_context=context) as child:
             job = child.submit(time_run, spec, sentences, references, batch_sizes, beam_sizes,
-                               xla_modes, base_config, repeats, iterations, halfwidths, kept)
+                               xla_modes, base_config, repeats, iterations, halfwidths, kept,
+                               ct2)
             try:
                 rows += job.result()
             except futures.process.BrokenProcessPool:
@@ -201,10 +225,13 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
 
 
 def add_alpha(rows, reference_run, reference_beam):
+    """alpha of every row against the reference run's rows of the same batch size and XLA
+    setting (CTranslate2 rows, which have none, against the XLA ones)."""
     base = {(r["batch"], r["xla"]): r["seconds"] for r in rows
-            if r["run"] == reference_run and r["beam"] == reference_beam}
+            if r["run"] == reference_run and r["beam"] == reference_beam
+            and r["method"] != "ctranslate2"}
     for r in rows:
-        ref = base.get((r["batch"], r["xla"]))
+        ref = base.get((r["batch"], True if r["xla"] is None else r["xla"]))
         r["alpha"] = round(ref / r["seconds"], 2) if ref else None
     return rows
 
@@ -216,12 +243,12 @@ def markdown(rows, reference_run, reference_beam):
         + ["repeated tokens (%)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["run"], r["decoding"], "on" if r["xla"] else "off", r["batch"], r["seconds"],
+        cells = [r["run"], r["decoding"], xla_cell(r["xla"]), r["batch"], r["seconds"],
                  r["sentences_per_second"], r["words_per_second"],
                  "" if r["alpha"] is None else f"{r['alpha']:.2f}"]
         if has_bleu:
             cells.append(r.get("bleu", ""))
-        cells.append(r["repeated_tokens_percent"])
+        cells.append("" if r["repeated_tokens_percent"] is None else r["repeated_tokens_percent"])
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -239,7 +266,7 @@ def by_batch_markdown(rows, reference_run, reference_beam):
     lines = [f"alpha vs {reference_run} beam {reference_beam} at the same batch size:", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (run, decoding, xla), row in first.items():
-        cells = [run, decoding, "on" if xla else "off", row.get("bleu", "")]
+        cells = [run, decoding, xla_cell(xla), row.get("bleu", "")]
         for b in batches:
             r = cell.get((run, decoding, xla, b))
             cells += ["", ""] if r is None else [
@@ -274,9 +301,46 @@ def breakdown_main():
             f.write(table)
 
 
+def side_by_side_main():
+    from tfnmt import side_by_side
+    from tfnmt.ctranslate2_export import import_ctranslate2
+    from tfnmt.config import SHAPES
+
+    import_ctranslate2()
+    unknown = [s for s in FLAGS.shapes if s not in SHAPES]
+    if unknown:
+        raise UserError(f"unknown --shapes {', '.join(unknown)}; choose from "
+                        f"{', '.join(SHAPES)}.")
+    try:
+        batches = [int(b) for b in FLAGS.batch_sizes]
+        beams = [int(b) for b in FLAGS.beam_sizes]
+        threads = [int(t) for t in FLAGS.ct2_threads]
+    except ValueError:
+        raise UserError("--batch_sizes, --beam_sizes and --ct2_threads take comma-separated "
+                        "integers.") from None
+    if min(batches + beams + threads) < 1:
+        raise UserError("batch sizes, beam sizes and thread counts must be positive.")
+    output = FLAGS.output or "results/ctranslate2_side_by_side"
+    corpus.check_output_path(output + ".json")
+    cells = side_by_side.side_by_side(FLAGS.shapes, batches, beams,
+                                      FLAGS.ct2_compute_types or ["float32", "int8"], threads,
+                                      max(FLAGS.repeats, 3))
+    table = side_by_side.markdown(cells)
+    print(table)
+    settings = {"source_tokens": side_by_side.SOURCE_TOKENS, "steps": side_by_side.STEPS,
+                "vocab_size": side_by_side.VOCAB_SIZE, "tfnmt_decoding": "XLA",
+                "repeats": max(FLAGS.repeats, 3)}
+    write_result(output + ".json", "ctranslate2_side_by_side",
+                 {**settings, "cells": cells, "markdown": table})
+    corpus.write_atomic(output + ".md", table)
+    print(f"wrote {output}.json and {output}.md")
+
+
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}.")
+    if FLAGS.mode == "ctranslate2":
+        return side_by_side_main()
     if FLAGS.mode == "breakdown":
         if not FLAGS.runs:
             raise UserError("--runs is required.")
@@ -318,7 +382,8 @@ def main(argv):
                 "reference_beam": FLAGS.reference_beam, "length_penalty": FLAGS.length_penalty,
                 "repeats": FLAGS.repeats, "rescore_run": FLAGS.rescore_run,
                 "rescore_checkpoint": FLAGS.rescore_checkpoint,
-                "nat_selection": FLAGS.nat_selection}
+                "nat_selection": FLAGS.nat_selection,
+                "ct2_compute_types": FLAGS.ct2_compute_types}
     kept = previous_rows(FLAGS.output, settings) if FLAGS.resume else []
 
     def save(rows, complete=False):
@@ -332,9 +397,17 @@ def main(argv):
             corpus.write_atomic(FLAGS.output + ".md", table)
         return table
 
+    try:
+        ct2 = (FLAGS.ct2_compute_types, [int(t) for t in FLAGS.ct2_threads])
+    except ValueError:
+        raise UserError("--ct2_threads takes comma-separated integers.") from None
+    if ct2[0]:
+        from tfnmt.ctranslate2_export import import_ctranslate2
+
+        import_ctranslate2()
     rows = benchmark(specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
                      base_config, FLAGS.repeats, iterations, halfwidths, kept=kept,
-                     on_run=save)
+                     on_run=save, ct2=ct2)
     print(save(rows, complete=True))
     if FLAGS.output:
         print(f"wrote {FLAGS.output}.json and {FLAGS.output}.md")
