@@ -29,7 +29,7 @@ from tfnmt.data import corpus
 from tfnmt.errors import UserError, run_main
 from tfnmt.inference import Translator, load_rescorer, resolve_method
 from tfnmt.progress import Progress
-from tfnmt.provenance import write_result
+from tfnmt.provenance import peak_rss_mb, write_result
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("runs", None, "name=run_dir[@checkpoint] (or run dirs; the name is the base "
@@ -58,6 +58,8 @@ flags.DEFINE_enum("nat_selection", "normalized", ["normalized", "total"],
                   "nat runs: pick the candidate with the best length-normalised or total "
                   "log-probability.")
 flags.DEFINE_integer("repeats", 1, "Timed passes per row (the fastest is kept).")
+flags.DEFINE_list("precisions", ["float32"], "Weights and matmuls at decode time "
+                  "(float32, bfloat16, int8; see translate --precision): rows for each.")
 flags.DEFINE_string("output", None, "Output prefix: writes <output>.json and <output>.md "
                     "after every run.")
 flags.DEFINE_bool("resume", False, "Keep the rows already in <output>.json (same settings) and "
@@ -119,6 +121,8 @@ def decode_settings(config, beam_sizes, iterations, halfwidths):
 
 
 def describe(config):
+    if config.precision != "float32":
+        return f"{describe(dataclasses.replace(config, precision='float32'))} {config.precision}"
     if config.method == "hrt":
         return f"hrt k={config.hrt_chunk} b_at={config.beam_size} b_nat={config.n_nat}"
     if config.method == "mask_predict":
@@ -140,7 +144,7 @@ def row_key(row):
 
 
 def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, base_config,
-             repeats, iterations, halfwidths, kept, ct2=((), ())):
+             repeats, iterations, halfwidths, kept, ct2=((), ()), precisions=("float32",)):
     """The rows of one run: every decoding setting, XLA mode and batch size. Rows of `kept`
     (same key, same run directory and checkpoint) are reused untimed. ct2 = (compute types,
     thread counts): CTranslate2 rows too, for an autoregressive Transformer run."""
@@ -148,11 +152,15 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
     rows = []
     run = runs.load(path)
     model, ckpt = runs.restore_model(run, checkpoint)
+    models = {p: model if p == "float32" else runs.at_precision(model, p) for p in precisions}
     source_tok, target_tok = run.tokenizers()
     resolved = resolve_method(base_config, run)
     # Loaded once per run (None unless a NAT run has rows with candidates to rescore).
     rescorer = load_rescorer(dataclasses.replace(resolved, length_halfwidth=max(halfwidths)), run)
-    for setting in decode_settings(resolved, beam_sizes, iterations, halfwidths):
+    settings = [dataclasses.replace(s, precision=p) for p in precisions
+                for s in decode_settings(resolved, beam_sizes, iterations, halfwidths)]
+    for setting in settings:
+        model = models[setting.precision]
         for xla in xla_modes:
             for batch in batch_sizes:
                 config = dataclasses.replace(setting, batch_size=batch, xla=xla)
@@ -172,6 +180,7 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
                 words = sum(len(h.split()) for h in hyps)
                 row = {"run": name, "run_dir": path, "checkpoint": ckpt,
                        "decoding": describe(config), "method": config.method,
+                       "precision": config.precision,
                        "rescore_run": None if used is None else config.rescore_run,
                        "beam": (None if config.method in ("mask_predict", "nat")
                                 else config.beam_size),
@@ -181,6 +190,7 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
                 if references:
                     row["bleu"] = round(sacrebleu.corpus_bleu(hyps, [references]).score, 2)
                 row["repeated_tokens_percent"] = round(repeated_token_rate(hyps), 2)
+                row["peak_rss_mb"] = peak_rss_mb()  # this run's process so far
                 rows.append(row)
                 print(" ".join(f"{k}={v}" for k, v in row.items()
                                if k not in ("run_dir", "checkpoint")), flush=True)
@@ -198,7 +208,7 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
 
 def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
               base_config, repeats, iterations=(10,), halfwidths=(0,), kept=(), on_run=None,
-              ct2=((), ())):
+              ct2=((), ()), precisions=("float32",)):
     """Times every run in a child process of its own, one after the other; on_run(rows so
     far) follows each run. A child per run because TensorFlow never frees a compiled XLA
     program: each keeps ~300 memory mappings, and a process that compiles ~200 of them (a
@@ -211,7 +221,7 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
         with futures.ProcessPoolExecutor(1, mp_context=context) as child:
             job = child.submit(time_run, spec, sentences, references, batch_sizes, beam_sizes,
                                xla_modes, base_config, repeats, iterations, halfwidths, kept,
-                               ct2)
+                               ct2, precisions)
             try:
                 rows += job.result()
             except futures.process.BrokenProcessPool:
@@ -225,11 +235,11 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
 
 
 def add_alpha(rows, reference_run, reference_beam):
-    """alpha of every row against the reference run's rows of the same batch size and XLA
-    setting (CTranslate2 rows, which have none, against the XLA ones)."""
+    """alpha of every row against the reference run's float32 rows of the same batch size and
+    XLA setting (CTranslate2 rows, which have none, against the XLA ones)."""
     base = {(r["batch"], r["xla"]): r["seconds"] for r in rows
             if r["run"] == reference_run and r["beam"] == reference_beam
-            and r["method"] != "ctranslate2"}
+            and r["method"] != "ctranslate2" and r.get("precision", "float32") == "float32"}
     for r in rows:
         ref = base.get((r["batch"], True if r["xla"] is None else r["xla"]))
         r["alpha"] = round(ref / r["seconds"], 2) if ref else None
@@ -355,6 +365,10 @@ def main(argv):
     except ValueError:
         raise UserError("--batch_sizes, --beam_sizes, --iterations and --length_halfwidths "
                         "take comma-separated integers.") from None
+    unknown = set(FLAGS.precisions) - set(runs.PRECISIONS)
+    if unknown or not FLAGS.precisions:
+        raise UserError(f"--precisions takes {', '.join(runs.PRECISIONS)}, got "
+                        f"{', '.join(FLAGS.precisions)}.")
     if min(batch_sizes + beam_sizes + iterations) < 1 or min(halfwidths) < 0:
         raise UserError("batch sizes, beam sizes and iterations must be positive, halfwidths "
                         ">= 0.")
@@ -382,7 +396,7 @@ def main(argv):
                 "reference_beam": FLAGS.reference_beam, "length_penalty": FLAGS.length_penalty,
                 "repeats": FLAGS.repeats, "rescore_run": FLAGS.rescore_run,
                 "rescore_checkpoint": FLAGS.rescore_checkpoint,
-                "nat_selection": FLAGS.nat_selection,
+                "nat_selection": FLAGS.nat_selection, "precisions": FLAGS.precisions,
                 "ct2_compute_types": FLAGS.ct2_compute_types}
     kept = previous_rows(FLAGS.output, settings) if FLAGS.resume else []
 
@@ -407,7 +421,7 @@ def main(argv):
         import_ctranslate2()
     rows = benchmark(specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
                      base_config, FLAGS.repeats, iterations, halfwidths, kept=kept,
-                     on_run=save, ct2=ct2)
+                     on_run=save, ct2=ct2, precisions=FLAGS.precisions)
     print(save(rows, complete=True))
     if FLAGS.output:
         print(f"wrote {FLAGS.output}.json and {FLAGS.output}.md")

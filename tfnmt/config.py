@@ -156,6 +156,9 @@ class DecodeConfig:
     max_length_b: int = 10
     n_best: int = 1
     batch_size: int = 32
+    # > 0: batches of up to this many source tokens (padded), a power-of-two number of rows
+    # per source width, instead of batch_size sentences.
+    batch_tokens: int = 0
     xla: bool = True
     # autoregressive (greedy/beam), hrt (Skip-AT beam + one Skip-CMLM pass), mask_predict, nat;
     # "auto" picks the run's own (see inference.resolve_method).
@@ -170,6 +173,9 @@ class DecodeConfig:
     nat_selection: str = "normalized"
     rescore_run: str = ""  # nat: an AT run that rescores the candidates ("": the NAT itself)
     rescore_checkpoint: str = "best"
+    # Weights and matmuls at decode time: float32, bfloat16 (oneDNN runs its matmuls natively
+    # on CPUs with AVX-512 BF16 / AMX; XLA on CPU does not) or int8 (Keras quantization).
+    precision: str = "float32"
 
 
 def to_json(obj) -> str:

@@ -13,7 +13,9 @@ flags.DEFINE_float("length_penalty", None, "GNMT length-penalty alpha (0: none).
 flags.DEFINE_float("max_length_a", 1.5, "Output limit a * source_length + b: a.")
 flags.DEFINE_integer("max_length_b", 10, "Output limit a * source_length + b: b.")
 flags.DEFINE_integer("n_best", 1, "Hypotheses written per sentence.")
-flags.DEFINE_integer("batch_size", 32, "Sentences per batch.")
+flags.DEFINE_integer("batch_size", 32, "Sentences per batch (see --batch_tokens).")
+flags.DEFINE_integer("batch_tokens", 0, "If > 0: batches of at most this many padded source "
+                     "tokens (rows a power of two per width), instead of --batch_size.")
 flags.DEFINE_bool("xla", True, "Compile the decode loop with XLA (jit_compile).")
 flags.DEFINE_enum("method", "auto", ["auto", "autoregressive", "hrt", "mask_predict", "nat"],
                   "Decoding: auto picks the run's own (hrt for HRT runs, mask_predict for CMLM, "
@@ -29,6 +31,10 @@ flags.DEFINE_enum("nat_selection", "normalized", ["normalized", "total"],
                   "log-probability.")
 flags.DEFINE_string("rescore_run", "", "nat: AT run that rescores the length candidates.")
 flags.DEFINE_string("rescore_checkpoint", "best", "nat: the rescoring run's checkpoint.")
+flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16", "int8"],
+                  "Weights and matmuls at decode time: int8 (Keras quantization; Transformer "
+                  "family) is faster with XLA, bfloat16 without it (--noxla) on CPUs with "
+                  "AVX-512 BF16 or AMX; see the README.")
 
 FLAGS = flags.FLAGS
 
@@ -42,16 +48,19 @@ def decode_config():
                         f"must allow a token: got a {FLAGS.max_length_a}, b {FLAGS.max_length_b}.")
     if FLAGS.batch_size < 1:
         raise UserError(f"--batch_size must be at least 1, got {FLAGS.batch_size}.")
+    if FLAGS.batch_tokens < 0:
+        raise UserError(f"--batch_tokens must be >= 0, got {FLAGS.batch_tokens}.")
     if FLAGS.length_penalty is not None and FLAGS.length_penalty < 0:
         raise UserError(f"--length_penalty must be >= 0, got {FLAGS.length_penalty}.")
     return DecodeConfig(beam_size=FLAGS.beam_size, length_penalty=FLAGS.length_penalty,
                         max_length_a=FLAGS.max_length_a, max_length_b=FLAGS.max_length_b,
                         n_best=FLAGS.n_best, batch_size=FLAGS.batch_size, xla=FLAGS.xla,
+                        batch_tokens=FLAGS.batch_tokens,
                         method=FLAGS.method, hrt_chunk=FLAGS.hrt_chunk, n_nat=FLAGS.n_nat,
                         iterations=FLAGS.iterations, length_beam=FLAGS.length_beam,
                         length_halfwidth=FLAGS.length_halfwidth, nat_selection=FLAGS.nat_selection,
                         rescore_run=FLAGS.rescore_run,
-                        rescore_checkpoint=FLAGS.rescore_checkpoint)
+                        rescore_checkpoint=FLAGS.rescore_checkpoint, precision=FLAGS.precision)
 
 
 def load_translator(run_dir, checkpoint=None, config=None):
@@ -62,8 +71,8 @@ def load_translator(run_dir, checkpoint=None, config=None):
     if not run_dir:
         raise UserError("--run_dir is required.")
     run = runs.load(run_dir)
-    model, path = runs.restore_model(run, checkpoint or FLAGS.checkpoint)
-    source, target = run.tokenizers()
     config = resolve_method(config or decode_config(), run)
+    model, path = runs.restore_model(run, checkpoint or FLAGS.checkpoint, config.precision)
+    source, target = run.tokenizers()
     return Translator(model, source, target, config, run.model.max_length,
                       load_rescorer(config, run)), path

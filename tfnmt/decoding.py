@@ -68,6 +68,19 @@ def fixed_length_allowed(lengths, width, vocab_size, banned=()):
     return tf.where(last, is_eos, ~(never | is_eos))
 
 
+def best_of_candidates(selection, tensors, batch, per_sentence):
+    """For each sentence the candidate with the highest selection score (the first of equals);
+    every tensor [B*c, ...] (a sentence's c candidates consecutive) -> [B, 1, ...], a beam axis
+    of one as the searches return."""
+    best = tf.argmax(tf.reshape(selection, [batch, per_sentence]), axis=1, output_type=tf.int32)
+
+    def pick(t):
+        grouped = tf.reshape(t, tf.concat([[batch, per_sentence], tf.shape(t)[1:]], 0))
+        return tf.gather(grouped, best, batch_dims=1)[:, None]
+
+    return {name: pick(t) for name, t in tensors.items()}
+
+
 def _sequence_lengths(ids):
     """Length up to and including the first EOS (the full width if there is none)."""
     is_eos = tf.cast(ids == EOS_ID, tf.int32)

@@ -156,17 +156,32 @@ class Translator:
             out.append(np.append(ids[: self.max_length - 1], EOS_ID).astype(np.int32))
         return out
 
+    def capacity(self, width):
+        """Sentences a batch of source width `width` holds: batch_size, or with batch_tokens
+        the largest power of two whose padded batch fits the budget (at least one)."""
+        if not self.config.batch_tokens:
+            return self.config.batch_size
+        fit = max(self.config.batch_tokens // width, 1)
+        return 1 << (fit.bit_length() - 1)
+
     def batches(self, encoded):
         """Yields (indices, padded source [R, S]) sorted by source length: S a bucket size, R
-        the batch rounded up to a power of two (at most batch_size) with one-token rows, so a
-        short last batch reuses a compiled program. Sentences with no tokens are left out."""
+        the batch rounded up to a power of two (at most its capacity) with one-token rows, so
+        a short last batch reuses a compiled program. Sentences with no tokens are left out."""
         order = sorted((i for i in range(len(encoded)) if len(encoded[i]) > 1),
                        key=lambda i: len(encoded[i]))
-        size = self.config.batch_size
-        for start in range(0, len(order), size):
-            index = order[start:start + size]
-            rows = min(size, 1 << (len(index) - 1).bit_length())
+        groups, index = [], []
+        for i in order:  # ascending lengths: the newest sentence sets the batch's width
+            width = bucket_length(len(encoded[i]), self.max_length)
+            if index and len(index) + 1 > self.capacity(width):
+                groups.append(index)
+                index = []
+            index.append(i)
+        if index:
+            groups.append(index)
+        for index in groups:
             width = bucket_length(max(len(encoded[i]) for i in index), self.max_length)
+            rows = min(self.capacity(width), 1 << (len(index) - 1).bit_length())
             source = np.full([rows, width], PAD_ID, np.int32)
             source[len(index):, 0] = EOS_ID  # filler rows: an empty sentence
             for row, i in enumerate(index):

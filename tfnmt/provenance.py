@@ -50,3 +50,13 @@ def write_result(path, kind, values):
     record = {"kind": kind, "values": values, "provenance": provenance()}
     write_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return record
+
+
+def peak_rss_mb():
+    """This process's peak resident memory (VmHWM: getrusage's ru_maxrss would include the
+    parent's memory at the fork that started this interpreter)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError("no VmHWM in /proc/self/status")

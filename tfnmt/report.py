@@ -24,10 +24,17 @@ def describe(record):
 
 
 TABLE_TITLES = {"benchmark": "Decoding speed", "serving_benchmark": "Exported SavedModel",
-                "breakdown": "Decoding time breakdown (seconds)"}
+                "breakdown": "Decoding time breakdown (seconds)",
+                "ctranslate2_side_by_side": "tfnmt beside CTranslate2 (random weights)"}
 
 
 def table_intro(kind, v):
+    if kind == "ctranslate2_side_by_side":
+        return (f"Target tokens/s with outputs forced to {v['steps']} decoder steps from "
+                f"{v['source_tokens']}-token random sources (vocabulary {v['vocab_size']}), the "
+                f"same random weights in both; tfnmt decodes with XLA, float32; the fastest of "
+                f"{v['repeats']} calls after a warm-up; each configuration in a process of its "
+                "own, whose peak RSS (VmHWM) is given.")
     if kind == "breakdown":
         return (f"{v['sentences']} pseudo sentences of {v['length']} tokens decoded to "
                 f"{v['length']} tokens, beam {v['beam']}, batch {v['batch']}, XLA "
@@ -80,7 +87,7 @@ def render(records):
                          f"{v['chrf']:.2f}", v.get("decode_seconds", "-"), training_summary(v)],
         lambda path, r: f"`{path}`: {describe(r)}; BLEU signature "
                         f"`{r['values']['bleu_signature']}`")
-    for kind in ("benchmark", "breakdown", "serving_benchmark"):
+    for kind in ("benchmark", "breakdown", "serving_benchmark", "ctranslate2_side_by_side"):
         for path, r in records:
             if r["kind"] == kind:
                 lines += [f"### {TABLE_TITLES[kind]}: [{os.path.basename(path)}]({path})", "",

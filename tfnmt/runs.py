@@ -280,10 +280,19 @@ def restore_shared_weights(model, run_dir, which="best"):
     return path, fresh
 
 
-def restore_model(run, which="best"):
-    """Builds the run's model in float32 and restores its weights (no optimizer state)."""
+PRECISIONS = ("float32", "bfloat16", "int8")
+# int8: Keras's quantization of every Dense/EinsumDense kernel (int8 weights, inputs quantized
+# on the fly); the GRU decoders read some kernels directly, so the Transformer family only.
+INT8_ARCHITECTURES = ("transformer", "dat", "cmlm")
+
+
+def restore_model(run, which="best", precision="float32"):
+    """Builds the run's model and restores its weights (no optimizer state); with precision
+    bfloat16 or int8, returns a copy at that precision for decoding (at_precision)."""
     from tfnmt.models import build_model, named_weights
 
+    if precision not in PRECISIONS:
+        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
     model = build_model(run.model)
     path = find_checkpoint(run, which)
     weights = named_weights(model)
@@ -296,4 +305,34 @@ def restore_model(run, which="best"):
     if missing:
         raise UserError(f"checkpoint {path} lacks {len(missing)} weights of this model "
                         f"(first: {missing[0]}).")
+    if precision != "float32":
+        model = at_precision(model, precision)
     return model, path
+
+
+def at_precision(model, precision):
+    """A copy of `model` for decoding at `precision`: a Keras dtype policy (bfloat16: variables
+    and computations in it), or int8 (Keras quantization of the float32 copy's kernels)."""
+    import warnings
+
+    import keras
+
+    from tfnmt.models import build_model, named_weights
+
+    if precision == "int8" and model.config.architecture not in INT8_ARCHITECTURES:
+        raise UserError(f"precision int8 is for the {', '.join(INT8_ARCHITECTURES)} "
+                        f"architectures, not {model.config.architecture}.")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32" if precision == "int8" else precision)
+    try:
+        copy = build_model(model.config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    theirs = named_weights(copy)
+    for name, weight in named_weights(model).items():
+        theirs[name].assign(tf.cast(weight, theirs[name].dtype))
+    if precision == "int8":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "X does not have a quantize method" (norms, ...)
+            copy.quantize("int8")
+    return copy

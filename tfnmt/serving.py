@@ -237,7 +237,7 @@ def export_run(run_dir, export_base, checkpoint, config, batching_parameters="")
 
     run = runs.load(run_dir)
     config = resolve_method(config, run)
-    model, path = runs.restore_model(run, checkpoint)
+    model, path = runs.restore_model(run, checkpoint, config.precision)
     source, target = run.tokenizers()
     module = TranslationModule(model, source, target, config, run.model.max_length,
                                load_rescorer(config, run))

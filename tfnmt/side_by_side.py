@@ -16,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 
+from tfnmt.provenance import peak_rss_mb
+
 SOURCE_TOKENS = 16
 STEPS = SOURCE_TOKENS + 1
 VOCAB_SIZE = 8000
@@ -71,16 +73,6 @@ def convert_random(shape, output_dir, seed=0):
     spec.optimize(quantization=None)
     os.makedirs(output_dir, exist_ok=True)
     spec.save(output_dir)
-
-
-def peak_rss_mb():
-    """This process's peak resident memory (VmHWM: getrusage's ru_maxrss would include the
-    parent's memory at the fork that started this interpreter)."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def _fastest(call, repeats):

@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from tfnmt.data.tokenizer import PAD_ID
-from tfnmt.decoding import NEG
+from tfnmt.decoding import NEG, best_of_candidates
 from tfnmt.models.base import row_ranks
 from tfnmt.models.hrt import predict_masks
 from tfnmt.models.transformer import Transformer
@@ -58,7 +58,9 @@ def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_lengt
     _, lengths = tf.math.top_k(length_logp, k=length_beam)               # [B, l]
     lengths = tf.maximum(tf.reshape(lengths, [-1]), 2)                   # [B*l]
     rows = tf.shape(lengths)[0]
-    # encoded stays one row per sentence: its length_beam candidates share it.
+    # encoded stays one row per sentence: its length_beam candidates share it, and its keys
+    # and values are projected once for every iteration.
+    memory_kv = [layer.project_memory(encoded) for layer in model.decoder_layers]
     positions = tf.broadcast_to(tf.range(1, width + 1)[None], [rows, width])
     real = positions <= lengths[:, None]
     tokens = tf.where(real, mask_id, PAD_ID)
@@ -67,7 +69,7 @@ def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_lengt
     for t in range(iterations):
         masked = tokens == mask_id
         predicted, confidence = predict_masks(model, tokens, positions, encoded, source_mask,
-                                              mask_id, lengths)
+                                              mask_id, lengths, memory_kv)
         tokens = tf.where(masked, predicted, tokens)
         probs = tf.where(masked, confidence, probs)
         if t == iterations - 1:
@@ -78,10 +80,5 @@ def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_lengt
         tokens = tf.where(real & (rank < n[:, None]), mask_id, tokens)
 
     mean_logp = tf.reduce_sum(tf.where(real, probs, 0.0), 1) / tf.cast(lengths, tf.float32)
-    best = tf.argmax(tf.reshape(mean_logp, [batch, length_beam]), axis=1, output_type=tf.int32)
-
-    def pick(t):
-        per_sentence = tf.reshape(t, tf.concat([[batch, length_beam], tf.shape(t)[1:]], 0))
-        return tf.gather(per_sentence, best, batch_dims=1)[:, None]
-
-    return {"ids": pick(tokens), "lengths": pick(lengths), "scores": pick(mean_logp)}
+    return best_of_candidates(mean_logp, {"ids": tokens, "lengths": lengths,
+                                          "scores": mean_logp}, batch, length_beam)

@@ -25,11 +25,13 @@ class SkipAT:
 
     def __init__(self, model, k, bos_k_id):
         self.model, self.k, self.bos_k_id = model, k, bos_k_id
-        self.encoded = None
+        self.encoded = self.memory_kv = None
 
     def initial_state(self, source, max_length):
         self.encoded = self.model.encode(source)
-        return self.model.state_from_encoding(*self.encoded, max_length)
+        state = self.model.state_from_encoding(*self.encoded, max_length)
+        self.memory_kv = state["memory"]["kv"]  # Skip-CMLM reuses the keys and values
+        return state
 
     def decoding_constants(self):
         return self.model.decoding_constants()
@@ -49,30 +51,48 @@ def skip_cmlm_input(z, k, mask_id):
     return y_nat, positions
 
 
-def predict_masks(model, tokens, positions, encoded, source_mask, mask_id, lengths=None):
+def predict_masks(model, tokens, positions, encoded, source_mask, mask_id, lengths=None,
+                  memory_kv=None):
     """One bidirectional decoder pass: for every position, the best token that is not PAD, BOS
     or [MASK], and its log-probability (Skip-CMLM and mask-predict both use it). With
     `lengths` [R] (EOS included) EOS goes exactly at position N - 1 (fixed_length_allowed).
-    `encoded` and `source_mask` may have one row per sentence for several token rows each."""
+    `encoded` and `source_mask` may have one row per sentence for several token rows each;
+    `memory_kv` are its keys/values when already projected."""
     logits = model.decode(tokens, encoded, source_mask, self_mask=bidirectional_mask(tokens),
-                          positions=positions)
+                          positions=positions, memory_kv=memory_kv)
     vocab = logits.shape[-1]
     if lengths is not None:
         allowed = decoding.fixed_length_allowed(lengths, tf.shape(tokens)[1], vocab,
                                                 banned=(mask_id,))
     else:
-        words = tf.range(vocab)
-        allowed = ~((words == PAD_ID) | (words == BOS_ID) | (words == mask_id))
+        allowed = fill_tokens(vocab, mask_id)
     return decoding.best_tokens(logits, allowed)
 
 
-def skip_cmlm_fill(model, y_nat, positions, encoded, source_mask, mask_id):
+def fill_tokens(vocab_size, mask_id):
+    """[V] bool: what a [MASK] may become (not PAD, BOS or [MASK])."""
+    words = tf.range(vocab_size)
+    return ~((words == PAD_ID) | (words == BOS_ID) | (words == mask_id))
+
+
+def skip_cmlm_fill(model, y_nat, positions, encoded, source_mask, mask_id, k, memory_kv=None):
     """One Skip-CMLM pass: every [MASK] replaced by its arg-max; returns (filled ids, sum of the
-    log-probabilities of the filled tokens) per row."""
-    predicted, log_prob = predict_masks(model, y_nat, positions, encoded, source_mask, mask_id)
-    is_mask = y_nat == mask_id
-    return (tf.where(is_mask, predicted, y_nat),
-            tf.reduce_sum(tf.where(is_mask, log_prob, 0.0), axis=1))
+    log-probabilities of the filled tokens) per row. Only the k - 1 [MASK] slots of every block
+    go through the vocabulary projection; `memory_kv` are the Skip-AT stage's keys/values."""
+    rows, width = tf.shape(y_nat)[0], tf.shape(y_nat)[1]
+
+    def mask_slots(hidden):  # [R, m*k, d] -> [R, m, k-1, d]
+        return tf.reshape(hidden, [rows, width // k, k, hidden.shape[-1]])[:, :, : k - 1]
+
+    logits = model.decode(y_nat, encoded, source_mask, self_mask=bidirectional_mask(y_nat),
+                          positions=positions, memory_kv=memory_kv, outputs=mask_slots)
+    predicted, log_prob = decoding.best_tokens(logits, fill_tokens(logits.shape[-1], mask_id))
+    blocks = tf.reshape(y_nat, [rows, width // k, k])
+    is_mask = blocks[:, :, : k - 1] == mask_id
+    filled = tf.concat([tf.where(is_mask, predicted, blocks[:, :, : k - 1]), blocks[:, :, k - 1:]],
+                       axis=2)
+    return (tf.reshape(filled, [rows, width]),
+            tf.reduce_sum(tf.where(is_mask, log_prob, 0.0), axis=[1, 2]))
 
 
 def hybrid_regressive_decode(model, source, max_length, k, mask_id, bos_k_id, beam_size=5,
@@ -91,17 +111,12 @@ def hybrid_regressive_decode(model, source, max_length, k, mask_id, bos_k_id, be
     batch = tf.shape(source)[0]
     z = tf.reshape(beams["ids"][:, :n_nat], [batch * n_nat, skip_length])
     y_nat, positions = skip_cmlm_input(z, k, mask_id)
-    filled, cmlm_score = skip_cmlm_fill(model, y_nat, positions, encoded, source_mask, mask_id)
+    filled, cmlm_score = skip_cmlm_fill(model, y_nat, positions, encoded, source_mask, mask_id, k,
+                                        skip.memory_kv)
     skip_score = tf.reshape(beams["log_probs"][:, :n_nat], [-1])
     scores = skip_score + cmlm_score                                               # Eq. 3
     lengths = decoding._sequence_lengths(filled)
     filled = tf.where(tf.range(skip_length * k)[None] < lengths[:, None], filled, PAD_ID)
-    best = tf.argmax(tf.reshape(scores, [batch, n_nat]), axis=1, output_type=tf.int32)
-
-    def pick(t):  # the best of each sentence's n_nat candidates, with a beam axis of 1
-        per_sentence = tf.reshape(t, tf.concat([[batch, n_nat], tf.shape(t)[1:]], 0))
-        return tf.gather(per_sentence, best, batch_dims=1)[:, None]
-
-    return {"ids": pick(filled), "lengths": pick(lengths), "scores": pick(scores),
-            "skip_ids": pick(z), "skip_at_score": pick(skip_score),
-            "skip_cmlm_score": pick(cmlm_score)}
+    return decoding.best_of_candidates(
+        scores, {"ids": filled, "lengths": lengths, "scores": scores, "skip_ids": z,
+                 "skip_at_score": skip_score, "skip_cmlm_score": cmlm_score}, batch, n_nat)

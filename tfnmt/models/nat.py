@@ -10,7 +10,7 @@ import keras_hub
 import tensorflow as tf
 
 from tfnmt.data.tokenizer import PAD_ID
-from tfnmt.decoding import best_tokens, fixed_length_allowed
+from tfnmt.decoding import best_of_candidates, best_tokens, fixed_length_allowed
 from tfnmt.layers.nat_decoder import NATDecoderLayer, nat_self_mask
 from tfnmt.models.base import shift_right
 from tfnmt.models.transformer import Transformer
@@ -136,18 +136,6 @@ def teacher_scores(teacher, source, candidates):
     return tf.reduce_sum(tf.where(real, token_logp, 0.0), axis=1)
 
 
-def pick_best(selection, tensors, batch, per_sentence):
-    """For each sentence the candidate with the highest selection score; every tensor
-    [B*c, ...] -> [B, 1, ...] (a beam axis of one, as the other decoders return)."""
-    best = tf.argmax(tf.reshape(selection, [batch, per_sentence]), axis=1, output_type=tf.int32)
-
-    def pick(t):
-        grouped = tf.reshape(t, tf.concat([[batch, per_sentence], tf.shape(t)[1:]], 0))
-        return tf.gather(grouped, best, batch_dims=1)[:, None]
-
-    return {k: pick(t) for k, t in tensors.items()}
-
-
 SELECTIONS = ("normalized", "total")
 
 
@@ -180,4 +168,5 @@ def nat_translate(model, source, max_length, halfwidth=0, rescorer=None, selecti
     else:
         scores = tf.reduce_sum(token_logp, axis=1)
     chosen = scores / tf.cast(lengths, tf.float32) if selection == "normalized" else scores
-    return pick_best(chosen, {"ids": ids, "lengths": lengths, "scores": scores}, batch, count)
+    return best_of_candidates(chosen, {"ids": ids, "lengths": lengths, "scores": scores}, batch,
+                              count)

@@ -51,9 +51,12 @@ class Transformer(EncoderDecoder):
 
     # -- teacher-forced parallel pass -----------------------------------------------------------
     def decode(self, decoder_input, encoded, source_mask, self_mask=None, training=False,
-               return_internals=False, positions=None):
+               return_internals=False, positions=None, memory_kv=None, outputs=None):
         """Parallel pass over decoder_input [B, T]; causal unless self_mask is given; position
-        encodings at `positions` [B, T] (default 0 .. T-1). With return_internals, also returns
+        encodings at `positions` [B, T] (default 0 .. T-1). `memory_kv`: every layer's
+        project_memory(encoded), when already computed; `outputs`: a function applied to the
+        decoder's output before the vocabulary projection (the positions that will be read).
+        With return_internals, also returns
         {"hidden": every layer's output [B, T, d], "attention": every layer's cross-attention
         probabilities [B, H, T, S], "policy": every layer's action policy or None} (the teacher
         signals of the hint-based NART and imitate-NAT)."""
@@ -66,12 +69,13 @@ class Transformer(EncoderDecoder):
         internals = {"hidden": [], "attention": [], "policy": []}
         for i, layer in enumerate(self.decoder_layers):
             x, policy = self.layer_input(i, x)
-            x, probs = layer(x, layer.project_memory(encoded), memory_mask, self_mask,
-                             training=training, return_attention=True)
+            kv = layer.project_memory(encoded) if memory_kv is None else memory_kv[i]
+            x, probs = layer(x, kv, memory_mask, self_mask, training=training,
+                             return_attention=True)
             internals["hidden"].append(x)
             internals["attention"].append(probs)
             internals["policy"].append(policy)
-        logits = self.logits(x)
+        logits = self.logits(x if outputs is None else outputs(x))
         return (logits, internals) if return_internals else logits
 
     # -- incremental decoding -------------------------------------------------------------------

@@ -1,0 +1,77 @@
+"""A/B timing of the autoregressive decode loop in ONE process: an earlier commit's code
+against the working tree, on the same random weights, interleaved repeats (ratios from one
+invocation, never absolute times). Run on an idle CPU from the repository root:
+    python tests/perf/decode_loop_ab.py <commit> [shape]
+Random Transformer of `shape` (default small: d 256, 3-3, vocabulary 8000), 20-token sources,
+30 forced steps; prints one JSON line per (batch, beam, XLA) cell with both times, the ratio and
+whether the two produced the same ids."""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+
+
+def old_package(commit):
+    """The commit's tfnmt/ as package tfnmt_old in a temporary directory (imports renamed)."""
+    out = tempfile.mkdtemp(prefix="tfnmt-ab-")
+    archive = subprocess.run(["git", "archive", commit, "tfnmt"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", out], input=archive.stdout, check=True)
+    os.rename(os.path.join(out, "tfnmt"), os.path.join(out, "tfnmt_old"))
+    for root, _, files in os.walk(os.path.join(out, "tfnmt_old")):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(root, name)
+                with open(path, encoding="utf-8") as f:
+                    text = f.read()
+                text = re.sub(r"\btfnmt\.", "tfnmt_old.", text)
+                text = text.replace("from tfnmt import", "from tfnmt_old import")
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(text)
+    return out
+
+
+sys.path.insert(0, old_package(sys.argv[1]))
+sys.path.insert(0, os.getcwd())
+import tfnmt_old.config  # noqa: E402
+import tfnmt_old.decoding  # noqa: E402
+import tfnmt_old.models  # noqa: E402
+from tfnmt import decoding  # noqa: E402
+from tfnmt.config import ModelConfig  # noqa: E402
+from tfnmt.models import build_model, named_weights  # noqa: E402
+
+shape = sys.argv[2] if len(sys.argv) > 2 else "small"
+new = build_model(ModelConfig.from_shape(shape, vocab_size=8000, dropout=0.0))
+old = tfnmt_old.models.build_model(
+    tfnmt_old.config.ModelConfig.from_shape(shape, vocab_size=8000, dropout=0.0))
+old_weights = tfnmt_old.models.named_weights(old)
+for name, weight in named_weights(new).items():
+    old_weights[name].assign(weight)
+rng = np.random.default_rng(0)
+for batch, beam in [(1, 1), (1, 4), (32, 1), (32, 4)]:
+    ids = rng.integers(8, 8000, size=(batch, 20)).astype(np.int32)
+    ids[:, -1] = 3  # EOS
+    source = tf.constant(ids)
+    for xla in (True, False):
+        fns = {tag: tf.function(lambda s, module=module, model=model: module.decode(
+                   model, s, 32, beam, 1.0, max_length_a=0.0, max_length_b=30,
+                   min_length=30)["ids"], jit_compile=xla)
+               for tag, module, model in (("old", tfnmt_old.decoding, old),
+                                          ("new", decoding, new))}
+        outputs = {tag: fn(source).numpy() for tag, fn in fns.items()}  # compiles
+        times = {tag: [] for tag in fns}
+        for _ in range(7 if batch == 1 else 4):
+            for tag, fn in fns.items():
+                start = time.perf_counter()
+                fn(source).numpy()
+                times[tag].append(time.perf_counter() - start)
+        before, after = min(times["old"]), min(times["new"])
+        print(json.dumps({f"b{batch}_k{beam}_{'xla' if xla else 'plain'}": {
+            "old_ms": round(1000 * before, 1), "new_ms": round(1000 * after, 1),
+            "speedup": round(before / after, 2),
+            "same_ids": bool((outputs["old"] == outputs["new"]).all())}}), flush=True)
