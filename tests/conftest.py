@@ -62,24 +62,14 @@ def _seeded():
     yield
 
 
-LETTERS = "abcdefghijkl"
+from .fixtures.reverse_task import write_reverse_task  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def reverse_task(tmp_path_factory):
     """A synthetic task: the target is the source's letters in reverse order."""
     out = tmp_path_factory.mktemp("reverse")
-    rng = random.Random(7)
-    pairs = []
-    for _ in range(3000):
-        words = [rng.choice(LETTERS) for _ in range(rng.randint(2, 8))]
-        pairs.append((" ".join(words), " ".join(reversed(words))))
-    paths = {}
-    for split, chunk in (("train", pairs[:2800]), ("test", pairs[2800:])):
-        for side, lang in ((0, "src"), (1, "tgt")):
-            paths[f"{split}.{lang}"] = str(out / f"{split}.{lang}")
-            with open(paths[f"{split}.{lang}"], "w", encoding="utf-8") as f:
-                f.writelines(p[side] + "\n" for p in chunk)
+    paths = write_reverse_task(out)
     paths["vocab"] = train_vocab([paths["train.src"]], str(out / "spm"), vocab_size=24)
     return paths
 

@@ -58,6 +58,8 @@ flags.DEFINE_enum("nat_selection", "normalized", ["normalized", "total"],
                   "nat runs: pick the candidate with the best length-normalised or total "
                   "log-probability.")
 flags.DEFINE_integer("repeats", 1, "Timed passes per row (the fastest is kept).")
+flags.DEFINE_bool("shortlist", False, "Also time every autoregressive setting over each run's "
+                  "lexical shortlist (python -m tfnmt.shortlist).")
 flags.DEFINE_list("precisions", ["float32"], "Weights and matmuls at decode time "
                   "(float32, bfloat16, int8; see translate --precision): rows for each.")
 flags.DEFINE_string("output", None, "Output prefix: writes <output>.json and <output>.md "
@@ -121,6 +123,8 @@ def decode_settings(config, beam_sizes, iterations, halfwidths):
 
 
 def describe(config):
+    if config.shortlist:
+        return f"{describe(dataclasses.replace(config, shortlist=False))} shortlist"
     if config.precision != "float32":
         return f"{describe(dataclasses.replace(config, precision='float32'))} {config.precision}"
     if config.method == "hrt":
@@ -144,7 +148,8 @@ def row_key(row):
 
 
 def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, base_config,
-             repeats, iterations, halfwidths, kept, ct2=((), ()), precisions=("float32",)):
+             repeats, iterations, halfwidths, kept, ct2=((), ()), precisions=("float32",),
+             shortlist=False):
     """The rows of one run: every decoding setting, XLA mode and batch size. Rows of `kept`
     (same key, same run directory and checkpoint) are reused untimed. ct2 = (compute types,
     thread counts): CTranslate2 rows too, for an autoregressive Transformer run."""
@@ -159,6 +164,12 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
     rescorer = load_rescorer(dataclasses.replace(resolved, length_halfwidth=max(halfwidths)), run)
     settings = [dataclasses.replace(s, precision=p) for p in precisions
                 for s in decode_settings(resolved, beam_sizes, iterations, halfwidths)]
+    lists = None
+    if shortlist and resolved.method == "autoregressive":
+        from tfnmt.data import shortlist as shortlist_lib
+
+        lists = shortlist_lib.load(path)
+        settings += [dataclasses.replace(s, shortlist=True) for s in settings]
     for setting in settings:
         model = models[setting.precision]
         for xla in xla_modes:
@@ -175,12 +186,12 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
                     continue
                 used = rescorer if config.length_halfwidth > 0 else None
                 translator = Translator(model, source_tok, target_tok, config,
-                                        run.model.max_length, used)
+                                        run.model.max_length, used, lists)
                 seconds, hyps = time_translation(translator, sentences, repeats)
                 words = sum(len(h.split()) for h in hyps)
                 row = {"run": name, "run_dir": path, "checkpoint": ckpt,
                        "decoding": describe(config), "method": config.method,
-                       "precision": config.precision,
+                       "precision": config.precision, "shortlist": config.shortlist,
                        "rescore_run": None if used is None else config.rescore_run,
                        "beam": (None if config.method in ("mask_predict", "nat")
                                 else config.beam_size),
@@ -208,7 +219,7 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
 
 def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
               base_config, repeats, iterations=(10,), halfwidths=(0,), kept=(), on_run=None,
-              ct2=((), ()), precisions=("float32",)):
+              ct2=((), ()), precisions=("float32",), shortlist=False):
     """Times every run in a child process of its own, one after the other; on_run(rows so
     far) follows each run. A child per run because TensorFlow never frees a compiled XLA
     program: each keeps ~300 memory mappings, and a process that compiles ~200 of them (a
@@ -221,7 +232,7 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
         with futures.ProcessPoolExecutor(1, mp_context=context) as child:
             job = child.submit(time_run, spec, sentences, references, batch_sizes, beam_sizes,
                                xla_modes, base_config, repeats, iterations, halfwidths, kept,
-                               ct2, precisions)
+                               ct2, precisions, shortlist)
             try:
                 rows += job.result()
             except futures.process.BrokenProcessPool:
@@ -239,7 +250,8 @@ def add_alpha(rows, reference_run, reference_beam):
     XLA setting (CTranslate2 rows, which have none, against the XLA ones)."""
     base = {(r["batch"], r["xla"]): r["seconds"] for r in rows
             if r["run"] == reference_run and r["beam"] == reference_beam
-            and r["method"] != "ctranslate2" and r.get("precision", "float32") == "float32"}
+            and r["method"] != "ctranslate2" and r.get("precision", "float32") == "float32"
+            and not r.get("shortlist")}
     for r in rows:
         ref = base.get((r["batch"], True if r["xla"] is None else r["xla"]))
         r["alpha"] = round(ref / r["seconds"], 2) if ref else None
@@ -397,6 +409,7 @@ def main(argv):
                 "repeats": FLAGS.repeats, "rescore_run": FLAGS.rescore_run,
                 "rescore_checkpoint": FLAGS.rescore_checkpoint,
                 "nat_selection": FLAGS.nat_selection, "precisions": FLAGS.precisions,
+                "shortlist": FLAGS.shortlist,
                 "ct2_compute_types": FLAGS.ct2_compute_types}
     kept = previous_rows(FLAGS.output, settings) if FLAGS.resume else []
 
@@ -421,7 +434,8 @@ def main(argv):
         import_ctranslate2()
     rows = benchmark(specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
                      base_config, FLAGS.repeats, iterations, halfwidths, kept=kept,
-                     on_run=save, ct2=ct2, precisions=FLAGS.precisions)
+                     on_run=save, ct2=ct2, precisions=FLAGS.precisions,
+                     shortlist=FLAGS.shortlist)
     print(save(rows, complete=True))
     if FLAGS.output:
         print(f"wrote {FLAGS.output}.json and {FLAGS.output}.md")

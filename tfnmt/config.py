@@ -176,6 +176,9 @@ class DecodeConfig:
     # Weights and matmuls at decode time: float32, bfloat16 (oneDNN runs its matmuls natively
     # on CPUs with AVX-512 BF16 / AMX; XLA on CPU does not) or int8 (Keras quantization).
     precision: str = "float32"
+    # Decode over the union of the batch's lexical shortlists (<run_dir>/shortlist.npz, made by
+    # python -m tfnmt.shortlist) instead of the whole target vocabulary.
+    shortlist: bool = False
 
 
 def to_json(obj) -> str:

@@ -31,6 +31,8 @@ flags.DEFINE_enum("nat_selection", "normalized", ["normalized", "total"],
                   "log-probability.")
 flags.DEFINE_string("rescore_run", "", "nat: AT run that rescores the length candidates.")
 flags.DEFINE_string("rescore_checkpoint", "best", "nat: the rescoring run's checkpoint.")
+flags.DEFINE_bool("shortlist", False, "Decode over the union of the batch's lexical "
+                  "shortlists (<run_dir>/shortlist.npz from python -m tfnmt.shortlist) only.")
 flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16", "int8"],
                   "Weights and matmuls at decode time: int8 (Keras quantization; Transformer "
                   "family) is faster with XLA, bfloat16 without it (--noxla) on CPUs with "
@@ -60,7 +62,8 @@ def decode_config():
                         iterations=FLAGS.iterations, length_beam=FLAGS.length_beam,
                         length_halfwidth=FLAGS.length_halfwidth, nat_selection=FLAGS.nat_selection,
                         rescore_run=FLAGS.rescore_run,
-                        rescore_checkpoint=FLAGS.rescore_checkpoint, precision=FLAGS.precision)
+                        rescore_checkpoint=FLAGS.rescore_checkpoint, precision=FLAGS.precision,
+                        shortlist=FLAGS.shortlist)
 
 
 def load_translator(run_dir, checkpoint=None, config=None):
@@ -74,5 +77,10 @@ def load_translator(run_dir, checkpoint=None, config=None):
     config = resolve_method(config or decode_config(), run)
     model, path = runs.restore_model(run, checkpoint or FLAGS.checkpoint, config.precision)
     source, target = run.tokenizers()
+    shortlist = None
+    if config.shortlist:
+        from tfnmt.data import shortlist as shortlist_lib
+
+        shortlist = shortlist_lib.load(run_dir)
     return Translator(model, source, target, config, run.model.max_length,
-                      load_rescorer(config, run)), path
+                      load_rescorer(config, run), shortlist), path

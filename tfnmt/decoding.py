@@ -28,11 +28,11 @@ def length_limits(source, max_length, a, b):
     return tf.minimum(tf.cast(a * source_length + b, tf.int32), max_length)
 
 
-def token_biases(vocab_size):
-    """What a decode loop adds to a step's log-probabilities, a constant of the compiled loop
-    (vocab_size is static): [3, V] rows "normal" (PAD and BOS never), "no EOS" (before the minimum length) and "EOS only" (a
-    hypothesis cut at the length limit pays log P(EOS), as in fairseq)."""
-    tokens = tf.range(vocab_size)
+def token_biases(tokens):
+    """What a decode loop adds to a step's log-probabilities over `tokens` [V] (the ids the
+    logits stand for: range(V), or a shortlist), loop-invariant: [3, V] rows "normal"
+    (PAD and BOS never), "no EOS" (before the minimum length) and "EOS only" (a hypothesis cut
+    at the length limit pays log P(EOS), as in fairseq)."""
     never = (tokens == PAD_ID) | (tokens == BOS_ID)
     normal = tf.where(never, NEG, 0.0)
     return tf.stack([normal, tf.where(tokens == EOS_ID, NEG, normal),
@@ -88,21 +88,30 @@ def _sequence_lengths(ids):
     return tf.reduce_sum(tf.cast(tf.logical_not(seen), tf.int32), axis=-1)
 
 
-def greedy_search(model, source, max_length, limits, min_length=0):
+def output_tokens(logits, vocab_ids):
+    """The ids a step's logits [..., N] stand for: the shortlist `vocab_ids`, or every id (then
+    a constant of the compiled loop: N is static)."""
+    return tf.range(logits.shape[-1]) if vocab_ids is None else vocab_ids
+
+
+def greedy_search(model, source, max_length, limits, min_length=0, vocab_ids=None):
     """Arg-max decoding. Returns ids [B, L] (PAD after EOS), lengths [B], log-prob scores [B].
-    No hypothesis ends before min_length tokens (EOS included)."""
+    No hypothesis ends before min_length tokens (EOS included). With `vocab_ids` [N] (a
+    shortlist), only those ids are scored (the softmax runs over them)."""
     state = model.initial_state(source, max_length)
     batch = _batch_size(source)
-    memory = step_memory(model, state["memory"])
+    memory = step_memory(model, state["memory"], vocab_ids)
 
     def body(i, ids, prev, scores, finished, cache):
         logits, cache = model.step(prev, i, cache, memory)
         logits = tf.cast(logits, tf.float32)
         # The arg-max and its log-probability without a [B, V] log-softmax.
-        bias = step_bias(token_biases(logits.shape[-1]), i >= limits - 1, i < min_length - 1)
-        token = tf.argmax(logits + bias, axis=-1, output_type=tf.int32)
-        token_logp = (tf.gather(logits, token, batch_dims=1) -
+        bias = step_bias(token_biases(output_tokens(logits, vocab_ids)), i >= limits - 1,
+                         i < min_length - 1)
+        index = tf.argmax(logits + bias, axis=-1, output_type=tf.int32)
+        token_logp = (tf.gather(logits, index, batch_dims=1) -
                       tf.reduce_logsumexp(logits, axis=-1))
+        token = index if vocab_ids is None else tf.gather(vocab_ids, index)
         token = tf.where(finished, PAD_ID, token)
         scores += tf.where(finished, 0.0, token_logp)
         ids = tf.where(tf.range(max_length)[None, :] == i, token[:, None], ids)
@@ -127,9 +136,13 @@ def _tile(x, beam):
     return tf.repeat(x, beam, axis=0)
 
 
-def step_memory(model, memory):
-    """The per-sentence memory plus the model's per-call decoding constants."""
-    constants = getattr(model, "decoding_constants", dict)()
+def step_memory(model, memory, vocab_ids=None):
+    """The per-sentence memory plus the model's per-call decoding constants (for the shortlist
+    `vocab_ids` when given)."""
+    if not hasattr(model, "decoding_constants"):
+        return memory
+    constants = (model.decoding_constants() if vocab_ids is None else
+                 model.decoding_constants(vocab_ids))
     return dict(memory, **constants) if constants else memory
 
 
@@ -139,17 +152,18 @@ def _top_k_gather(k, scores, *tensors):
     return (top, index) + tuple(tf.gather(t, index, batch_dims=1) for t in tensors)
 
 
-def beam_search(model, source, max_length, limits, beam_size, alpha=0.0, min_length=0):
+def beam_search(model, source, max_length, limits, beam_size, alpha=0.0, min_length=0,
+                vocab_ids=None):
     """Beam search with the GNMT length penalty, finished hypotheses kept apart from alive ones.
 
     Returns ids [B, K, L] (PAD after EOS), lengths [B, K], scores [B, K] = log P / lp(|Y|)
     and log_probs [B, K], best first. Stops early only when no alive beam can still beat the
-    worst of K finished hypotheses.
+    worst of K finished hypotheses. `vocab_ids` as in greedy_search.
     """
     k = beam_size
     batch = _batch_size(source)
     state = model.initial_state(source, max_length)
-    memory = step_memory(model, state["memory"])  # once per sentence: queries grouped by it
+    memory = step_memory(model, state["memory"], vocab_ids)  # once per sentence: grouped queries
     cache = tf.nest.map_structure(lambda t: _tile(t, k), state["cache"])
     best_possible_lp = length_penalty(limits, alpha)  # the largest lp an alive beam can reach
     positions = tf.range(max_length)
@@ -160,11 +174,13 @@ def beam_search(model, source, max_length, limits, beam_size, alpha=0.0, min_len
         logits, cache = model.step(prev, i, cache, memory)
         vocab = tf.shape(logits)[-1]
         log_probs = tf.reshape(tf.nn.log_softmax(tf.cast(logits, tf.float32)), [batch, k, vocab])
-        bias = step_bias(token_biases(logits.shape[-1]), i >= limits - 1,
+        bias = step_bias(token_biases(output_tokens(logits, vocab_ids)), i >= limits - 1,
                          i < min_length - 1)[:, None]
         candidates = tf.reshape(alive_logp[:, :, None] + log_probs + bias, [batch, k * vocab])
         cand_logp, flat = tf.math.top_k(candidates, k=2 * k)
         origin, token = flat // vocab, flat % vocab
+        if vocab_ids is not None:
+            token = tf.gather(vocab_ids, token)
         cand_ids = tf.gather(alive_ids, origin, batch_dims=1)
         cand_ids = tf.where(positions[None, None, :] == i, token[:, :, None], cand_ids)
         is_eos = token == EOS_ID
@@ -211,10 +227,12 @@ def beam_search(model, source, max_length, limits, beam_size, alpha=0.0, min_len
 
 
 def decode(model, source, max_length, beam_size=1, alpha=0.0, max_length_a=1.5,
-           max_length_b=10, min_length=0):
-    """Greedy (beam_size 1) or beam search; outputs have a beam axis [B, K, ...]."""
+           max_length_b=10, min_length=0, vocab_ids=None):
+    """Greedy (beam_size 1) or beam search; outputs have a beam axis [B, K, ...]. `vocab_ids`
+    [N]: decode over this shortlist of target ids only."""
     limits = length_limits(source, max_length, max_length_a, max_length_b)
     if beam_size == 1:
-        out = greedy_search(model, source, max_length, limits, min_length)
+        out = greedy_search(model, source, max_length, limits, min_length, vocab_ids)
         return tf.nest.map_structure(lambda t: t[:, None], out)
-    return beam_search(model, source, max_length, limits, beam_size, alpha, min_length)
+    return beam_search(model, source, max_length, limits, beam_size, alpha, min_length,
+                       vocab_ids)

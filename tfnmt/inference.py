@@ -88,6 +88,9 @@ def check_config(config: DecodeConfig, model):
     if config.nat_selection not in ("normalized", "total"):
         raise UserError(f"nat_selection must be normalized or total, got "
                         f"{config.nat_selection!r}.")
+    if config.shortlist and config.method != "autoregressive":
+        raise UserError(f"--shortlist works with autoregressive decoding (beam or greedy), not "
+                        f"{config.method} yet.")
     if config.method == "mask_predict":
         if not hasattr(model, "length_logits"):
             raise UserError("mask_predict needs a model with a length predictor "
@@ -108,7 +111,7 @@ def make_decode_fn(model, config: DecodeConfig, model_max_length, jit_compile,
         mask_id = target_tokenizer.piece_id("<mask>")
         bos_k_id = target_tokenizer.piece_id(f"<bos_{config.hrt_chunk}>")
 
-    def fn(source):
+    def fn(source, vocab_ids=None):
         width = tf.cast(tf.shape(source)[1], tf.float32)
         limit = tf.cast(tf.floor(config.max_length_a * width + config.max_length_b), tf.int32)
         max_length = bucket_length_tensor(tf.minimum(limit, model_max_length), model_max_length)
@@ -130,14 +133,20 @@ def make_decode_fn(model, config: DecodeConfig, model_max_length, jit_compile,
             return nat_translate(model, source, max_length, config.length_halfwidth, rescorer,
                                  config.nat_selection)
         return decoding.decode(model, source, max_length, config.beam_size,
-                               config.length_penalty, config.max_length_a, config.max_length_b)
+                               config.length_penalty, config.max_length_a, config.max_length_b,
+                               vocab_ids=vocab_ids)
     return tf.function(fn, jit_compile=jit_compile)
 
 
 class Translator:
     def __init__(self, model, source_tokenizer, target_tokenizer, config: DecodeConfig,
-                 max_length, rescorer=None):
+                 max_length, rescorer=None, shortlist=None):
+        """`shortlist` (data.shortlist.load) is required when config.shortlist is set."""
         self.model, self.config, self.max_length = model, config, max_length
+        if config.shortlist and shortlist is None:
+            raise ValueError("config.shortlist needs the run's shortlist")
+        self.shortlist = ({k: tf.constant(v, tf.int32) for k, v in shortlist.items()}
+                          if config.shortlist else None)
         self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
         self.decode_fn = make_decode_fn(model, config, max_length, config.xla, target_tokenizer,
                                         rescorer)
@@ -189,7 +198,12 @@ class Translator:
             yield index, source
 
     def translate_ids(self, source):
-        return self.decode_fn(tf.constant(source))
+        if self.shortlist is None:
+            return self.decode_fn(tf.constant(source))
+        from tfnmt.data.shortlist import union
+
+        vocab_ids = union(self.shortlist, source, self.model.config.output_vocab_size)
+        return self.decode_fn(tf.constant(source), vocab_ids)
 
     def translate(self, sentences, progress=None):
         """Returns, per sentence, a list of n_best (translation, score) pairs, best first; a

@@ -27,9 +27,12 @@ class TranslationModule(tf.Module):
     """Signatures: translate (XLA), translate_plain (no XLA), translate_ids (ids in and out)."""
 
     def __init__(self, model, source_tokenizer, target_tokenizer, config: DecodeConfig,
-                 max_length, rescorer=None):
+                 max_length, rescorer=None, shortlist=None):
         super().__init__()
         self.model = model
+        # With config.shortlist: the run's lists, constants of the graph (data.shortlist).
+        self.shortlist = ({k: tf.constant(v, tf.int32) for k, v in shortlist.items()}
+                          if config.shortlist else None)
         # The TF1-style loaders (saved_model_cli run, tensorflow_model_server) only find
         # variables tracked directly by name: Keras 3 layers alone are not enough.
         self.weights = named_weights(model)
@@ -51,11 +54,18 @@ class TranslationModule(tf.Module):
         rows = tf.cast(ids.nrows(), tf.int32)
         return ids.to_tensor(default_value=PAD_ID, shape=tf.stack([rows, width]))
 
+    def _decode(self, decode, source):
+        if self.shortlist is None:
+            return decode(source)
+        from tfnmt.data.shortlist import union
+
+        return decode(source, union(self.shortlist, source, self.model.config.output_vocab_size))
+
     def _translate(self, sentences, decode):
         # Invalid UTF-8 becomes U+FFFD instead of failing the whole request.
         sentences = tf.strings.unicode_transcode(sentences, "UTF-8", "UTF-8", errors="replace")
         source = self._pad(tf.cast(self.source_tokenizer.tokenize(sentences), tf.int32))
-        out = decode(source)
+        out = self._decode(decode, source)
         return {"translations": self.target_tokenizer.detokenize(out["ids"][:, 0]),
                 "scores": out["scores"][:, 0]}
 
@@ -72,7 +82,7 @@ class TranslationModule(tf.Module):
     def translate_ids(self, ids, lengths):
         """ids [B, S] without EOS (anything past `lengths` ignored) -> n-best ids, lengths, scores."""
         ragged = tf.RaggedTensor.from_tensor(ids, lengths=tf.minimum(lengths, tf.shape(ids)[1]))
-        out = self._decode_xla(self._pad(ragged))
+        out = self._decode(self._decode_xla, self._pad(ragged))
         return {"ids": out["ids"][:, : self.config.n_best],
                 "lengths": out["lengths"][:, : self.config.n_best],
                 "scores": out["scores"][:, : self.config.n_best]}
@@ -239,8 +249,13 @@ def export_run(run_dir, export_base, checkpoint, config, batching_parameters="")
     config = resolve_method(config, run)
     model, path = runs.restore_model(run, checkpoint, config.precision)
     source, target = run.tokenizers()
+    lists = None
+    if config.shortlist:
+        from tfnmt.data import shortlist
+
+        lists = shortlist.load(run_dir)
     module = TranslationModule(model, source, target, config, run.model.max_length,
-                               load_rescorer(config, run))
+                               load_rescorer(config, run), lists)
     metadata = {"run_dir": run_dir, "checkpoint": path, "decode": dataclasses.asdict(config),
                 "max_input_tokens": run.model.max_length - 1,
                 "architecture": run.model.architecture, "git_commit": git_commit(),

@@ -33,8 +33,8 @@ class SkipAT:
         self.memory_kv = state["memory"]["kv"]  # Skip-CMLM reuses the keys and values
         return state
 
-    def decoding_constants(self):
-        return self.model.decoding_constants()
+    def decoding_constants(self, vocab_ids=None):
+        return self.model.decoding_constants(vocab_ids)
 
     def step(self, ids, position, cache, memory):
         ids = tf.where(ids == BOS_ID, self.bos_k_id, ids)

@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfnmt import decoding
+from tfnmt.config import ModelConfig
+from tfnmt.data import shortlist
+from tfnmt.data.tokenizer import EOS_ID, PAD_ID
+from tfnmt.errors import UserError
+from tfnmt.models import build_model
+
+
+def test_build_by_hand_and_the_union_of_a_batch(tmp_path):
+    # Co-occurrence counts: (5,10) 2, (5,11) 1, (6,10) (6,11) (6,12) (7,12) 1; targets 10 x2.
+    pairs = [([5, 6], [10, 11]), ([5], [10]), ([6, 7], [12])]
+    built = shortlist.build([s for s, _ in pairs], [t for _, t in pairs], 9, per_source=2,
+                            frequent=2)
+    assert built["table"][5].tolist() == [10, 11]
+    assert built["table"][6].tolist() == [10, 11]  # ties go to the smaller id
+    assert built["table"][7].tolist() == [12, 12]  # one listed target, repeated
+    assert built["table"][0].tolist() == [10, 11]  # never seen: the most frequent targets
+    assert built["frequent"].tolist() == [10, 11]
+    ids = shortlist.union(built, np.array([[7, EOS_ID, PAD_ID]]), 300).numpy()
+    assert ids[:7].tolist() == [0, 1, 2, 3, 10, 11, 12] and len(ids) == shortlist.BUCKET
+    assert not ids[7:].any()  # padded with PAD, which is never generated
+    assert shortlist.union(built, np.array([[7]]), 200).numpy().tolist() == list(range(200))
+    path = shortlist.save(str(tmp_path), built)
+    loaded = shortlist.load(str(tmp_path))
+    assert path.endswith("shortlist.npz") and (loaded["table"] == built["table"]).all()
+    with pytest.raises(UserError, match="python -m tfnmt.shortlist"):
+        shortlist.load(str(tmp_path / "none"))
+
+
+def test_greedy_over_a_shortlist_holding_the_full_searchs_tokens_picks_them():
+    """If the shortlist holds every token the full greedy search chose, arg-max over it picks
+    the same ones; their log-probabilities, normalised over fewer tokens, are higher."""
+    model = build_model(ModelConfig.from_shape("tiny", vocab_size=600, dropout=0.0))
+    source = tf.constant([[5, 6, 7, 8, EOS_ID], [9, 10, 11, EOS_ID, PAD_ID]])
+    full = decoding.decode(model, source, 8, beam_size=1, max_length_a=0.0, max_length_b=8)
+    chosen = np.unique(full["ids"].numpy())
+    others = np.random.default_rng(0).choice(np.setdiff1d(np.arange(4, 600), chosen), 100,
+                                             replace=False)
+    vocab_ids = np.concatenate([[0, 1, 2, 3], np.setdiff1d(chosen, [0, 1, 2, 3]), others])
+    vocab_ids = np.pad(vocab_ids, (0, 256 - len(vocab_ids))).astype(np.int32)
+    fn = tf.function(lambda s, v: decoding.decode(model, s, 8, beam_size=1, max_length_a=0.0,
+                                                   max_length_b=8, vocab_ids=v),
+                     jit_compile=True)
+    short = fn(source, tf.constant(vocab_ids))
+    np.testing.assert_array_equal(short["ids"].numpy(), full["ids"].numpy())
+    assert (short["scores"].numpy() >= full["scores"].numpy() - 1e-5).all()
+    # Beam search runs over the shortlist too, and emits only its ids.
+    beams = decoding.decode(model, source, 8, beam_size=3, alpha=0.6, max_length_a=0.0,
+                            max_length_b=8, vocab_ids=tf.constant(vocab_ids))
+    assert np.isin(beams["ids"].numpy(), vocab_ids).all()

@@ -1,0 +1,84 @@
+"""A lexical shortlist (Marian's shortlist, CTranslate2's vocabulary map): for every source
+piece the target pieces that co-occur with it most often in the training pairs, plus the most
+frequent target pieces. A batch is decoded over the union of its sources' lists only, so the
+output layer multiplies by those rows of the embedding table instead of all V.
+
+Written here: neither keras-hub nor TensorFlow Text has one; Marian and CTranslate2 read lists
+made by external aligners (fast_align), a dependency this project does not have.
+"""
+
+import os
+
+import numpy as np
+
+from tfnmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from tfnmt.errors import UserError
+
+FILE = "shortlist.npz"
+BUCKET = 256  # shortlist sizes are padded to multiples of this (one compiled program each)
+
+
+def build(source_ids, target_ids, source_vocab_size, per_source=20, frequent=200):
+    """source_ids, target_ids: lists of int sequences (pairs, no EOS) ->
+    {"table": [source_vocab_size, per_source] target ids (a source piece never seen lists the
+    most frequent targets), "frequent": [frequent] the most frequent target ids}; ties go to
+    the smaller id."""
+    if per_source < 1 or frequent < 0:
+        raise UserError(f"need per_source >= 1 and frequent >= 0, got {per_source} and "
+                        f"{frequent}.")
+    pair_keys, target_counts = [], {}
+    for source, target in zip(source_ids, target_ids):
+        s, t = np.unique(np.asarray(source, np.int64)), np.unique(np.asarray(target, np.int64))
+        pair_keys.append((s[:, None] << 32 | t[None, :]).ravel())
+        for piece in target:
+            target_counts[piece] = target_counts.get(piece, 0) + 1
+    by_frequency = sorted(target_counts, key=lambda piece: (-target_counts[piece], piece))
+    top = np.array((by_frequency + [PAD_ID] * per_source)[:max(per_source, frequent)], np.int32)
+    table = np.tile(top[:per_source], (source_vocab_size, 1))
+    keys, counts = np.unique(np.concatenate(pair_keys) if pair_keys else
+                             np.zeros([0], np.int64), return_counts=True)
+    sources, targets = (keys >> 32).astype(np.int64), (keys & 0xFFFFFFFF).astype(np.int32)
+    order = np.lexsort((targets, -counts, sources))  # by source, then count down, then id
+    sources, targets = sources[order], targets[order]
+    starts = np.searchsorted(sources, np.arange(source_vocab_size))
+    ends = np.searchsorted(sources, np.arange(source_vocab_size), side="right")
+    for piece in np.nonzero(ends > starts)[0]:
+        chosen = targets[starts[piece]:min(ends[piece], starts[piece] + per_source)]
+        table[piece, :len(chosen)] = chosen
+        table[piece, len(chosen):] = chosen[0]  # padded with a listed id: the union is a set
+    return {"table": table, "frequent": top[:frequent]}
+
+
+def save(run_dir, shortlist):
+    """Writes <run_dir>/shortlist.npz under a temporary name, then renames it."""
+    path = os.path.join(run_dir, FILE)
+    tmp = f"{path}.tmp-{os.getpid()}.npz"
+    np.savez(tmp, **shortlist)
+    os.replace(tmp, path)
+    return path
+
+
+def load(run_dir):
+    path = os.path.join(run_dir, FILE)
+    if not os.path.isfile(path):
+        raise UserError(f"{run_dir} has no {FILE}; make it with python -m tfnmt.shortlist "
+                        f"--run_dir={run_dir}.")
+    with np.load(path) as values:
+        return {"table": values["table"], "frequent": values["frequent"]}
+
+
+def union(shortlist, source, vocab_size):
+    """The target ids a batch of sources [B, S] may produce: the lists of its pieces, the
+    frequent ones, and the special ids, sorted; padded with PAD (never generated) to a multiple
+    of BUCKET, or range(V) when that is no smaller. TensorFlow ops, so exported models compute
+    it in their graph (`shortlist` arrays become constants there)."""
+    import tensorflow as tf
+
+    ids = tf.concat([tf.reshape(tf.gather(shortlist["table"], source), [-1]),
+                     tf.cast(shortlist["frequent"], tf.int32),
+                     tf.constant([PAD_ID, UNK_ID, BOS_ID, EOS_ID], tf.int32)], axis=0)
+    ids = tf.sort(tf.unique(ids).y)
+    count = tf.size(ids)
+    size = (count + BUCKET - 1) // BUCKET * BUCKET
+    return tf.cond(size >= vocab_size, lambda: tf.range(vocab_size),
+                   lambda: tf.pad(ids, [[0, size - count]], constant_values=PAD_ID))
