@@ -17,7 +17,7 @@ tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 
 from tfnmt import runs  # noqa: E402
-from tfnmt.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
+from tfnmt.core.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from tfnmt.data.vocabulary import train_vocab  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,7 +62,7 @@ def _seeded():
     yield
 
 
-from .fixtures.reverse_task import write_reverse_task  # noqa: E402
+from tests.fixtures.reverse_task import write_reverse_task  # noqa: E402
 
 
 @pytest.fixture(scope="session")

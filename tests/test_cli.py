@@ -5,16 +5,17 @@ import os
 import re
 import subprocess
 import sys
+from concurrent import futures
 
 import numpy as np
 import sacrebleu
 import tensorflow as tf
 
 from tfnmt import runs
-from tfnmt.config import DecodeConfig
-from tfnmt.inference import Translator
+from tfnmt.core.config import DecodeConfig
+from tfnmt.inference.translator import Translator
 
-from .conftest import run_module
+from tests.conftest import run_module
 
 
 def in_process(run, sentences, **config):
@@ -235,17 +236,18 @@ def test_benchmark_refuses_two_runs_with_one_name(trained_run, reverse_task):
     assert result.returncode == 1 and "error: --runs names must differ, got a, a." in result.stderr
 
 
-def test_report_renders_results_into_readme(tmp_path, trained_run, reverse_task):
+def test_report_renders_results_into_their_own_file(tmp_path, trained_run, reverse_task):
     results = tmp_path / "results"
     assert run_module("tfnmt.evaluate", f"--hypothesis={reverse_task['test.tgt']}",
                       f"--reference={reverse_task['test.tgt']}", "--name=oracle",
                       f"--result={results / 'oracle.json'}").returncode == 0
-    readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nend\n")
-    result = run_module("tfnmt.report", f"--readme={readme}", f"--results={results}")
+    output = tmp_path / "docs" / "results.md"
+    output.parent.mkdir()
+    output.write_text("old\n")
+    result = run_module("tfnmt.report", f"--output={output}", f"--results={results}")
     assert result.returncode == 0, result.stderr[-2000:]
-    text = readme.read_text()
-    assert "old" not in text and text.startswith("intro\n") and text.endswith("end\n")
+    text = output.read_text()
+    assert "old" not in text
     assert re.search(r"\| \[oracle\]\(.*oracle.json\) \| - \| - \| - \| 100.00 \|", text)
 
 
@@ -302,19 +304,24 @@ def test_corrupted_checkpoints_give_one_line_naming_the_file(tmp_path, trained_r
 
 
 def test_help_shows_the_decoding_flags_and_commands_start_quietly(tmp_path):
-    for module in ("tfnmt.translate", "tfnmt.evaluate", "tfnmt.export", "tfnmt.distill"):
-        result = run_module(module, "--help")
+    commands = [(m, "--help") for m in ("tfnmt.translate", "tfnmt.evaluate", "tfnmt.export",
+                                        "tfnmt.distill")]
+    commands += [("tfnmt.saved_model_cli", "show", "--help"), ("tfnmt.saved_model_cli", "-h"),
+                 ("tfnmt.quickstart", "--help"),
+                 ("tfnmt.translate", f"--run_dir={tmp_path / 'nothing'}")]
+    with futures.ThreadPoolExecutor(len(commands)) as pool:  # the processes start in parallel
+        results = list(pool.map(lambda command: run_module(*command), commands))
+    for (module, _), result in zip(commands[:4], results):
         assert result.returncode == 0, result.stderr[-2000:]
         for flag in ("--beam_size", "--length_penalty", "--n_best", "--checkpoint",
                      "--batch_size", "--method", "--[no]verbose"):
             assert flag in result.stdout, (module, flag)
-    for args, shown in ((["show", "--help"], "--dir"), (["-h"], "{show,run,")):
-        result = run_module("tfnmt.saved_model_cli", *args)
+    for result, shown in zip(results[4:6], ("--dir", "{show,run,")):
         assert result.returncode == 0 and shown in result.stdout, result.stderr[-2000:]
-    assert "flagfile_train" not in run_module("tfnmt.quickstart", "--help").stdout
+    assert "flagfile_train" not in results[6].stdout
     # TensorFlow's start-up lines (and the CUDA error without a GPU) stay off the console: an
     # error is the only line a user sees.
-    result = run_module("tfnmt.translate", f"--run_dir={tmp_path / 'nothing'}")
+    result = results[7]
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'nothing'} is not a tfnmt run directory (no config.json)."]

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from .conftest import REPO
+from tests.conftest import REPO
 
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.flags")))
 DISTILLED = re.compile(r"data/distilled/(.+)\.train\.\w+$")
@@ -42,7 +42,7 @@ def parse(path, **overrides):
 @pytest.fixture(scope="module")
 def recipes():
     """run name -> (config file, its flag values), for every config."""
-    from tfnmt.config import SHAPES
+    from tfnmt.core.config import SHAPES
 
     out = {}
     for path in CONFIGS:

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from tfnmt import runs
-from tfnmt.config import DecodeConfig
-from tfnmt.inference import Translator
-from tfnmt.serving import export_run
+from tfnmt.core.config import DecodeConfig
+from tfnmt.inference.translator import Translator
+from tfnmt.serving.saved_model import export_run
 
-from .fixtures.make_frozen_runs import DECODES
+from tests.fixtures.make_frozen_runs import DECODES
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "frozen_runs")
 
@@ -47,12 +47,24 @@ def test_a_pinned_commits_run_translates_as_it_did(name):
         want = recorded["runs"][name][key]
         assert [[t for t, _ in n_best] for n_best in got] == \
             [[t for t, _ in n_best] for n_best in want], key
-        np.testing.assert_allclose([[s for _, s in n] for n in got],
+        # The pinned commit's scores were what beam search ranks by (log P / lp(|Y|)): today's
+        # "selection"; "scores" are now log P(Y | X).
+        np.testing.assert_allclose(selections(translator, recorded["sources"]),
                                    [[s for _, s in n] for n in want], atol=1e-4, err_msg=key)
 
 
+def selections(translator, sentences):
+    """Per sentence, the n-best hypotheses' selection scores."""
+    out = [None] * len(sentences)
+    for index, source in translator.batches(translator.encode(sentences)):
+        selection = translator.translate_ids(source)["selection"].numpy()
+        for row, i in enumerate(index):
+            out[i] = selection[row, : translator.config.n_best].tolist()
+    return out
+
+
 def test_a_pinned_commits_run_exports(tmp_path):
-    from .test_serving import assert_export_matches
+    from tests.serving.test_saved_model import assert_export_matches
 
     run_dir = tmp_path / "transformer"
     shutil.copytree(os.path.join(FIXTURE, "transformer"), run_dir)
@@ -78,11 +90,13 @@ def test_low_precision_decoding_stays_close_to_float32(precision, xla):
         assert model.compute_dtype == "bfloat16" and model.weights[0].dtype == "bfloat16"
     else:
         assert any(w.dtype == "int8" for w in model.weights)
-    got = Translator(model, *run.tokenizers(), DecodeConfig(beam_size=4, batch_size=64, xla=xla,
-                                                            precision=precision),
-                     run.model.max_length).translate(recorded["sources"])
+    translator = Translator(model, *run.tokenizers(),
+                            DecodeConfig(beam_size=4, batch_size=64, xla=xla, precision=precision),
+                            run.model.max_length)
+    got = translator.translate(recorded["sources"])
+    scores = selections(translator, recorded["sources"])
     want = recorded["runs"]["transformer"]["beam4_plain"]
-    same = [(g[0][1], w[0][1]) for g, w in zip(got, want) if g[0][0] == w[0][0]]
+    same = [(s[0], w[0][1]) for g, s, w in zip(got, scores, want) if g[0][0] == w[0][0]]
     assert len(same) >= 0.9 * len(want), len(same)
     np.testing.assert_allclose(*zip(*same), rtol=0.05)
 
@@ -120,8 +134,8 @@ def test_the_shortlist_command_and_decoding_over_it(tmp_path):
     in an exported model (which computes the union in its graph)."""
     from tfnmt.data import shortlist
 
-    from .conftest import run_module
-    from .fixtures.reverse_task import write_reverse_task
+    from tests.conftest import run_module
+    from tests.fixtures.reverse_task import write_reverse_task
 
     run_dir = tmp_path / "transformer"
     shutil.copytree(os.path.join(FIXTURE, "transformer"), run_dir)
@@ -142,7 +156,7 @@ def test_the_shortlist_command_and_decoding_over_it(tmp_path):
                      run.model.max_length, shortlist=lists).translate(recorded["sources"])
     want = recorded["runs"]["transformer"]["beam4_plain"]
     assert [n[0][0] for n in got] == [n[0][0] for n in want]
-    from .test_serving import decode_strings, encode, fresh_process
+    from tests.serving.test_saved_model import decode_strings, encode, fresh_process
 
     version = export_run(str(run_dir), str(tmp_path / "export"), "latest",
                          DecodeConfig(beam_size=4, shortlist=True))

@@ -15,10 +15,10 @@ import json
 from absl import flags
 
 from tfnmt import runs
-from tfnmt.config import DataConfig
+from tfnmt.core.config import DataConfig
+from tfnmt.core.errors import run_main, UserError
+from tfnmt.core.provenance import write_result
 from tfnmt.data import corpus
-from tfnmt.errors import UserError, run_main
-from tfnmt.provenance import write_result
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("mode", None, ["heatmaps", "repeats", "actions", "hint_scales"],
@@ -41,7 +41,7 @@ flags.DEFINE_string("result", None, "Also write the numbers as a JSON result her
 
 
 def heatmaps():
-    from tfnmt.analysis import plot_heatmaps, sentence_internals
+    from tfnmt.evaluation.analysis import plot_heatmaps, sentence_internals
 
     if not FLAGS.runs or not FLAGS.sentence or not FLAGS.output:
         raise UserError("heatmaps need --runs, --sentence and --output.")
@@ -74,7 +74,7 @@ def load_runs(specs):
 
 
 def actions():
-    from tfnmt.analysis import action_usage, plot_action_usage
+    from tfnmt.evaluation.analysis import action_usage, plot_action_usage
 
     if not (FLAGS.runs and FLAGS.source and FLAGS.target and FLAGS.output):
         raise UserError("actions needs --runs, --source, --target and --output.")
@@ -96,7 +96,7 @@ def main(argv):
     elif FLAGS.mode == "actions":
         values = actions()
     elif FLAGS.mode == "repeats":
-        from tfnmt.analysis import repeated_token_rate
+        from tfnmt.evaluation.analysis import repeated_token_rate
 
         if not FLAGS.hypothesis:
             raise UserError("repeats needs --hypothesis.")
@@ -104,7 +104,7 @@ def main(argv):
                   "repeated_tokens_percent": round(repeated_token_rate(
                       corpus.read_lines(FLAGS.hypothesis)), 2)}
     elif FLAGS.mode == "hint_scales":
-        from tfnmt.analysis import hint_scales
+        from tfnmt.evaluation.analysis import hint_scales
 
         if not (FLAGS.teacher_run and FLAGS.source and FLAGS.target):
             raise UserError("hint_scales needs --teacher_run, --source and --target.")

@@ -12,24 +12,16 @@ run's rows; --resume keeps the rows of such a file and times the rest.
 
 from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
 
-import dataclasses
-import json
-import multiprocessing
-import os
-import time
-from concurrent import futures
 
-import sacrebleu
 from absl import flags
 
 from tfnmt import runs
-from tfnmt.analysis import repeated_token_rate
-from tfnmt.config import DecodeConfig
+from tfnmt.core.config import DecodeConfig
+from tfnmt.core.errors import run_main, UserError
+from tfnmt.core.provenance import write_result
 from tfnmt.data import corpus
-from tfnmt.errors import UserError, run_main
-from tfnmt.inference import Translator, load_rescorer, resolve_method
-from tfnmt.progress import Progress
-from tfnmt.provenance import peak_rss_mb, write_result
+from tfnmt.evaluation.benchmark import (add_alpha, benchmark, by_batch_markdown, markdown,
+                                        parse_runs, previous_rows)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("runs", None, "name=run_dir[@checkpoint] (or run dirs; the name is the base "
@@ -83,222 +75,8 @@ flags.DEFINE_integer("breakdown_beam", 8, "Breakdown: beam size.")
 flags.DEFINE_integer("breakdown_batch", 1, "Breakdown: sentences per batch.")
 
 
-def parse_runs(values, default_checkpoint):
-    """["name=dir@checkpoint", "dir", ...] -> [(name, dir, checkpoint)]."""
-    parsed = []
-    for value in values:
-        name, _, path = value.rpartition("=")
-        path, _, checkpoint = path.partition("@")
-        parsed.append((name or path.rstrip("/").split("/")[-1], path,
-                       checkpoint or default_checkpoint))
-    names = [p[0] for p in parsed]
-    if len(set(names)) != len(names):
-        raise UserError(f"--runs names must differ, got {', '.join(names)}.")
-    return parsed
-
-
-def time_translation(translator, sentences, repeats):
-    """Warms every batch shape up, then returns (best seconds, translations)."""
-    seen = set()
-    for _, source in translator.batches(translator.encode(sentences)):
-        if source.shape not in seen:
-            seen.add(source.shape)
-            translator.translate_ids(source)
-    best, outputs = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        outputs = translator.translate(sentences)
-        best = min(best, time.perf_counter() - start)
-    return best, [n_best[0][0] for n_best in outputs]
-
-
-def decode_settings(config, beam_sizes, iterations, halfwidths):
-    """The rows one run contributes: a beam axis (autoregressive, hrt's Skip-AT beam), an
-    iterations axis (mask_predict) or a length-halfwidth axis (nat)."""
-    if config.method == "mask_predict":
-        return [dataclasses.replace(config, iterations=i) for i in iterations]
-    if config.method == "nat":
-        return [dataclasses.replace(config, length_halfwidth=h) for h in halfwidths]
-    return [dataclasses.replace(config, beam_size=b) for b in beam_sizes]
-
-
-def describe(config):
-    if config.shortlist:
-        return f"{describe(dataclasses.replace(config, shortlist=False))} shortlist"
-    if config.precision != "float32":
-        return f"{describe(dataclasses.replace(config, precision='float32'))} {config.precision}"
-    if config.method == "hrt":
-        return f"hrt k={config.hrt_chunk} b_at={config.beam_size} b_nat={config.n_nat}"
-    if config.method == "mask_predict":
-        return f"mask-predict I={config.iterations} l={config.length_beam}"
-    if config.method == "nat":
-        if config.length_halfwidth == 0:
-            return "nat 1 length"
-        scorer = "AT-rescored" if config.rescore_run else "self-scored"
-        return f"nat {2 * config.length_halfwidth + 1} lengths {scorer}"
-    return "greedy" if config.beam_size == 1 else f"beam {config.beam_size}"
-
-
-def xla_cell(xla):
-    return "-" if xla is None else "on" if xla else "off"
-
-
-def row_key(row):
-    return row["run"], row["decoding"], row["xla"], row["batch"]
-
-
-def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, base_config,
-             repeats, iterations, halfwidths, kept, ct2=((), ()), precisions=("float32",),
-             shortlist=False):
-    """The rows of one run: every decoding setting, XLA mode and batch size. Rows of `kept`
-    (same key, same run directory and checkpoint) are reused untimed. ct2 = (compute types,
-    thread counts): CTranslate2 rows too, for an autoregressive Transformer run."""
-    name, path, checkpoint = spec
-    rows = []
-    run = runs.load(path)
-    model, ckpt = runs.restore_model(run, checkpoint)
-    models = {p: model if p == "float32" else runs.at_precision(model, p) for p in precisions}
-    source_tok, target_tok = run.tokenizers()
-    resolved = resolve_method(base_config, run)
-    # Loaded once per run (None unless a NAT run has rows with candidates to rescore).
-    rescorer = load_rescorer(dataclasses.replace(resolved, length_halfwidth=max(halfwidths)), run)
-    settings = [dataclasses.replace(s, precision=p) for p in precisions
-                for s in decode_settings(resolved, beam_sizes, iterations, halfwidths)]
-    lists = None
-    if shortlist and resolved.method == "autoregressive":
-        from tfnmt.data import shortlist as shortlist_lib
-
-        lists = shortlist_lib.load(path)
-        settings += [dataclasses.replace(s, shortlist=True) for s in settings]
-    for setting in settings:
-        model = models[setting.precision]
-        for xla in xla_modes:
-            for batch in batch_sizes:
-                config = dataclasses.replace(setting, batch_size=batch, xla=xla)
-                old = kept.get((name, describe(config), xla, batch))
-                if old is not None:
-                    if (old["run_dir"], old["checkpoint"]) != (path, ckpt):
-                        raise UserError(f"--resume: the kept rows of {name} timed "
-                                        f"{old['run_dir']} {old['checkpoint']}, not {path} "
-                                        f"{ckpt}.")
-                    rows.append(old)
-                    print(f"kept {name} {old['decoding']} xla={xla} batch={batch}", flush=True)
-                    continue
-                used = rescorer if config.length_halfwidth > 0 else None
-                translator = Translator(model, source_tok, target_tok, config,
-                                        run.model.max_length, used, lists)
-                seconds, hyps = time_translation(translator, sentences, repeats)
-                words = sum(len(h.split()) for h in hyps)
-                row = {"run": name, "run_dir": path, "checkpoint": ckpt,
-                       "decoding": describe(config), "method": config.method,
-                       "precision": config.precision, "shortlist": config.shortlist,
-                       "rescore_run": None if used is None else config.rescore_run,
-                       "beam": (None if config.method in ("mask_predict", "nat")
-                                else config.beam_size),
-                       "xla": xla, "batch": batch, "seconds": round(seconds, 3),
-                       "sentences_per_second": round(len(sentences) / seconds, 2),
-                       "words_per_second": round(words / seconds, 1)}
-                if references:
-                    row["bleu"] = round(sacrebleu.corpus_bleu(hyps, [references]).score, 2)
-                row["repeated_tokens_percent"] = round(repeated_token_rate(hyps), 2)
-                row["peak_rss_mb"] = peak_rss_mb()  # this run's process so far
-                rows.append(row)
-                print(" ".join(f"{k}={v}" for k, v in row.items()
-                               if k not in ("run_dir", "checkpoint")), flush=True)
-    if ct2[0] and run.model.architecture == "transformer" and resolved.method == "autoregressive":
-        from tfnmt.side_by_side import ctranslate2_rows
-
-        for row in ctranslate2_rows(run, checkpoint, name, sentences, references, batch_sizes,
-                                    beam_sizes, base_config.length_penalty, *ct2, repeats):
-            row["repeated_tokens_percent"] = None
-            rows.append(row)
-            print(" ".join(f"{k}={v}" for k, v in row.items()
-                           if k not in ("run_dir", "checkpoint")), flush=True)
-    return rows
-
-
-def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
-              base_config, repeats, iterations=(10,), halfwidths=(0,), kept=(), on_run=None,
-              ct2=((), ()), precisions=("float32",), shortlist=False):
-    """Times every run in a child process of its own, one after the other; on_run(rows so
-    far) follows each run. A child per run because TensorFlow never frees a compiled XLA
-    program: each keeps ~300 memory mappings, and a process that compiles ~200 of them (a
-    Table-10-sized invocation) passes Linux's default vm.max_map_count (65,530) and dies."""
-    kept = {row_key(r): r for r in kept}
-    rows = []
-    context = multiprocessing.get_context("spawn")
-    progress = Progress(len(run_specs), "runs timed", every=0)
-    for spec in run_specs:
-        with futures.ProcessPoolExecutor(1, mp_context=context) as child:
-            job = child.submit(time_run, spec, sentences, references, batch_sizes, beam_sizes,
-                               xla_modes, base_config, repeats, iterations, halfwidths, kept,
-                               ct2, precisions, shortlist)
-            try:
-                rows += job.result()
-            except futures.process.BrokenProcessPool:
-                raise UserError(f"timing {spec[0]} crashed its process; the rows before it "
-                                "are saved, --resume continues from there.") from None
-        if on_run:
-            on_run(rows)
-        progress(len({r["run"] for r in rows}))
-    progress.done()
-    return rows
-
-
-def add_alpha(rows, reference_run, reference_beam):
-    """alpha of every row against the reference run's float32 rows of the same batch size and
-    XLA setting (CTranslate2 rows, which have none, against the XLA ones)."""
-    base = {(r["batch"], r["xla"]): r["seconds"] for r in rows
-            if r["run"] == reference_run and r["beam"] == reference_beam
-            and r["method"] != "ctranslate2" and r.get("precision", "float32") == "float32"
-            and not r.get("shortlist")}
-    for r in rows:
-        ref = base.get((r["batch"], True if r["xla"] is None else r["xla"]))
-        r["alpha"] = round(ref / r["seconds"], 2) if ref else None
-    return rows
-
-
-def markdown(rows, reference_run, reference_beam):
-    has_bleu = any("bleu" in r for r in rows)
-    head = ["run", "decoding", "XLA", "batch", "time (s)", "sent/s", "words/s",
-            f"alpha vs {reference_run} beam {reference_beam}"] + (["BLEU"] if has_bleu else []) \
-        + ["repeated tokens (%)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [r["run"], r["decoding"], xla_cell(r["xla"]), r["batch"], r["seconds"],
-                 r["sentences_per_second"], r["words_per_second"],
-                 "" if r["alpha"] is None else f"{r['alpha']:.2f}"]
-        if has_bleu:
-            cells.append(r.get("bleu", ""))
-        cells.append("" if r["repeated_tokens_percent"] is None else r["repeated_tokens_percent"])
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def by_batch_markdown(rows, reference_run, reference_beam):
-    """The same rows one line per decoding (the layout of the HRT paper's Table 10): BLEU, then
-    time and alpha at each batch size."""
-    batches = sorted({r["batch"] for r in rows})
-    first = {}  # (run, decoding, xla) -> its first row, in row order
-    for r in rows:
-        first.setdefault((r["run"], r["decoding"], r["xla"]), r)
-    cell = {(r["run"], r["decoding"], r["xla"], r["batch"]): r for r in rows}
-    head = ["run", "decoding", "XLA", "BLEU"] + [
-        f"{name} b={b}" for b in batches for name in ("time (s)", "alpha")]
-    lines = [f"alpha vs {reference_run} beam {reference_beam} at the same batch size:", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (run, decoding, xla), row in first.items():
-        cells = [run, decoding, xla_cell(xla), row.get("bleu", "")]
-        for b in batches:
-            r = cell.get((run, decoding, xla, b))
-            cells += ["", ""] if r is None else [
-                r["seconds"], "" if r["alpha"] is None else f"{r['alpha']:.2f}"]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def breakdown_main():
-    from tfnmt.breakdown import COMPONENTS, breakdown
+    from tfnmt.evaluation.breakdown import COMPONENTS, breakdown
 
     rows = []
     for name, path, checkpoint in parse_runs(FLAGS.runs, FLAGS.checkpoint):
@@ -324,9 +102,9 @@ def breakdown_main():
 
 
 def side_by_side_main():
-    from tfnmt import side_by_side
-    from tfnmt.ctranslate2_export import import_ctranslate2
-    from tfnmt.config import SHAPES
+    from tfnmt.evaluation import side_by_side
+    from tfnmt.serving.ctranslate2_export import import_ctranslate2
+    from tfnmt.core.config import SHAPES
 
     import_ctranslate2()
     unknown = [s for s in FLAGS.shapes if s not in SHAPES]
@@ -429,7 +207,7 @@ def main(argv):
     except ValueError:
         raise UserError("--ct2_threads takes comma-separated integers.") from None
     if ct2[0]:
-        from tfnmt.ctranslate2_export import import_ctranslate2
+        from tfnmt.serving.ctranslate2_export import import_ctranslate2
 
         import_ctranslate2()
     rows = benchmark(specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
@@ -440,19 +218,6 @@ def main(argv):
     if FLAGS.output:
         print(f"wrote {FLAGS.output}.json and {FLAGS.output}.md")
 
-
-def previous_rows(output, settings):
-    """The rows of an earlier invocation's <output>.json, if it used the same settings."""
-    path = (output or "") + ".json"
-    if not output or not os.path.exists(path):
-        raise UserError(f"--resume needs an existing --output, {path} does not exist.")
-    with open(path, encoding="utf-8") as f:
-        values = json.load(f)["values"]
-    differ = [k for k, v in settings.items() if values.get(k) != v]
-    if differ:
-        raise UserError(f"--resume: {path} was measured with other {', '.join(differ)}; "
-                        "choose another --output.")
-    return values["rows"]
 
 if __name__ == "__main__":
     run_main(main)

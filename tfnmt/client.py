@@ -5,10 +5,9 @@ python -m tfnmt.client --server=localhost:8501 --model=teacher [--protocol=rest|
 
 from absl import flags
 
+from tfnmt.core.errors import run_main, UserError
 from tfnmt.data import corpus
-
-from tfnmt.errors import UserError, run_main
-from tfnmt.serving_client import translate
+from tfnmt.serving.client import translate
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("server", "localhost:8501", "host:port (8501 REST, 8500 gRPC by default).")

@@ -6,9 +6,9 @@ from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log qui
 
 from absl import flags
 
-from tfnmt import decode_flags
-from tfnmt.distillation import distill_file
-from tfnmt.errors import UserError, run_main
+from tfnmt.cli import decode_flags
+from tfnmt.core.errors import run_main, UserError
+from tfnmt.training.distillation import distill_file
 
 FLAGS = flags.FLAGS
 flags.adopt_module_key_flags(decode_flags)  # --help lists the decoding flags too

@@ -11,12 +11,12 @@ import time
 import sacrebleu
 from absl import flags
 
-from tfnmt import decode_flags
-from tfnmt.analysis import repeated_token_rate
+from tfnmt.cli import decode_flags
+from tfnmt.core.errors import run_main, UserError
+from tfnmt.core.progress import Progress
+from tfnmt.core.provenance import write_result
 from tfnmt.data import corpus
-from tfnmt.progress import Progress
-from tfnmt.errors import UserError, run_main
-from tfnmt.provenance import write_result
+from tfnmt.evaluation.analysis import repeated_token_rate
 
 FLAGS = flags.FLAGS
 flags.adopt_module_key_flags(decode_flags)  # --help lists the decoding flags too

@@ -12,11 +12,10 @@ import os
 
 from absl import flags
 
-from tfnmt import decode_flags
-from tfnmt.ctranslate2_export import QUANTIZATIONS
-from tfnmt.ctranslate2_export import export_run as export_ctranslate2
-from tfnmt.errors import UserError, run_main
-from tfnmt.serving import export_run
+from tfnmt.cli import decode_flags
+from tfnmt.core.errors import run_main, UserError
+from tfnmt.serving.ctranslate2_export import export_run as export_ctranslate2, QUANTIZATIONS
+from tfnmt.serving.saved_model import export_run
 
 FLAGS = flags.FLAGS
 flags.adopt_module_key_flags(decode_flags)  # --help lists the decoding flags too

@@ -13,7 +13,7 @@ import sys
 
 from absl import flags
 
-from tfnmt.errors import UserError, run_main
+from tfnmt.core.errors import UserError, run_main
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", "configs/multi30k_small.flags", "Training flag file.")
@@ -21,7 +21,7 @@ flags.DEFINE_string("data_dir", "../shared/data/multi30k", "Folder with train/va
 flags.DEFINE_string("vocab", "data/vocab/multi30k_ende_8k", "SentencePiece model prefix.")
 flags.DEFINE_string("run_dir", "runs/multi30k_small", "Run directory.")
 flags.DEFINE_integer("beam_size", 4, "Beam size for the test translation.")
-flags.DEFINE_float("length_penalty", 1.0, "Length penalty (1.0 was best on val, see README).")
+flags.DEFINE_float("length_penalty", 1.0, "Length penalty (1.0 was best on val, see docs/experiments.md).")
 flags.DEFINE_string("result", "", "Where the scores go (default: <run_dir>/test2016.json; the "
                     "recorded files under results/ are never overwritten by default).")
 

@@ -6,7 +6,7 @@ from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log qui
 
 from absl import flags
 
-from tfnmt.errors import UserError, run_main
+from tfnmt.core.errors import UserError, run_main
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "Trained run directory (its training pairs and vocabularies).")

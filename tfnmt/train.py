@@ -7,10 +7,10 @@ import sys
 
 from absl import flags
 
-from tfnmt import config as config_lib
 from tfnmt import runs
-from tfnmt.errors import UserError, run_main
-from tfnmt.training.strategy import STRATEGIES, make_strategy
+from tfnmt.core import config as config_lib
+from tfnmt.core.errors import run_main, UserError
+from tfnmt.training.strategy import make_strategy, STRATEGIES
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "Run directory (created, or resumed from its last checkpoint).")
@@ -75,7 +75,7 @@ flags.DEFINE_float("gamma_st", 0.5, "Hidden-state hint: student cosine threshold
 flags.DEFINE_float("gamma_tr", 0.5, "Hidden-state hint: teacher cosine threshold (penalise <=).")
 flags.DEFINE_bool("nat_attend_self", None, "NAT decoders: positions attend to themselves in "
                   "self-attention. Default: the method's choice (nart no, imitate_nat yes; "
-                  "see README).")
+                  "see docs/decisions.md).")
 flags.DEFINE_integer("num_actions", 512, "imitate-NAT: action categories of the imitation module.")
 flags.DEFINE_enum("nat_copy", "soft", ["soft", "uniform"], "imitate_nat decoder inputs.")
 flags.DEFINE_float("action_lambda", 0.001, "DAT: weight of the action regularisation L_pi.")
@@ -171,7 +171,7 @@ def main(argv):
     from tfnmt.training.trainer import Trainer
 
     if model.architecture == "nart":  # C of N = M + C, measured on what the model learns
-        from tfnmt.models.nat import measure_length_offset
+        from tfnmt.data.pipeline import measure_length_offset
 
         model.length_offset = measure_length_offset(data)
     run = runs.prepare(FLAGS.run_dir, model, data, train, FLAGS.allow_config_change)

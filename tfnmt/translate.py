@@ -13,10 +13,10 @@ import time
 
 from absl import flags
 
-from tfnmt import decode_flags
+from tfnmt.cli import decode_flags
+from tfnmt.core.errors import run_main, UserError
+from tfnmt.core.progress import Progress
 from tfnmt.data import corpus
-from tfnmt.errors import UserError, run_main
-from tfnmt.progress import Progress
 
 FLAGS = flags.FLAGS
 flags.adopt_module_key_flags(decode_flags)  # --help lists the decoding flags too
@@ -25,7 +25,8 @@ flags.DEFINE_string("input", "-", "Source file, one sentence per line ('-': stdi
                     "lines arrive).")
 flags.DEFINE_string("output", "-", "Output file ('-': stdout); a file is written whole, then "
                     "renamed.")
-flags.DEFINE_bool("with_scores", False, "Write 'score<TAB>translation' lines.")
+flags.DEFINE_bool("with_scores", False, "Write 'score<TAB>translation' lines; the score is "
+                  "log P(translation | source).")
 flags.DEFINE_integer("wait_ms", 100, "stdin: how long a batch waits for more lines.")
 
 

@@ -5,8 +5,8 @@ from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log qui
 
 from absl import flags
 
+from tfnmt.core.errors import run_main, UserError
 from tfnmt.data.vocabulary import convert_vocab, train_vocab
-from tfnmt.errors import UserError, run_main
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("input", None, "Text files to train on (one joint model over all of them).")

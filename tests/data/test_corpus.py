@@ -1,7 +1,7 @@
 import pytest
 
+from tfnmt.core.errors import UserError
 from tfnmt.data import corpus
-from tfnmt.errors import UserError
 
 
 def write(path, data):

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from tfnmt.config import DataConfig
+from tfnmt.core.config import DataConfig
+from tfnmt.core.errors import UserError
 from tfnmt.data.pipeline import bucket_length, make_dataset, padded_lengths
 from tfnmt.data.tokenizer import EOS_ID, load_tokenizer
-from tfnmt.errors import UserError
 
 
 def test_padded_lengths_cover_max_length():

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfnmt import decoding
-from tfnmt.config import ModelConfig
+from tfnmt.core.config import ModelConfig
+from tfnmt.core.errors import UserError
 from tfnmt.data import shortlist
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
-from tfnmt.errors import UserError
+from tfnmt.decoding import search
 from tfnmt.models import build_model
 
 
@@ -36,19 +36,19 @@ def test_greedy_over_a_shortlist_holding_the_full_searchs_tokens_picks_them():
     the same ones; their log-probabilities, normalised over fewer tokens, are higher."""
     model = build_model(ModelConfig.from_shape("tiny", vocab_size=600, dropout=0.0))
     source = tf.constant([[5, 6, 7, 8, EOS_ID], [9, 10, 11, EOS_ID, PAD_ID]])
-    full = decoding.decode(model, source, 8, beam_size=1, max_length_a=0.0, max_length_b=8)
+    full = search.decode(model, source, 8, beam_size=1, max_length_a=0.0, max_length_b=8)
     chosen = np.unique(full["ids"].numpy())
     others = np.random.default_rng(0).choice(np.setdiff1d(np.arange(4, 600), chosen), 100,
                                              replace=False)
     vocab_ids = np.concatenate([[0, 1, 2, 3], np.setdiff1d(chosen, [0, 1, 2, 3]), others])
     vocab_ids = np.pad(vocab_ids, (0, 256 - len(vocab_ids))).astype(np.int32)
-    fn = tf.function(lambda s, v: decoding.decode(model, s, 8, beam_size=1, max_length_a=0.0,
+    fn = tf.function(lambda s, v: search.decode(model, s, 8, beam_size=1, max_length_a=0.0,
                                                    max_length_b=8, vocab_ids=v),
                      jit_compile=True)
     short = fn(source, tf.constant(vocab_ids))
     np.testing.assert_array_equal(short["ids"].numpy(), full["ids"].numpy())
     assert (short["scores"].numpy() >= full["scores"].numpy() - 1e-5).all()
     # Beam search runs over the shortlist too, and emits only its ids.
-    beams = decoding.decode(model, source, 8, beam_size=3, alpha=0.6, max_length_a=0.0,
+    beams = search.decode(model, source, 8, beam_size=3, alpha=0.6, max_length_a=0.0,
                             max_length_b=8, vocab_ids=tf.constant(vocab_ids))
     assert np.isin(beams["ids"].numpy(), vocab_ids).all()

@@ -1,8 +1,8 @@
 import pytest
 import tensorflow as tf
 
-from tfnmt.data.tokenizer import BOS_ID, CONTROL_SYMBOLS, EOS_ID, PAD_ID, Tokenizer, load_tokenizer
-from tfnmt.errors import UserError
+from tfnmt.core.errors import UserError
+from tfnmt.data.tokenizer import BOS_ID, CONTROL_SYMBOLS, EOS_ID, load_tokenizer, PAD_ID, Tokenizer
 
 
 def test_round_trip_and_special_ids(multi30k_sample):

@@ -1,11 +1,11 @@
 import numpy as np
 import tensorflow as tf
 
-from tfnmt.config import ModelConfig
+from tfnmt.core.config import ModelConfig
 from tfnmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from tfnmt.decoding.iterative import mask_predict
+from tfnmt.methods.cmlm import ConditionalMaskedLM
 from tfnmt.models import build_model
-from tfnmt.models.cmlm import mask_predict
-from tfnmt.objectives import ConditionalMaskedLM
 
 MASK = 4
 SOURCE = tf.constant([[8, 9, 10, 3], [11, 3, 0, 0]])
@@ -45,7 +45,8 @@ def test_candidates_end_with_eos_and_are_ranked_over_their_own_length():
         n = lengths[row]
         assert n >= 2 and ids[row, n - 1] == EOS_ID and EOS_ID not in ids[row, :n - 1]
         assert not ids[row, n:].any()
-        assert -50 < out["scores"].numpy()[row, 0] <= 0  # a mean log-probability
+        total, mean = out["scores"].numpy()[row, 0], out["selection"].numpy()[row, 0]
+        assert total <= 0 and abs(total - mean * n) < 1e-4  # ranked by the mean
 
 
 def test_more_iterations_and_length_beam_keep_shapes_and_run_under_xla():

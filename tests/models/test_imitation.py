@@ -8,22 +8,22 @@ import pytest
 import tensorflow as tf
 
 from tfnmt import runs
-from tfnmt.config import DecodeConfig, ModelConfig
+from tfnmt.core.config import DecodeConfig, ModelConfig
+from tfnmt.data.sequences import shift_right
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
-from tfnmt.inference import load_rescorer, resolve_method
+from tfnmt.decoding.parallel import nat_translate
+from tfnmt.inference.translator import load_rescorer, resolve_method
 from tfnmt.layers.imitation import ImitationModule
+from tfnmt.methods.imitate_nat import action_regularisation, imitation_cross_entropy, redistributed
 from tfnmt.models import build_model
-from tfnmt.models.base import shift_right
 from tfnmt.models.imitation import soft_copy_weights
-from tfnmt.models.nat import nat_translate
-from tfnmt.objectives import (action_regularisation, imitation_cross_entropy, redistributed)
-from tfnmt.serving import export_run
+from tfnmt.serving.saved_model import export_run
 from tfnmt.training.trainer import Trainer
 
-from ..conftest import make_run
-from ..test_serving import assert_export_matches
-from .test_nat import FakeAT
-from ..training.test_trainer import one_batch, step
+from tests.conftest import make_run
+from tests.serving.test_saved_model import assert_export_matches
+from tests.models.test_nat import FakeAT
+from tests.training.test_trainer import one_batch, step
 
 
 def softmax(x):
@@ -197,9 +197,9 @@ def test_exported_learner_with_lpd_equals_in_process(imitation_runs, reverse_tas
 def test_analyze_action_histogram(imitation_runs, reverse_task, tmp_path):
     import json
 
-    from tfnmt.analysis import action_usage
+    from tfnmt.evaluation.analysis import action_usage
 
-    from ..conftest import run_module
+    from tests.conftest import run_module
 
     dat, learner, _ = imitation_runs
     png, result = tmp_path / "actions.png", tmp_path / "actions.json"

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfnmt.config import ModelConfig
+from tfnmt.core.config import ModelConfig
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
+from tfnmt.decoding.parallel import argmax_fill, candidate_lengths, nat_translate, teacher_scores
 from tfnmt.layers.attention import PositionalAttention
-from tfnmt.layers.nat_decoder import NATDecoderLayer, nat_self_mask
+from tfnmt.layers.nat_decoder import nat_self_mask, NATDecoderLayer
+from tfnmt.methods.hint_nart import alignment_hint, hidden_state_hint
 from tfnmt.models import build_model
-from tfnmt.models.nat import (argmax_fill, candidate_lengths, nat_translate, teacher_scores,
-                              uniform_copy_indices)
-from tfnmt.objectives import alignment_hint, hidden_state_hint
+from tfnmt.models.nat import uniform_copy_indices
 
 
 def test_uniform_copy_indices_by_hand():
@@ -251,7 +251,7 @@ def numpy_log_softmax(x):
 
 
 def test_best_tokens_equal_log_softmax_then_argmax():
-    from tfnmt.decoding import best_tokens, fixed_length_allowed
+    from tfnmt.decoding.common import best_tokens, fixed_length_allowed
 
     rng = np.random.default_rng(4)
     logits = rng.normal(scale=4.0, size=(3, 5, 11)).astype(np.float32)

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfnmt import decoding
-from tfnmt.config import ModelConfig
+from tfnmt.core.config import ModelConfig
+from tfnmt.data.sequences import shift_right
+from tfnmt.decoding import search
 from tfnmt.models import build_model, named_weights
-from tfnmt.models.base import shift_right
 
 SOURCE = tf.constant([[5, 6, 7, 8, 3, 0], [9, 10, 3, 0, 0, 0]])
 TARGET = tf.constant([[11, 12, 13, 3, 0], [14, 15, 16, 17, 3]])
@@ -23,7 +23,7 @@ def test_cached_steps_equal_teacher_forced_pass(architecture, attention):
     model = make(architecture, attention)
     logits = model({"source": SOURCE, "target": TARGET}).numpy()
     state = model.initial_state(SOURCE, max_length=8)
-    memory = decoding.step_memory(model, state["memory"])  # as the decode loops pass it
+    memory = search.step_memory(model, state["memory"])  # as the decode loops pass it
     decoder_input, cache, steps = shift_right(TARGET), state["cache"], []
     for i in range(TARGET.shape[1]):
         step_logits, cache = model.step(decoder_input[:, i], tf.constant(i), cache, memory)
@@ -38,9 +38,9 @@ def test_source_padding_is_ignored_and_beam_search_runs_under_xla(architecture):
     wider = tf.pad(SOURCE, [[0, 0], [0, 3]])
     np.testing.assert_allclose(model({"source": wider, "target": TARGET}).numpy(), logits,
                                atol=1e-5)
-    run = tf.function(lambda s: decoding.decode(model, s, 12, 3, 1.0, 1.5, 4))
+    run = tf.function(lambda s: search.decode(model, s, 12, 3, 1.0, 1.5, 4))
     plain = run(SOURCE)
-    xla = tf.function(lambda s: decoding.decode(model, s, 12, 3, 1.0, 1.5, 4),
+    xla = tf.function(lambda s: search.decode(model, s, 12, 3, 1.0, 1.5, 4),
                       jit_compile=True)(SOURCE)
     np.testing.assert_array_equal(xla["ids"].numpy(), plain["ids"].numpy())
 

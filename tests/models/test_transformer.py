@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfnmt import decoding
-from tfnmt.config import ModelConfig
+from tfnmt.core.config import ModelConfig
+from tfnmt.data.sequences import shift_right
+from tfnmt.decoding import search
 from tfnmt.models import build_model, named_weights
-from tfnmt.models.base import shift_right
 
 
 def make(pre_norm=True, **kwargs):
@@ -24,7 +24,7 @@ def test_cached_step_decoding_equals_parallel_pass(pre_norm, share):
     logits = model({"source": SOURCE, "target": TARGET}).numpy()
     decoder_input = shift_right(TARGET)
     state = model.initial_state(SOURCE, max_length=8)
-    memory = decoding.step_memory(model, state["memory"])  # as the decode loops pass it
+    memory = search.step_memory(model, state["memory"])  # as the decode loops pass it
     cache, steps = state["cache"], []
     for i in range(TARGET.shape[1]):
         step_logits, cache = model.step(decoder_input[:, i], tf.constant(i), cache, memory)

@@ -41,8 +41,8 @@ sys.path.insert(0, os.getcwd())
 import tfnmt_old.config  # noqa: E402
 import tfnmt_old.decoding  # noqa: E402
 import tfnmt_old.models  # noqa: E402
-from tfnmt import decoding  # noqa: E402
-from tfnmt.config import ModelConfig  # noqa: E402
+from tfnmt.core.config import ModelConfig  # noqa: E402
+from tfnmt.decoding import search  # noqa: E402
 from tfnmt.models import build_model, named_weights  # noqa: E402
 
 shape = sys.argv[2] if len(sys.argv) > 2 else "small"
@@ -62,7 +62,7 @@ for batch, beam in [(1, 1), (1, 4), (32, 1), (32, 4)]:
                    model, s, 32, beam, 1.0, max_length_a=0.0, max_length_b=30,
                    min_length=30)["ids"], jit_compile=xla)
                for tag, module, model in (("old", tfnmt_old.decoding, old),
-                                          ("new", decoding, new))}
+                                          ("new", search, new))}
         outputs = {tag: fn(source).numpy() for tag, fn in fns.items()}  # compiles
         times = {tag: [] for tag in fns}
         for _ in range(7 if batch == 1 else 4):

@@ -14,9 +14,9 @@ import warnings
 
 import tensorflow as tf
 
-from tfnmt import decoding
 from tfnmt.runs import at_precision
-from tfnmt.side_by_side import STEPS, random_model, sources
+from tfnmt.evaluation.side_by_side import STEPS, random_model, sources
+from tfnmt.decoding import search
 
 shape = sys.argv[1] if len(sys.argv) > 1 else "small"
 cells = [tuple(int(n) for n in c.split("x")) for c in
@@ -34,7 +34,7 @@ for batch, beam in cells:
     for name, model in models.items():
         for xla in (True, False):
             key = f"{name}_{'xla' if xla else 'plain'}"
-            fns[key] = tf.function(lambda s, model=model: decoding.decode(
+            fns[key] = tf.function(lambda s, model=model: search.decode(
                 model, s, STEPS, beam, 1.0, max_length_a=0.0, max_length_b=STEPS,
                 min_length=STEPS)["ids"], jit_compile=xla)
             first[key] = fns[key](source).numpy()  # compiles

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ..conftest import REPO, run_module
+from tests.conftest import REPO, run_module
 
 
 def train_args(task, run_dir, *extra):

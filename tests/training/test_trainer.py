@@ -4,13 +4,13 @@ import numpy as np
 import tensorflow as tf
 
 from tfnmt import runs
-from tfnmt.config import DecodeConfig, ModelConfig
+from tfnmt.core.config import DecodeConfig, ModelConfig
 from tfnmt.data.pipeline import make_dataset
-from tfnmt.inference import Translator
+from tfnmt.inference.translator import Translator
 from tfnmt.models import named_weights
 from tfnmt.training.trainer import Trainer
 
-from ..conftest import make_run
+from tests.conftest import make_run
 
 
 def weights(trainer):
@@ -279,7 +279,7 @@ def test_resume_with_other_settings_is_refused_unless_allowed_and_then_recorded(
 
     import pytest
 
-    from tfnmt.errors import UserError
+    from tfnmt.core.errors import UserError
 
     run = make_run(tmp_path / "drift", reverse_task, learning_rate=3e-3)
     same = lambda **c: dataclasses.replace(run.train, **c)  # noqa: E731
@@ -308,7 +308,7 @@ def test_resume_with_other_settings_is_refused_unless_allowed_and_then_recorded(
 def test_a_second_trainer_on_a_run_directory_is_refused(tmp_path, reverse_task):
     import pytest
 
-    from tfnmt.errors import UserError
+    from tfnmt.core.errors import UserError
 
     run = make_run(tmp_path / "locked", reverse_task, train_steps=2)
     first = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)

@@ -2,7 +2,8 @@
 
 import os
 
-from tfnmt.errors import UserError
+from tfnmt.core.errors import UserError
+from tfnmt.core.files import write_atomic
 
 
 def count_lines(path: str) -> int:
@@ -73,15 +74,6 @@ def check_output_path(path: str) -> None:
     if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
         raise UserError(f"output {path} cannot be written ({existing} is not a writable "
                         "directory).")
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Writes text to path whole: a temporary file in the same folder, renamed into place."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def write_lines(path: str, lines) -> None:

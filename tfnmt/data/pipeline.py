@@ -2,10 +2,10 @@
 
 import tensorflow as tf
 
-from tfnmt.config import DataConfig
+from tfnmt.core.config import DataConfig
+from tfnmt.core.errors import UserError
 from tfnmt.data import corpus
-from tfnmt.data.tokenizer import EOS_ID, PAD_ID, load_tokenizer
-from tfnmt.errors import UserError
+from tfnmt.data.tokenizer import EOS_ID, load_tokenizer, PAD_ID
 
 
 def padded_lengths(max_length: int) -> list:
@@ -100,3 +100,16 @@ def make_dataset(source_path: str, target_path: str, source_vocab: str, target_v
     if skip_batches:
         dataset = dataset.skip(skip_batches)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def measure_length_offset(data):
+    """Mean (target tokens - source tokens) over the training pairs, EOS excluded on both."""
+
+    sides, count = [], 1
+    for path, vocab in ((data.train_source, data.source_vocab),
+                        (data.train_target, data.target_vocab or data.source_vocab)):
+        tokenizer, lines = load_tokenizer(vocab), corpus.read_lines(path)
+        sides.append(sum(int(tf.reduce_sum(tokenizer.tokenize(tf.constant(
+            lines[i:i + 4096])).row_lengths())) for i in range(0, len(lines), 4096)))
+        count = max(len(lines), 1)
+    return round((sides[1] - sides[0]) / count, 4)

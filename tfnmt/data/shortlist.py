@@ -11,8 +11,8 @@ import os
 
 import numpy as np
 
+from tfnmt.core.errors import UserError
 from tfnmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
-from tfnmt.errors import UserError
 
 FILE = "shortlist.npz"
 BUCKET = 256  # shortlist sizes are padded to multiples of this (one compiled program each)

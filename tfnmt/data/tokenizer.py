@@ -5,7 +5,7 @@ import os
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from tfnmt.errors import UserError
+from tfnmt.core.errors import UserError
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 # Reserved control symbols, never produced from text: HRT and CMLM use them later.

@@ -3,9 +3,9 @@
 import os
 import tempfile
 
+from tfnmt.core.errors import UserError
 from tfnmt.data import corpus
 from tfnmt.data.tokenizer import CONTROL_SYMBOLS
-from tfnmt.errors import UserError
 
 
 def train_vocab(inputs, model_prefix, vocab_size=8000, model_type="unigram",

@@ -139,7 +139,7 @@ class PositionalAttention(keras.layers.Layer):
 
     def __init__(self, d_model, num_heads, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.d_model, self.num_heads = d_model, num_heads
+        self.d_model, self.num_heads, self.dropout = d_model, num_heads, dropout
         init = keras.initializers.GlorotUniform()
         self.qk = keras.layers.Dense(2 * d_model, kernel_initializer=init, name="qk")
         self.v = keras.layers.Dense(d_model, kernel_initializer=init, name="v")
@@ -149,6 +149,10 @@ class PositionalAttention(keras.layers.Layer):
     def build(self, input_shape):
         for layer in (self.qk, self.v, self.out):
             layer.build(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "d_model": self.d_model, "num_heads": self.num_heads,
+                "dropout": self.dropout}
 
     def call(self, x, position_encoding, mask, training=False):
         """x [B, T, d]; position_encoding [B or 1, T, d]; mask broadcastable to [B, T, T].

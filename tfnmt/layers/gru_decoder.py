@@ -21,6 +21,9 @@ class GRUDecoder(keras.layers.Layer):
                  d_model=None, num_heads=8, dropout=0.1, **kwargs):
         super().__init__(**kwargs)
         self.hidden_size, self.output_size = hidden_size, output_size
+        # The constructor arguments for get_config (self.attention and self.dropout are layers).
+        self.attention_kind, self.attention_units = attention, attention_units
+        self.d_model, self.num_heads, self.dropout_rate = d_model, num_heads, dropout
         self.attention = make_attention(attention, attention_units or hidden_size,
                                         d_model, num_heads)
         h = hidden_size
@@ -41,6 +44,12 @@ class GRUDecoder(keras.layers.Layer):
         self.initial.build((None, d))
         self.readout.build((None, h + d + embedding_shape[-1]))
         self.built = True
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_size": self.hidden_size,
+                "output_size": self.output_size, "attention": self.attention_kind,
+                "attention_units": self.attention_units, "d_model": self.d_model,
+                "num_heads": self.num_heads, "dropout": self.dropout_rate}
 
     def initial_state(self, memory, mask):
         """(h_0 = tanh(W mean of the real encoder states), pre-computed attention memory)."""

@@ -10,6 +10,7 @@ class ImitationModule(keras.layers.Layer):
     def __init__(self, d_model, num_actions=512, hidden=None, **kwargs):
         super().__init__(**kwargs)
         self.d_model, self.num_actions = d_model, num_actions
+        self.hidden_units = hidden  # as given (None: d_model); self.hidden is the layer
         self.hidden = keras.layers.Dense(hidden or d_model, activation="relu", name="hidden")
         self.policy = keras.layers.Dense(num_actions, name="policy")
 
@@ -20,6 +21,10 @@ class ImitationModule(keras.layers.Layer):
             name="actions", shape=(self.num_actions, self.d_model),
             initializer=keras.initializers.RandomNormal(stddev=self.d_model ** -0.5))
         self.built = True
+
+    def get_config(self):
+        return {**super().get_config(), "d_model": self.d_model, "num_actions": self.num_actions,
+                "hidden": self.hidden_units}
 
     def call(self, o):
         """o [..., d] -> (o + u [..., d], pi [..., n])."""

@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from tfnmt.layers.attention import PositionalAttention
-from tfnmt.layers.transformer_decoder import TransformerDecoderLayer, residual
+from tfnmt.layers.transformer_decoder import residual, TransformerDecoderLayer
 
 
 def nat_self_mask(target_mask, attend_self=True):

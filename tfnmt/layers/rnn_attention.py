@@ -23,6 +23,9 @@ class AdditiveAttention(keras.layers.Layer):
         self.keys.build(memory_shape)
         self.v.build(memory_shape[:-1] + (self.query_dim,))
 
+    def get_config(self):
+        return {**super().get_config(), "units": self.query_dim}
+
     def project_memory(self, memory, mask):
         return {"keys": self.keys(memory), "values": memory, "mask": mask}
 
@@ -47,6 +50,9 @@ class DotAttention(keras.layers.Layer):
     def build(self, memory_shape):
         self.keys.build(memory_shape)
 
+    def get_config(self):
+        return {**super().get_config(), "units": self.query_dim}
+
     def project_memory(self, memory, mask):
         return {"keys": self.keys(memory), "values": memory, "mask": mask}
 
@@ -66,6 +72,10 @@ class MultiHeadRNNAttention(keras.layers.Layer):
 
     def build(self, memory_shape):
         self.attention.build(memory_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "d_model": self.query_dim,
+                "num_heads": self.attention.num_heads}
 
     def project_memory(self, memory, mask):
         k, v = self.attention.project_memory(memory)

@@ -8,6 +8,7 @@ class BiGRUEncoder(keras.layers.Layer):
 
     def __init__(self, num_layers, d_model, dropout=0.1, **kwargs):
         super().__init__(**kwargs)
+        self.num_layers, self.d_model, self.dropout_rate = num_layers, d_model, dropout
         self.layers_ = [keras.layers.Bidirectional(
             # An explicit name: Keras's default ("gru_3") counts layers process-wide, and weight
             # names must not depend on how many models a process built before this one.
@@ -18,6 +19,10 @@ class BiGRUEncoder(keras.layers.Layer):
     def build(self, input_shape):
         for layer in self.layers_:
             layer.build(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "num_layers": self.num_layers, "d_model": self.d_model,
+                "dropout": self.dropout_rate}
 
     def call(self, x, padding_mask, training=False):
         for layer in self.layers_:

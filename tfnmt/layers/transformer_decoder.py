@@ -22,7 +22,8 @@ class TransformerDecoderLayer(keras.layers.Layer):
     def __init__(self, d_model, num_heads, ffn_dim, dropout=0.1, attention_dropout=0.0,
                  pre_norm=True, **kwargs):
         super().__init__(**kwargs)
-        self.d_model = d_model
+        self.d_model, self.num_heads, self.ffn_dim = d_model, num_heads, ffn_dim
+        self.dropout_rate, self.attention_dropout = dropout, attention_dropout
         self.self_attention = MultiHeadAttention(d_model, num_heads, True, attention_dropout,
                                                  name="self_attention")
         self.cross_attention = MultiHeadAttention(d_model, num_heads, False, attention_dropout,
@@ -36,6 +37,11 @@ class TransformerDecoderLayer(keras.layers.Layer):
     def build(self, input_shape):
         for layer in [self.self_attention, self.cross_attention, self.ffn] + self.norms:
             layer.build(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "d_model": self.d_model, "num_heads": self.num_heads,
+                "ffn_dim": self.ffn_dim, "dropout": self.dropout_rate,
+                "attention_dropout": self.attention_dropout, "pre_norm": self.pre_norm}
 
     def _block(self, i, x, sublayer, training=False):
         return residual(x, sublayer, self.norms[i], self.dropout, self.pre_norm, training)

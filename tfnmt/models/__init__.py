@@ -1,14 +1,14 @@
 """Model registry: every architecture is built from a ModelConfig by name."""
 
-from tfnmt.errors import UserError
+from tfnmt.core.errors import UserError
+from tfnmt.models.cmlm import CMLM
+from tfnmt.models.imitation import Demonstrator, ImitateNAT
+from tfnmt.models.nat import NART
+from tfnmt.models.recurrent import Hybrid, RNMT
+from tfnmt.models.transformer import Transformer
 
 
 def build_model(config):
-    from tfnmt.models.cmlm import CMLM
-    from tfnmt.models.imitation import Demonstrator, ImitateNAT
-    from tfnmt.models.nat import NART
-    from tfnmt.models.recurrent import RNMT, Hybrid
-    from tfnmt.models.transformer import Transformer
 
     architectures = {"transformer": Transformer, "hybrid": Hybrid, "rnmt": RNMT, "cmlm": CMLM,
                      "nart": NART, "dat": Demonstrator, "imitate_nat": ImitateNAT}

@@ -9,10 +9,11 @@ weight. The learner has the same decoder without the causal mask, decoder inputs
 import keras
 import tensorflow as tf
 
+from tfnmt.data.sequences import lengths_of
 from tfnmt.layers.imitation import ImitationModule
 from tfnmt.layers.transformer_decoder import TransformerDecoderLayer
 from tfnmt.models.cmlm import LengthClassifier
-from tfnmt.models.nat import NART, lengths_of, uniform_copy_indices
+from tfnmt.models.nat import NART, uniform_copy_indices
 from tfnmt.models.transformer import Transformer
 
 

@@ -5,7 +5,7 @@ import os
 
 import tensorflow as tf
 
-from tfnmt.errors import UserError
+from tfnmt.core.errors import UserError
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 

@@ -17,17 +17,15 @@ import numpy as np
 import sacrebleu
 import tensorflow as tf
 
-from tfnmt import runs
-from tfnmt.config import DecodeConfig
+from tfnmt import methods, runs
+from tfnmt.core.config import DecodeConfig
+from tfnmt.core.errors import UserError
+from tfnmt.core.progress import duration
+from tfnmt.core.provenance import cpu_model
 from tfnmt.data import corpus
 from tfnmt.data.pipeline import make_dataset
-from tfnmt.errors import UserError
-from tfnmt.inference import Translator, resolve_method
+from tfnmt.inference.translator import resolve_method, Translator
 from tfnmt.models import build_model, named_weights
-from tfnmt.progress import duration
-from tfnmt.objectives import (ActionRegularisedMLE, ConditionalMaskedLM, HintBased,
-                              HybridRegressive, ImitationLearning, KnowledgeDistillation,
-                              MaximumLikelihood)
 from tfnmt.training.schedule import InverseSquareRoot
 from tfnmt.training.strategy import is_chief
 
@@ -110,55 +108,10 @@ class Trainer:
         self._last_saved = 0
 
     def _default_objective(self):
-        cfg = self.run.train
-        if cfg.objective == "hrt":
-            tokenizer = self.target_tokenizer
-            mask_id, bos_k_id = tokenizer.piece_id("<mask>"), tokenizer.piece_id(
-                f"<bos_{cfg.hrt_chunk}>")
-            if cfg.hrt_chunk < 2 or bos_k_id == tokenizer.piece_id("<unk>"):
-                raise UserError(f"hrt_chunk must be 2, 3 or 4 (a reserved <bos_k> token), got "
-                                f"{cfg.hrt_chunk}.")
-            return HybridRegressive(cfg.hrt_chunk, mask_id, bos_k_id, self.optimizer.iterations,
-                                    cfg.train_steps, self.rng, cfg.curriculum_lambda, cfg.p_raw,
-                                    cfg.label_smoothing)
-        if cfg.objective == "cmlm":
-            if self.run.model.architecture != "cmlm":
-                raise UserError("objective cmlm needs --architecture=cmlm (its length predictor).")
-            return ConditionalMaskedLM(self.target_tokenizer.piece_id("<mask>"), self.rng,
-                                       label_smoothing=cfg.label_smoothing)
-        if cfg.objective not in ("mle", "hint"):
-            raise UserError(f"objective must be mle, hrt, cmlm or hint, got {cfg.objective!r}.")
-        architecture = self.run.model.architecture
-        if cfg.objective == "hint" and (architecture != "nart" or not cfg.teacher_run):
-            raise UserError("objective hint needs --architecture=nart and a --teacher_run.")
-        if architecture == "dat":
-            if cfg.teacher_run:
-                raise UserError("the DAT trains on its own (no --teacher_run).")
-            return ActionRegularisedMLE(cfg.action_lambda, cfg.action_alpha, cfg.label_smoothing)
-        teacher, path = self._load_teacher() if cfg.teacher_run else (None, None)
-        mine = self.run.model
-        theirs = teacher.config if teacher is not None else None
-        if architecture == "imitate_nat":
-            if teacher is not None:
-                if theirs.architecture != "dat" or (theirs.decoder_layers, theirs.num_actions) \
-                        != (mine.decoder_layers, mine.num_actions):
-                    raise UserError("imitation needs a DAT demonstrator (--architecture=dat) with "
-                                    "this model's decoder depth and number of actions.")
-                self.log(f"imitating {path} (lambda_2 {cfg.il_lambda})")
-            return ImitationLearning(teacher, cfg.il_lambda, cfg.length_weight,
-                                     cfg.label_smoothing)
-        if teacher is None:
-            return MaximumLikelihood(cfg.label_smoothing)
-        if cfg.objective == "hint":
-            if (mine.decoder_layers, mine.num_heads) != (theirs.decoder_layers, theirs.num_heads):
-                raise UserError(f"hints need the teacher's decoder depth and heads: the teacher "
-                                f"has {theirs.decoder_layers} layers and {theirs.num_heads} "
-                                f"heads, this model {mine.decoder_layers} and {mine.num_heads}.")
-            self.log(f"hints from {path} (lambda {cfg.hint_lambda}, mu {cfg.hint_mu})")
-            return HintBased(teacher, cfg.hint_lambda, cfg.hint_mu, cfg.gamma_st, cfg.gamma_tr,
-                             cfg.label_smoothing)
-        self.log(f"distilling from {path} (lambda {cfg.kd_lambda})")
-        return KnowledgeDistillation(teacher, cfg.kd_lambda, cfg.kd_label_smoothing)
+        """The run's method builds its objective (methods.of_run)."""
+        return methods.of_run(self.run.model, self.run.train).build_objective(methods.Context(
+            self.run, self.target_tokenizer, self.optimizer.iterations, self.rng,
+            self._load_teacher, self.log))
 
     def _load_teacher(self):
         """The frozen teacher (KD, hints) or demonstrator (imitation) and its checkpoint path."""
@@ -346,7 +299,6 @@ class Trainer:
 
     def train(self, max_steps=None):
         """Trains to cfg.train_steps (or max_steps more steps); returns the final step."""
-        cfg = self.run.train
         if self.chief:
             self.lock()
         try:
@@ -463,7 +415,6 @@ class Trainer:
 
     def _record_segment(self, first_step, last_step, seconds):
         """Appends this process's share of training to run_dir/training.json."""
-        from tfnmt.provenance import cpu_model
 
         path = os.path.join(self.run.run_dir, "training.json")
         segments = json.load(open(path, encoding="utf-8")) if os.path.isfile(path) else []

@@ -1,0 +1,135 @@
+"""Hint-based NART end to end on the tiny task: training with hints from the tiny AT run,
+C measured on the training data, decoding through the Translator, export with the rescorer."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfnmt import runs
+from tfnmt.core.config import DecodeConfig, ModelConfig
+from tfnmt.core.errors import UserError
+from tfnmt.data.pipeline import measure_length_offset
+from tfnmt.data.tokenizer import load_tokenizer
+from tfnmt.inference.translator import load_rescorer, resolve_method, Translator
+from tfnmt.serving.saved_model import export_run
+from tfnmt.training.trainer import Trainer
+
+from tests.conftest import make_run, run_module
+from tests.serving.test_saved_model import assert_export_matches
+
+
+@pytest.fixture(scope="module")
+def nart_run(tmp_path_factory, reverse_task, trained_run):
+    model = ModelConfig.from_shape("tiny", architecture="nart", dropout=0.0,
+                                   length_offset=measure_length_offset(run_data(reverse_task)))
+    run = make_run(tmp_path_factory.mktemp("runs") / "nart", reverse_task, model=model,
+                   train_steps=40, objective="hint", teacher_run=trained_run.run_dir,
+                   teacher_checkpoint="latest", learning_rate=5e-3, xla=True)
+    outputs = []
+    trainer = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
+    step = trainer._make_train_step()
+    trainer._train_step = lambda iterator: outputs.append(step(iterator)) or outputs[-1]
+    trainer.train()
+    return run, outputs
+
+
+def test_hint_training_lowers_nll_and_alignment_hint(nart_run):
+    _, outputs = nart_run
+    first, last = outputs[0], outputs[-1]
+    assert float(last["nll"]) < 0.8 * float(first["nll"])
+    # Both hints are active from the start (a fresh NAT's states are alike, its attention is
+    # not the teacher's), and training moves the attention towards the teacher's.
+    assert float(first["align"]) > 0 and float(first["hid"]) > 0
+    assert float(last["align"]) < float(first["align"])
+
+
+def test_length_offset_is_the_mean_token_difference(reverse_task):
+    tokenizer = load_tokenizer(reverse_task["vocab"])
+    pairs = zip(open(reverse_task["train.src"]).read().splitlines(),
+                open(reverse_task["train.tgt"]).read().splitlines())
+    differences = [len(tokenizer.tokenize(tf.constant([t])).to_list()[0]) -
+                   len(tokenizer.tokenize(tf.constant([s])).to_list()[0]) for s, t in pairs]
+    assert abs(measure_length_offset(run_data(reverse_task)) - np.mean(differences)) < 1e-3
+
+
+def run_data(task):
+    from tfnmt.core.config import DataConfig
+
+    return DataConfig(train_source=task["train.src"], train_target=task["train.tgt"],
+                      source_vocab=task["vocab"])
+
+
+def test_hints_need_a_teacher_of_the_same_depth(tmp_path, reverse_task, trained_run):
+    model = ModelConfig.from_shape("tiny", architecture="nart")
+    model.decoder_layers = 2
+    run = make_run(tmp_path / "deep", reverse_task, model=model, objective="hint",
+                   teacher_run=trained_run.run_dir)
+    with pytest.raises(Exception, match="hints need the teacher's decoder depth and heads"):
+        Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
+
+
+def test_exported_nart_with_rescoring_equals_in_process(nart_run, trained_run, reverse_task,
+                                                        tmp_path):
+    run, _ = nart_run
+    config = DecodeConfig(method="auto", length_halfwidth=2, rescore_run=trained_run.run_dir,
+                          rescore_checkpoint="latest")
+    version_dir = export_run(run.run_dir, str(tmp_path / "nart"), "latest", config)
+    texts = open(reverse_task["test.src"], encoding="utf-8").read().splitlines()[:6]
+    resolved = dataclasses.replace(resolve_method(config, run), batch_size=64)
+    assert resolved.method == "nat"
+    model, _ = runs.restore_model(run, "latest")
+    src, tgt = run.tokenizers()
+    rescorer = load_rescorer(resolved, run)
+    with_rescorer = Translator(model, src, tgt, resolved, run.model.max_length,
+                               rescorer).translate(texts)
+    alone = Translator(model, src, tgt, dataclasses.replace(resolved, rescore_run=""),
+                       run.model.max_length).translate(texts)
+    # The rescorer decides: its scores are the AT's, not the NAT's own.
+    assert [e[0][1] for e in with_rescorer] != [a[0][1] for a in alone]
+    assert_export_matches(version_dir, run, resolved, texts, rescorer)
+
+
+def test_cli_refuses_nat_decoding_for_an_autoregressive_run(trained_run, reverse_task):
+    result = run_module("tfnmt.translate", f"--run_dir={trained_run.run_dir}",
+                        "--checkpoint=latest", f"--input={reverse_task['test.src']}",
+                        "--method=nat")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "error: nat decoding is for non-autoregressive models" in result.stderr
+
+
+def test_analyze_heatmaps_for_an_at_and_a_nat_model(nart_run, trained_run, tmp_path):
+    import json
+
+    run, _ = nart_run
+    png, result = tmp_path / "maps.png", tmp_path / "maps.json"
+    out = run_module("tfnmt.analyze", "--mode=heatmaps",
+                     f"--runs=at={trained_run.run_dir}@latest,nat={run.run_dir}@latest",
+                     "--sentence=a b c d", f"--output={png}", f"--result={result}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    values = json.loads(result.read_text())["values"]
+    assert set(values["translations"]) == {"at", "nat"}
+    bad = run_module("tfnmt.analyze", "--mode=heatmaps", f"--runs={run.run_dir}@latest",
+                     "--sentence=a", f"--output={png}", "--head=5")
+    assert bad.returncode == 1 and "is out of range" in bad.stderr
+
+
+def test_repeated_token_rate_by_hand(tmp_path):
+    from tfnmt.evaluation.analysis import repeated_token_rate
+
+    assert repeated_token_rate(["a a b", "c d d d", ""]) == 100.0 * 3 / 7
+    hyp = tmp_path / "hyp.txt"
+    hyp.write_text("x x y\n")
+    out = run_module("tfnmt.analyze", "--mode=repeats", f"--hypothesis={hyp}")
+    assert out.returncode == 0 and '"repeated_tokens_percent": 33.33' in out.stdout
+
+
+def test_a_teacher_with_another_vocabulary_is_refused(tmp_path, multi30k_sample, trained_run):
+    task = {"train.src": multi30k_sample["en"], "train.tgt": multi30k_sample["de"],
+            "vocab": multi30k_sample["vocab"]}
+    run = make_run(tmp_path / "kd", task, teacher_run=trained_run.run_dir)
+    with pytest.raises(UserError, match=f"the teacher {trained_run.run_dir} uses another "
+                                        "vocabulary"):
+        Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)

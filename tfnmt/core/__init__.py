@@ -1,0 +1,1 @@
+"""What every layer shares: the one error type, typed configs, atomic writes, provenance and progress; imports nothing else from tfnmt."""

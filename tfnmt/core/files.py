@@ -1,0 +1,12 @@
+"""Files written whole or not at all."""
+
+import os
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Writes text to path whole: a temporary file in the same folder, renamed into place."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Search over any model that provides the decoding interface: greedy and beam (search), length-parallel decoding with rescoring (parallel), iterative fills (iterative); common holds the pieces they share."""

@@ -1,0 +1,98 @@
+"""What every search shares: the impossible score, length rules, the banned-token bias, the
+best of several candidates.
+
+Every search returns ids [B, K, L], lengths [B, K] and scores [B, K]: a hypothesis's total
+log-probability under the model that produced it (NAT with a rescorer: under the rescorer).
+Where a search ranks by something else (beam search's length penalty, mask-predict's mean) it
+also returns that as "selection"."""
+
+import tensorflow as tf
+
+from tfnmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from tfnmt.layers.attention import NEG_INF
+
+
+# The score of an impossible hypothesis: the attention masks' -1e9 (finite: no inf - inf = NaN).
+NEG = NEG_INF
+
+
+def length_penalty(length, alpha):
+    """GNMT length penalty ((5 + |Y|) / 6) ** alpha (Wu et al. 2016, Eq. 14); |Y| counts EOS."""
+    return tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, alpha)
+
+
+def length_limits(source, max_length, a, b):
+    """Per-sentence output limit min(floor(a * |x| + b), max_length); |x| counts source EOS."""
+    source_length = tf.reduce_sum(tf.cast(source != PAD_ID, tf.float32), axis=1)
+    return tf.minimum(tf.cast(a * source_length + b, tf.int32), max_length)
+
+
+def never(tokens, banned=()):
+    """The banned-token rule of every decoder: True for the ids in `tokens` no output may hold
+    (PAD, BOS and the method's own `banned`, e.g. [MASK])."""
+    out = (tokens == PAD_ID) | (tokens == BOS_ID)
+    for token in banned:
+        out |= tokens == token
+    return out
+
+
+def token_biases(tokens):
+    """What a decode loop adds to a step's log-probabilities over `tokens` [V] (the ids the
+    logits stand for: range(V), or a shortlist), loop-invariant: [3, V] rows "normal"
+    (PAD and BOS never), "no EOS" (before the minimum length) and "EOS only" (a hypothesis cut
+    at the length limit pays log P(EOS), as in fairseq)."""
+    normal = tf.where(never(tokens), NEG, 0.0)
+    return tf.stack([normal, tf.where(tokens == EOS_ID, NEG, normal),
+                     tf.where(tokens == EOS_ID, 0.0, NEG)])
+
+
+def step_bias(biases, force_eos, forbid_eos):
+    """force_eos [B] bool, forbid_eos a scalar bool -> the bias [B, V] of this step."""
+    row = tf.where(forbid_eos, biases[1], biases[0])
+    return tf.where(force_eos[:, None], biases[2][None], row[None])
+
+
+def best_tokens(logits, allowed):
+    """The arg-max over allowed tokens and its log-probability under the full softmax, without
+    a log-softmax materialised: logits [..., V], allowed bool broadcastable to them ->
+    (ids [...], log-probabilities [...])."""
+    logits = tf.cast(logits, tf.float32)
+    ids = tf.argmax(tf.where(allowed, logits, NEG), axis=-1, output_type=tf.int32)
+    chosen = tf.gather(logits, ids, batch_dims=ids.shape.rank)
+    return ids, chosen - tf.reduce_logsumexp(logits, axis=-1)
+
+
+def fixed_length_allowed(lengths, width, vocab_size, banned=()):
+    """The one rule of every parallel (non-autoregressive) decoder that fills a candidate of a
+    known length N (EOS included): [R, W, V] bool, EOS allowed only at position N - 1 and
+    nothing else there; PAD, BOS and the `banned` ids never."""
+    last = (tf.range(width)[None] == lengths[:, None] - 1)[:, :, None]      # [R, W, 1]
+    words = tf.range(vocab_size)
+    is_eos = words == EOS_ID
+    return tf.where(last, is_eos, ~(never(words, banned) | is_eos))
+
+
+def best_of_candidates(selection, tensors, batch, per_sentence):
+    """For each sentence the candidate with the highest selection score (the first of equals);
+    every tensor [B*c, ...] (a sentence's c candidates consecutive) -> [B, 1, ...], a beam axis
+    of one as the searches return."""
+    best = tf.argmax(tf.reshape(selection, [batch, per_sentence]), axis=1, output_type=tf.int32)
+
+    def pick(t):
+        grouped = tf.reshape(t, tf.concat([[batch, per_sentence], tf.shape(t)[1:]], 0))
+        return tf.gather(grouped, best, batch_dims=1)[:, None]
+
+    return {name: pick(t) for name, t in tensors.items()}
+
+
+def sequence_lengths(ids):
+    """Length up to and including the first EOS (the full width if there is none)."""
+    is_eos = tf.cast(ids == EOS_ID, tf.int32)
+    seen = tf.cumsum(is_eos, axis=-1, exclusive=True) > 0
+    return tf.reduce_sum(tf.cast(tf.logical_not(seen), tf.int32), axis=-1)
+
+
+def output_tokens(logits, vocab_ids):
+    """The ids a step's logits [..., N] stand for: the shortlist `vocab_ids`, or every id (then
+    a constant of the compiled loop: N is static)."""
+    return tf.range(logits.shape[-1]) if vocab_ids is None else vocab_ids

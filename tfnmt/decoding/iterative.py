@@ -1,0 +1,168 @@
+"""Iterative fills of a bidirectional decoder: Hybrid-Regressive Translation's two stages
+(HRT paper, Sec. 5) and CMLM's mask-predict (Ghazvininejad et al. 2019).
+
+HRT uses one Transformer decoder two ways: Skip-AT (causal mask) generates z_i = y_{ik} from
+[BOS_k] with positions 0, k, 2k, ...; Skip-CMLM (no causal mask) then fills the k-1 [MASK]s
+placed before every z_i in one pass. No parameters beyond the Transformer's; [MASK] and
+[BOS_k] are reserved vocabulary ids. Mask-predict starts from L [MASK]s and re-predicts the
+least confident tokens.
+"""
+
+import tensorflow as tf
+
+from tfnmt.data.sequences import row_ranks
+from tfnmt.data.tokenizer import BOS_ID, PAD_ID
+from tfnmt.decoding import common, search
+from tfnmt.decoding.common import best_of_candidates, NEG
+
+
+def bidirectional_mask(decoder_input):
+    """[B, 1, T]: every position attends to every real (non-PAD) position."""
+    return (decoder_input != PAD_ID)[:, None, :]
+
+
+class SkipAT:
+    """The decoding interface of the Skip-AT decoder over a Transformer (shared beam search).
+
+    Step i feeds [BOS_k] at i = 0, uses cache slot i and position encoding i * k. The encoder
+    output is kept for the Skip-CMLM stage of the same call.
+    """
+
+    def __init__(self, model, k, bos_k_id):
+        self.model, self.k, self.bos_k_id = model, k, bos_k_id
+        self.encoded = self.memory_kv = None
+
+    def initial_state(self, source, max_length):
+        self.encoded = self.model.encode(source)
+        state = self.model.state_from_encoding(*self.encoded, max_length)
+        self.memory_kv = state["memory"]["kv"]  # Skip-CMLM reuses the keys and values
+        return state
+
+    def decoding_constants(self, vocab_ids=None):
+        return self.model.decoding_constants(vocab_ids)
+
+    def step(self, ids, position, cache, memory):
+        ids = tf.where(ids == BOS_ID, self.bos_k_id, ids)
+        return self.model.step(ids, position, cache, memory, embedding_position=position * self.k)
+
+
+def skip_cmlm_input(z, k, mask_id):
+    """z [N, m] (PAD after EOS) -> y_nat [N, m*k]: k-1 [MASK]s before every z_i; positions."""
+    n, m = tf.shape(z)[0], tf.shape(z)[1]
+    blocks = tf.concat([tf.fill([n, m, k - 1], mask_id), z[:, :, None]], axis=2)
+    real = tf.repeat(z != PAD_ID, k, axis=1)
+    y_nat = tf.where(real, tf.reshape(blocks, [n, m * k]), PAD_ID)
+    positions = tf.broadcast_to(tf.range(1, m * k + 1)[None], tf.shape(y_nat))
+    return y_nat, positions
+
+
+def predict_masks(model, tokens, positions, encoded, source_mask, mask_id, lengths,
+                  memory_kv=None):
+    """One bidirectional decoder pass of mask-predict: for every position of a candidate of
+    `lengths` [R] tokens (EOS included), the best token that is not PAD, BOS or [MASK], with EOS
+    exactly at position N - 1 (common.fixed_length_allowed), and its log-probability.
+    `encoded` and `source_mask` may have one row per sentence for several token rows each;
+    `memory_kv` are its keys/values when already projected."""
+    logits = model.decode(tokens, encoded, source_mask, self_mask=bidirectional_mask(tokens),
+                          positions=positions, memory_kv=memory_kv)
+    allowed = common.fixed_length_allowed(lengths, tf.shape(tokens)[1], logits.shape[-1],
+                                          banned=(mask_id,))
+    return common.best_tokens(logits, allowed)
+
+
+def fill_tokens(vocab_size, mask_id):
+    """[V] bool: what a [MASK] may become (not PAD, BOS or [MASK])."""
+    return ~common.never(tf.range(vocab_size), (mask_id,))
+
+
+def skip_cmlm_fill(model, y_nat, positions, encoded, source_mask, mask_id, k, memory_kv=None):
+    """One Skip-CMLM pass: every [MASK] replaced by its arg-max; returns (filled ids, sum of the
+    log-probabilities of the filled tokens) per row. Only the k - 1 [MASK] slots of every block
+    go through the vocabulary projection; `memory_kv` are the Skip-AT stage's keys/values."""
+    rows, width = tf.shape(y_nat)[0], tf.shape(y_nat)[1]
+
+    def mask_slots(hidden):  # [R, m*k, d] -> [R, m, k-1, d]
+        return tf.reshape(hidden, [rows, width // k, k, hidden.shape[-1]])[:, :, : k - 1]
+
+    logits = model.decode(y_nat, encoded, source_mask, self_mask=bidirectional_mask(y_nat),
+                          positions=positions, memory_kv=memory_kv, outputs=mask_slots)
+    predicted, log_prob = common.best_tokens(logits, fill_tokens(logits.shape[-1], mask_id))
+    blocks = tf.reshape(y_nat, [rows, width // k, k])
+    is_mask = blocks[:, :, : k - 1] == mask_id
+    filled = tf.concat([tf.where(is_mask, predicted, blocks[:, :, : k - 1]), blocks[:, :, k - 1:]],
+                       axis=2)
+    return (tf.reshape(filled, [rows, width]),
+            tf.reduce_sum(tf.where(is_mask, log_prob, 0.0), axis=[1, 2]))
+
+
+def hybrid_regressive_decode(model, source, max_length, k, mask_id, bos_k_id, beam_size=5,
+                             n_nat=1, alpha=0.0, max_length_a=1.5, max_length_b=10):
+    """Two-stage HRT inference: Skip-AT beam search (beam_size), Skip-CMLM on the top n_nat
+    hypotheses, truncation at the first EOS, choice by Eq. 3 of the HRT paper.
+
+    Returns ids [B, 1, L] (L = k * ceil(max_length / k)), lengths [B, 1], scores [B, 1] (Eq. 3)
+    and, for the chosen hypothesis, its Skip-AT ids z [B, 1, m] and the two terms of Eq. 3.
+    """
+    skip = SkipAT(model, k, bos_k_id)
+    skip_length = -(-max_length // k)
+    limits = common.length_limits(source, max_length, max_length_a, max_length_b)
+    beams = search.beam_search(skip, source, skip_length, -(-limits // k), beam_size, alpha)
+    encoded, source_mask = skip.encoded
+    batch = tf.shape(source)[0]
+    z = tf.reshape(beams["ids"][:, :n_nat], [batch * n_nat, skip_length])
+    y_nat, positions = skip_cmlm_input(z, k, mask_id)
+    filled, cmlm_score = skip_cmlm_fill(model, y_nat, positions, encoded, source_mask, mask_id, k,
+                                        skip.memory_kv)
+    skip_score = tf.reshape(beams["scores"][:, :n_nat], [-1])
+    scores = skip_score + cmlm_score                                               # Eq. 3
+    lengths = common.sequence_lengths(filled)
+    filled = tf.where(tf.range(skip_length * k)[None] < lengths[:, None], filled, PAD_ID)
+    return common.best_of_candidates(
+        scores, {"ids": filled, "lengths": lengths, "scores": scores, "skip_ids": z,
+                 "skip_at_score": skip_score, "skip_cmlm_score": cmlm_score}, batch, n_nat)
+
+
+def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_length=None):
+    """Mask-predict: for the length_beam most likely lengths L >= 2 (EOS included), start from
+    L [MASK]s, then for t = 1 .. I-1 re-mask the n = L (I - t) / I least confident tokens and
+    predict them again; every prediction puts EOS at position L and nowhere else
+    (common.fixed_length_allowed). The candidate with the best mean log-probability over
+    its L positions wins.
+
+    Returns ids [B, 1, W] (W = max_length), lengths [B, 1], scores [B, 1] (total log-probability)
+    and selection [B, 1] (its mean over the L positions).
+    """
+    width = model.config.max_length if max_length is None else max_length
+    encoded, source_mask = model.encode(source)
+    batch = tf.shape(source)[0]
+    length_logp = tf.nn.log_softmax(model.length_logits(encoded, source_mask)[:, : width + 1])
+    # L counts EOS: at least one token and EOS.
+    length_logp = tf.concat([tf.fill([batch, 2], NEG), length_logp[:, 2:]], axis=1)
+    _, lengths = tf.math.top_k(length_logp, k=length_beam)               # [B, l]
+    lengths = tf.maximum(tf.reshape(lengths, [-1]), 2)                   # [B*l]
+    rows = tf.shape(lengths)[0]
+    # encoded stays one row per sentence: its length_beam candidates share it, and its keys
+    # and values are projected once for every iteration.
+    memory_kv = [layer.project_memory(encoded) for layer in model.decoder_layers]
+    positions = tf.broadcast_to(tf.range(1, width + 1)[None], [rows, width])
+    real = positions <= lengths[:, None]
+    tokens = tf.where(real, mask_id, PAD_ID)
+    probs = tf.zeros([rows, width])
+
+    for t in range(iterations):
+        masked = tokens == mask_id
+        predicted, confidence = predict_masks(model, tokens, positions, encoded, source_mask,
+                                              mask_id, lengths, memory_kv)
+        tokens = tf.where(masked, predicted, tokens)
+        probs = tf.where(masked, confidence, probs)
+        if t == iterations - 1:
+            break
+        n = lengths * (iterations - 1 - t) // iterations                # to re-mask
+        ranked = tf.where(real, probs, -NEG)                             # padding last
+        rank = row_ranks(ranked)
+        tokens = tf.where(real & (rank < n[:, None]), mask_id, tokens)
+
+    total = tf.reduce_sum(tf.where(real, probs, 0.0), 1)
+    mean_logp = total / tf.cast(lengths, tf.float32)
+    return best_of_candidates(mean_logp, {"ids": tokens, "lengths": lengths, "scores": total,
+                                          "selection": mean_logp}, batch, length_beam)

@@ -1,0 +1,72 @@
+"""Length-parallel decoding of non-autoregressive models: several target lengths per sentence in one pass, arg-max fills, AT rescoring."""
+
+import tensorflow as tf
+
+from tfnmt.data.sequences import shift_right
+from tfnmt.data.tokenizer import PAD_ID
+from tfnmt.decoding.common import best_of_candidates, best_tokens, fixed_length_allowed
+
+
+def candidate_lengths(centers, halfwidth, max_length):
+    """[B, 2B+1] distinct target lengths: center - B .. center + B, the window moved up or down
+    to lie within [2, max_length] (a translation is at least one token and EOS), so no two
+    candidates of a sentence are the same length unless max_length leaves too few."""
+    start = tf.clip_by_value(centers - halfwidth, 2, tf.maximum(max_length - 2 * halfwidth, 2))
+    return tf.minimum(start[:, None] + tf.range(2 * halfwidth + 1)[None], max_length)
+
+
+def argmax_fill(logits, lengths):
+    """Per position the best token that is not PAD, BOS or EOS, then EOS at position N - 1 and
+    PAD after it: (ids [R, W], log-probabilities of the chosen tokens [R, W], 0 on padding)."""
+    width, vocab = tf.shape(logits)[1], logits.shape[-1]
+    ids, token_logp = best_tokens(logits, fixed_length_allowed(lengths, width, vocab))
+    real = tf.range(width)[None] < lengths[:, None]
+    return tf.where(real, ids, PAD_ID), tf.where(real, token_logp, 0.0)
+
+
+def teacher_scores(teacher, source, candidates):
+    """Total log P_teacher(candidate | source) in ONE teacher-forced pass over all candidates:
+    source [B, S] encoded once (its keys and values shared by a sentence's candidates),
+    candidates [B * c, W] (a sentence's consecutive; ending with EOS, PAD after) -> [B * c]."""
+    encoded, source_mask = teacher.encode(source)
+    logits = tf.cast(teacher.decode(shift_right(candidates), encoded, source_mask), tf.float32)
+    token_logp = (tf.gather(logits, candidates, batch_dims=2) -
+                  tf.reduce_logsumexp(logits, axis=-1))
+    real = candidates != PAD_ID
+    return tf.reduce_sum(tf.where(real, token_logp, 0.0), axis=1)
+
+
+SELECTIONS = ("normalized", "total")
+
+
+def nat_translate(model, source, max_length, halfwidth=0, rescorer=None, selection="normalized"):
+    """Length-parallel NAT decoding: for each sentence the 2B+1 lengths around the model's
+    predicted length (M + C, or a length classifier's choice; B = halfwidth) decoded as one
+    batch, each position its arg-max. Each candidate's score is its total log-probability
+    under the AT `rescorer` (one teacher-forced pass) when given, else under the NAT itself;
+    the candidate with the best score wins, divided by its length first when `selection` is
+    "normalized" ("total": the hint paper's highest probability).
+
+    Returns ids [B, 1, W], lengths [B, 1], scores [B, 1] (total log-probability); W is
+    max_length, or less when the model bounds its candidates' lengths (length_bound).
+    """
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    bound = model.length_bound(tf.shape(source)[1], halfwidth)
+    if bound is not None:
+        max_length = tf.minimum(max_length, bound)
+    encoded, source_mask = model.encode(source)
+    batch, count = tf.shape(source)[0], 2 * halfwidth + 1
+    centers = model.predicted_lengths(source, encoded, source_mask)
+    lengths = tf.reshape(candidate_lengths(centers, halfwidth, max_length), [-1])
+    # One row per candidate; the encoder output stays one row per sentence (grouped attention).
+    logits = model.nat_decode(tf.repeat(source, count, axis=0), encoded, source_mask, lengths,
+                              max_length)
+    ids, token_logp = argmax_fill(logits, lengths)
+    if rescorer is not None and count > 1:
+        scores = teacher_scores(rescorer, source, ids)
+    else:
+        scores = tf.reduce_sum(token_logp, axis=1)
+    chosen = scores / tf.cast(lengths, tf.float32) if selection == "normalized" else scores
+    return best_of_candidates(chosen, {"ids": ids, "lengths": lengths, "scores": scores,
+                                       "selection": chosen}, batch, count)

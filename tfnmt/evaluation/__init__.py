@@ -1,0 +1,1 @@
+"""Measurement: speed benchmarks, time breakdowns, analyses, tfnmt beside CTranslate2."""

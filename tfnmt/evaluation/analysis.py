@@ -1,0 +1,171 @@
+"""What the hint-based NART paper looks at: decoder hidden-state cosine similarity and
+encoder-decoder attention for one sentence (its Figures 1 and 2), the share of consecutive
+repeated tokens in translations, and the scale of its three loss terms at initialisation."""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tfnmt import runs
+from tfnmt.core.errors import UserError
+from tfnmt.data.pipeline import make_dataset
+from tfnmt.data.sequences import shift_right
+from tfnmt.data.tokenizer import EOS_ID, PAD_ID
+from tfnmt.decoding import search
+from tfnmt.decoding.parallel import nat_translate
+from tfnmt.methods.at import label_smoothed_cross_entropy
+from tfnmt.methods.hint_nart import HintBased
+from tfnmt.models import build_model
+from tfnmt.models.nat import NART
+from tfnmt.models.transformer import Transformer
+from tfnmt.training.trainer import set_seed
+
+
+def repeated_token_rate(lines):
+    """Percentage of tokens (whitespace-separated words) equal to the token before them."""
+    repeats = total = 0
+    for line in lines:
+        words = line.split()
+        total += len(words)
+        repeats += sum(a == b for a, b in zip(words, words[1:]))
+    return 100.0 * repeats / max(total, 1)
+
+
+def sentence_internals(model, source_tokenizer, target_tokenizer, sentence, layer=-1, head=0,
+                       beam_size=4, length_penalty=1.0):
+    """Translates one sentence (beam search for AT models, N = M + C for NAT models), then runs
+    the decoder in parallel on that output and returns {"source": pieces, "target": pieces,
+    "similarity": [T, T] cosines of the chosen layer's outputs, "attention": [T, S] of one
+    encoder-decoder attention head of that layer}."""
+
+    if not isinstance(model, Transformer):
+        raise UserError("heat maps need a Transformer or a NART (attention weights per head).")
+    ids = source_tokenizer.tokenize(tf.constant([sentence])).to_list()[0]
+    source = tf.constant([ids[: model.config.max_length - 1] + [EOS_ID]], tf.int32)
+    max_length = min(2 * source.shape[1] + 10, model.config.max_length)
+    encoded, source_mask = model.encode(source)
+    if isinstance(model, NART):
+        out = nat_translate(model, source, max_length)
+        length = int(out["lengths"][0, 0])
+        target = out["ids"][:, 0, :length]
+        _, internals = model.nat_decode(source, encoded, source_mask, tf.constant([length]),
+                                        length, return_internals=True)
+    else:
+        out = search.decode(model, source, max_length, beam_size, length_penalty)
+        length = int(out["lengths"][0, 0])
+        target = out["ids"][:, 0, :length]
+        _, internals = model.decode(shift_right(target), encoded, source_mask,
+                                    return_internals=True)
+    hidden = tf.math.l2_normalize(internals["hidden"][layer][0], axis=-1)
+    return {"source": source_tokenizer.pieces(source[0].numpy().tolist()),
+            "target": target_tokenizer.pieces(target[0].numpy().tolist()),
+            "similarity": (hidden @ tf.transpose(hidden)).numpy(),
+            "attention": internals["attention"][layer][0, head].numpy()}
+
+
+def save_figure(figure, path):
+    """Writes a matplotlib figure as PNG under a temporary name, then renames it."""
+    from matplotlib import pyplot
+
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temporary = f"{path}.tmp-{os.getpid()}.png"
+    figure.savefig(temporary, dpi=110)
+    pyplot.close(figure)
+    os.replace(temporary, path)
+
+
+def plot_heatmaps(panels, path, layer, head):
+    """panels: [(title, sentence_internals(...))] -> one PNG, a column per model: hidden-state
+    similarity on top, attention below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    columns = len(panels)
+    figure, axes = pyplot.subplots(2, columns, figsize=(5 * columns, 10), squeeze=False)
+    for column, (title, data) in enumerate(panels):
+        top, bottom = axes[0][column], axes[1][column]
+        top.imshow(data["similarity"], vmin=-1, vmax=1, cmap="viridis")
+        top.set_title(f"{title}: hidden-state cosine (layer {layer})")
+        bottom.imshow(data["attention"], vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        bottom.set_title(f"{title}: enc-dec attention (layer {layer}, head {head})")
+        for ax, rows, cols in ((top, data["target"], data["target"]),
+                               (bottom, data["target"], data["source"])):
+            ax.set_yticks(range(len(rows)), rows, fontsize=7)
+            ax.set_xticks(range(len(cols)), cols, fontsize=7, rotation=90)
+    save_figure(figure, path)
+
+
+def hint_scales(teacher_run, data, batches=10, gamma_st=0.5, gamma_tr=0.5, seed=1234,
+                init_from=""):
+    """The three terms of the hint-based NART loss for a freshly initialised NART of the
+    teacher's shape (or one started from `init_from`'s best weights, as training does with
+    --init_from) against the trained teacher, on `batches` batches of `data`: per-token
+    L_nll (label smoothing 0) and token-weighted means of the per-sentence L_hid and L_align,
+    i.e. the same normalisation as in training."""
+
+    run = runs.load(teacher_run)
+    teacher, _ = runs.restore_model(run, "averaged" if os.path.isdir(
+        os.path.join(run.checkpoint_dir, "averaged")) else "best")
+    set_seed(seed)
+    student = build_model(dataclasses.replace(run.model, architecture="nart", dropout=0.0))
+    if init_from:
+        runs.restore_shared_weights(student, init_from)
+    objective = HintBased(teacher, gamma_st=gamma_st, gamma_tr=gamma_tr)
+    sums = {"nll": 0.0, "hid": 0.0, "align": 0.0, "tokens": 0.0}
+    dataset = make_dataset(data.train_source, data.train_target, run.source_vocab,
+                           run.target_vocab, dataclasses.replace(data, batch_tokens=2048),
+                           training=False)
+    for batch in dataset.take(batches):
+        logits, hid, align, weights = objective.terms(student, batch, training=False)
+        _, nll, tokens = label_smoothed_cross_entropy(logits, batch["target"], 0.0)
+        sums["nll"] += float(nll)
+        sums["hid"] += float(tf.reduce_sum(hid * weights))
+        sums["align"] += float(tf.reduce_sum(align * weights))
+        sums["tokens"] += float(tokens)
+    tokens = max(sums.pop("tokens"), 1.0)
+    return {k: round(v / tokens, 4) for k, v in sums.items()} | {"tokens": int(tokens)}
+
+
+def action_usage(run, model, source_path, target_path, batches=0):
+    """How often each action category is a DAT layer's arg-max, over the real target positions
+    of a parallel set decoded teacher-forced: counts [n] summed over layers."""
+
+    if not hasattr(model, "action_average"):
+        raise UserError(f"{run.run_dir} is not a DAT (--architecture=dat).")
+    counts = np.zeros(run.model.num_actions, np.int64)
+    dataset = make_dataset(source_path, target_path, run.source_vocab, run.target_vocab,
+                           run.data, training=False)
+    for i, batch in enumerate(dataset):
+        if batches and i >= batches:
+            break
+        encoded, mask = model.encode(batch["source"])
+        _, internals = model.decode(shift_right(batch["target"]), encoded, mask,
+                                    return_internals=True)
+        real = (batch["target"] != PAD_ID).numpy()
+        for pi in internals["policy"]:
+            counts += np.bincount(np.argmax(pi.numpy(), -1)[real], minlength=len(counts))
+    return counts
+
+
+def plot_action_usage(usages, path):
+    """usages: [(title, counts)] -> a PNG: each run's categories sorted by usage, as shares."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, ax = pyplot.subplots(figsize=(8, 4.5))
+    for title, counts in usages:
+        shares = np.sort(counts)[::-1] / max(counts.sum(), 1)
+        used = int((counts > 0).sum())
+        ax.plot(np.arange(1, len(shares) + 1), shares, label=f"{title} ({used} used)")
+    ax.set_xlabel("action category, by rank of use")
+    ax.set_ylabel("share of arg-max decisions")
+    ax.set_yscale("log")
+    ax.legend()
+    save_figure(figure, path)

@@ -1,0 +1,241 @@
+"""tfnmt beside CTranslate2 on the same random weights, with forced output lengths: what a CPU
+user would get from either for a model shape that has no trained run
+(python -m tfnmt.benchmark --mode=ctranslate2).
+
+Protocol of a cell (shape, batch, beam): `batch` sources of SOURCE_TOKENS random pieces (EOS
+added by both), every hypothesis forced to STEPS decoder steps (tfnmt: STEPS - 1 tokens and a
+forced EOS; CTranslate2: min = max decoding length = STEPS), tokens/s = batch * STEPS / the
+fastest of `repeats` timed calls after one warm-up call. Every measurement runs in a child
+process of its own, so its peak RSS is that configuration's alone; the CTranslate2 children
+never import TensorFlow.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from tfnmt.core.config import ModelConfig
+from tfnmt.core.provenance import peak_rss_mb
+from tfnmt.decoding import search
+from tfnmt.models import build_model, named_weights
+from tfnmt.serving import ctranslate2_export
+
+SOURCE_TOKENS = 16
+STEPS = SOURCE_TOKENS + 1
+VOCAB_SIZE = 8000
+SHAPES = ("small", "base", "12-1")
+SPECIAL = ("<pad>", "<unk>", "<s>", "</s>")
+
+
+class SyntheticVocabulary:
+    """What the CTranslate2 converter reads of a tokenizer, for random weights: tfnmt's four
+    special pieces, then "w4", "w5", ..."""
+
+    def __init__(self, size):
+        self.vocab_size = size
+
+    def pieces(self, ids):
+        return [SPECIAL[i] if i < len(SPECIAL) else f"w{i}" for i in ids]
+
+
+def sources(batch, seed=0):
+    """[batch, SOURCE_TOKENS] random ids of ordinary pieces (no special ones)."""
+    import numpy as np
+
+    return np.random.default_rng(seed).integers(8, VOCAB_SIZE, size=(batch, SOURCE_TOKENS))
+
+
+def random_model(shape, seed=0):
+    """The model of `shape` with every kernel drawn from N(0, 1 / fan-in) and every embedding
+    table from N(0, 1) (peaked output distributions) by numpy's `seed`
+    (the same weights in every process; keras.utils.set_random_seed would reset TensorFlow's
+    context, and with it the resources of tokenizers already loaded)."""
+    import numpy as np
+
+
+    model = build_model(ModelConfig.from_shape(shape, vocab_size=VOCAB_SIZE, dropout=0.0))
+    rng = np.random.default_rng(seed)
+    for name, weight in sorted(named_weights(model).items()):
+        if len(weight.shape) == 2:
+            scale = 1.0 if "embedding" in name else weight.shape[0] ** -0.5
+            weight.assign(rng.normal(scale=scale, size=weight.shape).astype("float32"))
+    return model
+
+
+def convert_random(shape, output_dir, seed=0):
+    """The random model of `shape` as a float32 CTranslate2 model in output_dir."""
+
+    model = random_model(shape, seed)
+    vocabulary = SyntheticVocabulary(VOCAB_SIZE)
+    spec = ctranslate2_export.build_spec(model, vocabulary, vocabulary)
+    spec.validate()
+    spec.optimize(quantization=None)
+    os.makedirs(output_dir, exist_ok=True)
+    spec.save(output_dir)
+
+
+def _fastest(call, repeats):
+    import time
+
+    call()  # warm-up (compiles, allocates)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def time_tfnmt(shape, batch, beam, repeats, xla=True, seed=0):
+    """tokens/s of tfnmt's compiled decode loop on the random model (run in a child)."""
+    import tensorflow as tf
+
+
+    model = random_model(shape, seed)
+    source = tf.constant(sources(batch), tf.int32)
+    source = tf.concat([source, tf.fill([batch, 1], 3)], axis=1)  # EOS
+    decode = tf.function(lambda s: search.decode(
+        model, s, STEPS, beam, 1.0, max_length_a=0.0, max_length_b=STEPS,
+        min_length=STEPS)["ids"], jit_compile=xla)
+    seconds = _fastest(lambda: decode(source).numpy(), repeats)
+    return {"tokens_per_second": round(batch * STEPS / seconds, 1),
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def time_ctranslate2(model_dir, batch, beam, compute_type, threads, repeats):
+    """tokens/s of CTranslate2 on the converted model (run in a child without TensorFlow)."""
+    import ctranslate2
+
+    translator = ctranslate2.Translator(model_dir, device="cpu", compute_type=compute_type,
+                                        intra_threads=threads, inter_threads=1)
+    vocabulary = SyntheticVocabulary(VOCAB_SIZE)
+    pieces = [vocabulary.pieces(row.tolist()) for row in sources(batch)]
+    seconds = _fastest(lambda: translator.translate_batch(
+        pieces, beam_size=beam, max_batch_size=batch, min_decoding_length=STEPS,
+        max_decoding_length=STEPS, suppress_sequences=[["<pad>"], ["<s>"]]), repeats)
+    return {"tokens_per_second": round(batch * STEPS / seconds, 1),
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def in_child(function, **kwargs):
+    """Runs tfnmt.side_by_side.<function>(**kwargs) in a fresh interpreter; returns its dict."""
+    code = ("import json, sys; from tfnmt.evaluation import side_by_side; "
+            f"print(json.dumps(side_by_side.{function}(**json.loads(sys.stdin.read()))))")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", code], input=json.dumps(kwargs),
+                          capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{function}({kwargs}) failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def side_by_side(shapes=SHAPES, batches=(1, 32), beams=(1, 4),
+                 compute_types=("float32", "int8"), threads=(1, 2), repeats=3, log=print):
+    """The cells of results/ctranslate2_side_by_side.json (see the module docstring)."""
+    cells = []
+    for shape in shapes:
+        with tempfile.TemporaryDirectory() as model_dir:
+            in_child("convert_random", shape=shape, output_dir=model_dir)
+            for batch in batches:
+                for beam in beams:
+                    mine = in_child("time_tfnmt", shape=shape, batch=batch, beam=beam,
+                                    repeats=repeats)
+                    theirs, rss = {}, 0.0
+                    for compute in compute_types:
+                        for count in threads:
+                            got = in_child("time_ctranslate2", model_dir=model_dir,
+                                           batch=batch, beam=beam, compute_type=compute,
+                                           threads=count, repeats=repeats)
+                            theirs[f"{compute}_{count}thr"] = got["tokens_per_second"]
+                            rss = max(rss, got["peak_rss_mb"])
+                    best = max(theirs.values())
+                    cell = {"shape": shape, "batch": batch, "beam": beam,
+                            "tfnmt_tokens_per_second": mine["tokens_per_second"],
+                            "tfnmt_peak_rss_mb": mine["peak_rss_mb"], "ctranslate2": theirs,
+                            "ctranslate2_peak_rss_mb": rss,
+                            "tfnmt_over_best_ctranslate2": round(
+                                mine["tokens_per_second"] / best, 2)}
+                    cells.append(cell)
+                    log(json.dumps(cell))
+    return cells
+
+
+def markdown(cells):
+    configs = list(cells[0]["ctranslate2"]) if cells else []
+    head = (["shape", "batch", "beam", "tfnmt tok/s"] + [f"CT2 {c}" for c in configs] +
+            ["tfnmt / best CT2", "tfnmt RSS (MB)", "CT2 RSS (MB)"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in cells:
+        row = ([c["shape"], c["batch"], c["beam"], c["tfnmt_tokens_per_second"]] +
+               [c["ctranslate2"][k] for k in configs] +
+               [c["tfnmt_over_best_ctranslate2"], c["tfnmt_peak_rss_mb"],
+                c["ctranslate2_peak_rss_mb"]])
+        lines.append("| " + " | ".join(str(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def ctranslate2_rows(run, checkpoint, name, sentences, references, batch_sizes, beam_sizes,
+                     length_penalty, compute_types, threads, repeats):
+    """Benchmark rows of CTranslate2 on a trained AT run's converted weights, on the same
+    sentences as its tfnmt rows: SentencePiece in Python, length-sorted batches, one output
+    limit per batch (the largest of its sentences' tfnmt limits: CTranslate2 takes one),
+    CTranslate2's own length normalisation (length ** alpha) in beam search."""
+    import time
+
+    import ctranslate2
+    import sacrebleu
+    import sentencepiece
+
+
+    max_length = run.model.max_length
+    source_sp = sentencepiece.SentencePieceProcessor(model_file=run.source_vocab)
+    target_sp = sentencepiece.SentencePieceProcessor(model_file=run.target_vocab)
+    options = ctranslate2_export.decoding_options(max_length)
+    rows = []
+    with tempfile.TemporaryDirectory() as model_dir:
+        path = ctranslate2_export.convert(run, checkpoint, model_dir)
+        for compute in compute_types:
+            for count in threads:
+                translator = ctranslate2.Translator(model_dir, device="cpu",
+                                                    compute_type=compute, intra_threads=count,
+                                                    inter_threads=1)
+                for beam in beam_sizes:
+                    for batch in batch_sizes:
+                        def translate():
+                            pieces = [source_sp.encode(s, out_type=str)[: max_length - 1]
+                                      for s in sentences]
+                            order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
+                            out = [""] * len(pieces)
+                            for start in range(0, len(order), batch):
+                                index = order[start:start + batch]
+                                limit = max(ctranslate2_export.max_decoding_length(
+                                    pieces[i], max_length) for i in index)
+                                results = translator.translate_batch(
+                                    [pieces[i] for i in index], beam_size=beam,
+                                    length_penalty=length_penalty,
+                                    **dict(options, max_decoding_length=limit))
+                                for i, result in zip(index, results):
+                                    out[i] = target_sp.decode(result.hypotheses[0])
+                            return out
+
+                        hyps = translate()  # warm-up
+                        best = float("inf")
+                        for _ in range(repeats):
+                            start = time.perf_counter()
+                            hyps = translate()
+                            best = min(best, time.perf_counter() - start)
+                        words = sum(len(h.split()) for h in hyps)
+                        row = {"run": name, "run_dir": run.run_dir, "checkpoint": path,
+                               "decoding": (f"CTranslate2 {compute} {count}thr "
+                                            + ("greedy" if beam == 1 else f"beam {beam}")),
+                               "method": "ctranslate2", "rescore_run": None, "beam": beam,
+                               "xla": None, "batch": batch, "seconds": round(best, 3),
+                               "sentences_per_second": round(len(sentences) / best, 2),
+                               "words_per_second": round(words / best, 1)}
+                        if references:
+                            row["bleu"] = round(
+                                sacrebleu.corpus_bleu(hyps, [references]).score, 2)
+                        rows.append(row)
+    return rows

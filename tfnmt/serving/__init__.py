@@ -1,0 +1,1 @@
+"""Deployment: SavedModel signatures and export, the op check, the serving client, CTranslate2 export."""
