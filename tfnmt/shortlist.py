@@ -1,5 +1,5 @@
 """Builds a run's lexical shortlist from its training pairs:
-python -m tfnmt.shortlist --run_dir=runs/x [--per_source=20 --frequent=200]
+python -m tfnmt.shortlist --run_dir=runs/x [--per_source=20 --frequent=200 --ranking=dice]
 writes runs/x/shortlist.npz, which translate/evaluate/benchmark use with --shortlist."""
 
 from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
@@ -12,6 +12,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "Trained run directory (its training pairs and vocabularies).")
 flags.DEFINE_integer("per_source", 20, "Target pieces kept per source piece (co-occurrence).")
 flags.DEFINE_integer("frequent", 200, "Most frequent target pieces always kept.")
+flags.DEFINE_enum("ranking", "count", ["count", "dice"], "How a source piece's targets are "
+                  "ranked: pairs holding both, or their Dice coefficient.")
 
 
 def token_lists(tokenizer, lines, chunk=4096):
@@ -41,9 +43,10 @@ def main(argv):
     if len(sources) != len(targets):
         raise UserError(f"{run.data.train_source} and its targets differ in line count.")
     table = shortlist.build(token_lists(source_tok, sources), token_lists(target_tok, targets),
-                            source_tok.vocab_size, FLAGS.per_source, FLAGS.frequent)
+                            source_tok.vocab_size, FLAGS.per_source, FLAGS.frequent,
+                            FLAGS.ranking)
     print(f"wrote {shortlist.save(FLAGS.run_dir, table)} ({FLAGS.per_source} targets per source "
-          f"piece, {FLAGS.frequent} frequent, from {len(sources)} pairs)")
+          f"piece by {FLAGS.ranking}, {FLAGS.frequent} frequent, from {len(sources)} pairs)")
 
 
 if __name__ == "__main__":

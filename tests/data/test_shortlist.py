@@ -10,6 +10,33 @@ from tfnmt.decoding import search
 from tfnmt.models import build_model
 
 
+def test_dice_ranking_by_hand():
+    # c(6) = 2 pairs; c(10) = 2, c(11) = c(12) = 1; (6,10) (6,11) (6,12) co-occur once each:
+    # Dice 2/4 for 10 against 2/3 for 11 and 12, so 6 lists 11, 12 where counts list 10, 11.
+    pairs = [([5, 6], [10, 11]), ([5], [10]), ([6, 7], [12])]
+    sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
+    dice = shortlist.build(sources, targets, 9, per_source=2, frequent=2, ranking="dice")
+    count = shortlist.build(sources, targets, 9, per_source=2, frequent=2)
+    assert dice["table"][6].tolist() == [11, 12] and count["table"][6].tolist() == [10, 11]
+    assert dice["table"][5].tolist() == [10, 11]  # Dice 1 and 2/3
+    with pytest.raises(UserError, match="ranking must be one of count, dice"):
+        shortlist.build(sources, targets, 9, ranking="alignment")
+
+
+@pytest.mark.parametrize("listed,size", [(1, 256), (252, 256), (253, 512), (600, 1024),
+                                         (1100, 2048), (3000, 4096), (5000, 8000)])
+def test_the_union_is_padded_to_few_sizes(listed, size):
+    """256 * 2**k ids (or all V): few compiled programs per source width."""
+    lists = {"table": np.full([10, 1], 4, np.int32),
+             "frequent": np.arange(4, 4 + listed, dtype=np.int32)}
+    ids = shortlist.union(lists, np.array([[5, EOS_ID]]), 8000).numpy()
+    assert len(ids) == size
+    if size < 8000:
+        assert set(ids[ids != PAD_ID]) == set(range(1, 4 + listed))
+    else:
+        assert ids.tolist() == list(range(8000))
+
+
 def test_build_by_hand_and_the_union_of_a_batch(tmp_path):
     # Co-occurrence counts: (5,10) 2, (5,11) 1, (6,10) (6,11) (6,12) (7,12) 1; targets 10 x2.
     pairs = [([5, 6], [10, 11]), ([5], [10]), ([6, 7], [12])]

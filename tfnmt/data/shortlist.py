@@ -15,21 +15,34 @@ from tfnmt.core.errors import UserError
 from tfnmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 FILE = "shortlist.npz"
-BUCKET = 256  # shortlist sizes are padded to multiples of this (one compiled program each)
+BUCKET = 256  # shortlist sizes are padded to BUCKET * 2**k (one compiled program each)
 
 
-def build(source_ids, target_ids, source_vocab_size, per_source=20, frequent=200):
+RANKINGS = ("count", "dice")
+
+
+def build(source_ids, target_ids, source_vocab_size, per_source=20, frequent=200,
+          ranking="count"):
     """source_ids, target_ids: lists of int sequences (pairs, no EOS) ->
     {"table": [source_vocab_size, per_source] target ids (a source piece never seen lists the
     most frequent targets), "frequent": [frequent] the most frequent target ids}; ties go to
-    the smaller id."""
+    the smaller id. A source piece's targets are ranked by the number of pairs holding both
+    ("count"), or by their Dice coefficient 2 c(s, t) / (c(s) + c(t)) over pairs ("dice"),
+    which does not favour the frequent target pieces the "frequent" list already has."""
     if per_source < 1 or frequent < 0:
         raise UserError(f"need per_source >= 1 and frequent >= 0, got {per_source} and "
                         f"{frequent}.")
+    if ranking not in RANKINGS:
+        raise UserError(f"ranking must be one of {', '.join(RANKINGS)}, got {ranking!r}.")
     pair_keys, target_counts = [], {}
+    source_pairs = np.zeros([source_vocab_size], np.int64)  # c(s): pairs holding s
+    target_pairs = {}  # c(t)
     for source, target in zip(source_ids, target_ids):
         s, t = np.unique(np.asarray(source, np.int64)), np.unique(np.asarray(target, np.int64))
         pair_keys.append((s[:, None] << 32 | t[None, :]).ravel())
+        source_pairs[s] += 1
+        for piece in t.tolist():
+            target_pairs[piece] = target_pairs.get(piece, 0) + 1
         for piece in target:
             target_counts[piece] = target_counts.get(piece, 0) + 1
     by_frequency = sorted(target_counts, key=lambda piece: (-target_counts[piece], piece))
@@ -38,7 +51,11 @@ def build(source_ids, target_ids, source_vocab_size, per_source=20, frequent=200
     keys, counts = np.unique(np.concatenate(pair_keys) if pair_keys else
                              np.zeros([0], np.int64), return_counts=True)
     sources, targets = (keys >> 32).astype(np.int64), (keys & 0xFFFFFFFF).astype(np.int32)
-    order = np.lexsort((targets, -counts, sources))  # by source, then count down, then id
+    score = counts.astype(np.float64)
+    if ranking == "dice":
+        target_total = np.array([target_pairs[t] for t in targets.tolist()], np.float64)
+        score = 2.0 * score / (source_pairs[sources] + target_total)
+    order = np.lexsort((targets, -score, sources))  # by source, then score down, then id
     sources, targets = sources[order], targets[order]
     starts = np.searchsorted(sources, np.arange(source_vocab_size))
     ends = np.searchsorted(sources, np.arange(source_vocab_size), side="right")
@@ -69,9 +86,10 @@ def load(run_dir):
 
 def union(shortlist, source, vocab_size):
     """The target ids a batch of sources [B, S] may produce: the lists of its pieces, the
-    frequent ones, and the special ids, sorted; padded with PAD (never generated) to a multiple
-    of BUCKET, or range(V) when that is no smaller. TensorFlow ops, so exported models compute
-    it in their graph (`shortlist` arrays become constants there)."""
+    frequent ones, and the special ids, sorted; padded with PAD (never generated) to BUCKET
+    times a power of two, or range(V) when that is no smaller: a handful of sizes, so a decode
+    function compiles a handful of programs per source width. TensorFlow ops, so exported
+    models compute it in their graph (`shortlist` arrays become constants there)."""
     import tensorflow as tf
 
     ids = tf.concat([tf.reshape(tf.gather(shortlist["table"], source), [-1]),
@@ -79,6 +97,9 @@ def union(shortlist, source, vocab_size):
                      tf.constant([PAD_ID, UNK_ID, BOS_ID, EOS_ID], tf.int32)], axis=0)
     ids = tf.sort(tf.unique(ids).y)
     count = tf.size(ids)
-    size = (count + BUCKET - 1) // BUCKET * BUCKET
+    blocks = tf.cast(tf.math.ceil(tf.cast(count, tf.float32) / BUCKET), tf.int32)
+    size = BUCKET * tf.bitwise.left_shift(1, tf.cast(tf.math.ceil(
+        tf.math.log(tf.cast(tf.maximum(blocks, 1), tf.float32)) / tf.math.log(2.0) - 1e-6),
+        tf.int32))
     return tf.cond(size >= vocab_size, lambda: tf.range(vocab_size),
                    lambda: tf.pad(ids, [[0, size - count]], constant_values=PAD_ID))

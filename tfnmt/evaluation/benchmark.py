@@ -8,6 +8,7 @@ import time
 from concurrent import futures
 
 import sacrebleu
+import tensorflow as tf
 
 from tfnmt import runs
 from tfnmt.core.errors import UserError
@@ -34,11 +35,14 @@ def parse_runs(values, default_checkpoint):
 
 
 def time_translation(translator, sentences, repeats):
-    """Warms every batch shape up, then returns (best seconds, translations)."""
+    """Warms every compiled program up (batch shape, and shortlist size with one), then returns
+    (best seconds, translations)."""
     seen = set()
     for _, source in translator.batches(translator.encode(sentences)):
-        if source.shape not in seen:
-            seen.add(source.shape)
+        vocab_ids = translator.vocab_ids(source)
+        key = source.shape, None if vocab_ids is None else int(tf.size(vocab_ids))
+        if key not in seen:
+            seen.add(key)
             translator.translate_ids(source)
     best, outputs = float("inf"), None
     for _ in range(repeats):

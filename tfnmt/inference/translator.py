@@ -194,11 +194,16 @@ class Translator:
                 source[row, :len(encoded[i])] = encoded[i]
             yield index, source
 
-    def translate_ids(self, source):
+    def vocab_ids(self, source):
+        """The shortlist union of a padded source batch (None without a shortlist)."""
         if self.shortlist is None:
-            return self.decode_fn(tf.constant(source))
+            return None
+        return union(self.shortlist, source, self.model.config.output_vocab_size)
 
-        vocab_ids = union(self.shortlist, source, self.model.config.output_vocab_size)
+    def translate_ids(self, source):
+        vocab_ids = self.vocab_ids(source)
+        if vocab_ids is None:
+            return self.decode_fn(tf.constant(source))
         return self.decode_fn(tf.constant(source), vocab_ids)
 
     def translate(self, sentences, progress=None):
