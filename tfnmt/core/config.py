@@ -186,14 +186,15 @@ def to_json(obj) -> str:
 
 
 def from_dict(cls, values: dict):
-    return cls(**{k: v for k, v in values.items() if k in {f.name for f in dataclasses.fields(cls)}})
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
 
 
 def key_differences(cls, values: dict):
     """(unknown keys, {missing key: the default it gets}) of `values` against `cls`'s fields."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
-    missing = {name: cls().__dict__[name] for name in sorted(set(fields) - set(values))}
+    names, defaults = {f.name for f in dataclasses.fields(cls)}, dataclasses.asdict(cls())
+    unknown = sorted(set(values) - names)
+    missing = {name: defaults[name] for name in sorted(names - set(values))}
     return unknown, missing
 
 

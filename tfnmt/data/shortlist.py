@@ -97,9 +97,7 @@ def union(shortlist, source, vocab_size):
                      tf.constant([PAD_ID, UNK_ID, BOS_ID, EOS_ID], tf.int32)], axis=0)
     ids = tf.sort(tf.unique(ids).y)
     count = tf.size(ids)
-    blocks = tf.cast(tf.math.ceil(tf.cast(count, tf.float32) / BUCKET), tf.int32)
-    size = BUCKET * tf.bitwise.left_shift(1, tf.cast(tf.math.ceil(
-        tf.math.log(tf.cast(tf.maximum(blocks, 1), tf.float32)) / tf.math.log(2.0) - 1e-6),
-        tf.int32))
+    sizes = [BUCKET << k for k in range(max(vocab_size // BUCKET, 1).bit_length())]
+    size = tf.gather(sizes + [vocab_size], tf.searchsorted(sizes, [count])[0])
     return tf.cond(size >= vocab_size, lambda: tf.range(vocab_size),
                    lambda: tf.pad(ids, [[0, size - count]], constant_values=PAD_ID))

@@ -4,7 +4,6 @@ objective (the paper's loss terms and weights), and how its runs decode by defau
 import dataclasses
 from typing import Callable
 
-from tfnmt.core.errors import UserError
 
 
 @dataclasses.dataclass
@@ -43,7 +42,3 @@ class Method:
     def decode_defaults(self, architecture):
         return {**self.decoding.get(None, {}), **self.decoding.get(architecture, {})}
 
-
-def no_teacher(ctx, method):
-    if ctx.train.teacher_run:
-        raise UserError(f"{method} trains without a --teacher_run.")

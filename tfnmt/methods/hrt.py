@@ -1,5 +1,7 @@
-"""Training samples of HRT's four tasks (Figure 3 of the HRT paper), built in-graph from a
-padded target batch [B, T] whose rows are y_1 .. y_N, EOS, PAD ...
+"""Hybrid-Regressive Translation (HRT paper): one Transformer decoder trained on four tasks
+with a curriculum, decoded Skip-AT then Skip-CMLM (decoding.iterative). Its training samples
+(Figure 3) are built in-graph from a padded target batch [B, T] whose rows are
+y_1 .. y_N, EOS, PAD ...
 
 Convention: the input token at position p is y_p (y_0 is the BOS), as in teacher forcing; a
 label at PAD is ignored. The target with its EOS is extended to a multiple of k with EOS copies,
