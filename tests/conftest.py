@@ -16,8 +16,8 @@ _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 
-from tfnmt import runs  # noqa: E402
-from tfnmt.core.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
+from tfnmt import methods, runs  # noqa: E402
+from tfnmt.core.config import DataConfig, ModelConfig  # noqa: E402
 from tfnmt.data.vocabulary import train_vocab  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,7 +85,7 @@ def make_run(run_dir, task, model=None, batch_tokens=256, **train):
     defaults = dict(train_steps=20, warmup_steps=10, xla=False, log_every=1000,
                     save_every=1000, eval_every=1000, learning_rate=3e-3)
     defaults.update(train)
-    return runs.create_or_check(str(run_dir), model, data, TrainConfig(**defaults))
+    return runs.create_or_check(str(run_dir), model, data, methods.train_config(model, **defaults))
 
 
 @pytest.fixture(scope="session")

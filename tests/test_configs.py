@@ -64,6 +64,14 @@ def test_config_parses_and_builds(path, multi30k_sample):
         f"({train_config.train_steps})")
 
 
+def test_a_flag_the_run_does_not_read_is_named(multi30k_sample, capsys):
+    path = os.path.join(REPO, "configs", "multi30k_small.flags")
+    parse(path, vocab=multi30k_sample["vocab"], p_raw=0.5, decoder_hidden=64, kd_lambda=2)
+    assert capsys.readouterr().err.strip() == (
+        "warning: architecture transformer with objective mle does not read --decoder_hidden, "
+        "--kd_lambda, --p_raw (ignored).")
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
 def test_runs_a_config_builds_on_exist_with_its_vocabulary(path, recipes):
     values, _ = parse(path)

@@ -2,12 +2,13 @@
 
 from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
 
+import dataclasses
 import os
 import sys
 
 from absl import flags
 
-from tfnmt import runs
+from tfnmt import methods, runs
 from tfnmt.core import config as config_lib
 from tfnmt.core.errors import run_main, UserError
 from tfnmt.training.strategy import make_strategy, STRATEGIES
@@ -114,9 +115,9 @@ def configs_from_flags():
         decoder_hidden=FLAGS.decoder_hidden, attention=FLAGS.attention,
         attention_units=FLAGS.attention_units, nat_attend_self=FLAGS.nat_attend_self,
         num_actions=FLAGS.num_actions, nat_copy=FLAGS.nat_copy)
-    if FLAGS.nat_attend_self is None and os.path.isfile(os.path.join(FLAGS.run_dir or "",
-                                                                     runs.CONFIG)):
-        model.nat_attend_self = runs.load(FLAGS.run_dir).model.nat_attend_self  # the run's own
+    if model.nat and FLAGS.nat_attend_self is None and os.path.isfile(
+            os.path.join(FLAGS.run_dir or "", runs.CONFIG)):
+        model.nat.attend_self = runs.load(FLAGS.run_dir).model.nat.attend_self  # the run's own
     model = config_lib.replace(model, **overrides)
     model.validate()
     if FLAGS.max_length > FLAGS.model_max_length:
@@ -129,22 +130,18 @@ def configs_from_flags():
         source_vocab=FLAGS.vocab, target_vocab=FLAGS.target_vocab, max_length=FLAGS.max_length,
         long_pairs=FLAGS.long_pairs, batch_tokens=FLAGS.batch_tokens,
         shuffle_buffer=FLAGS.shuffle_buffer, seed=FLAGS.seed)
-    train = config_lib.TrainConfig(
-        train_steps=FLAGS.train_steps, learning_rate=FLAGS.learning_rate,
+    train = methods.train_config(
+        model, train_steps=FLAGS.train_steps, learning_rate=FLAGS.learning_rate,
         warmup_steps=FLAGS.warmup_steps, clip_norm=FLAGS.clip_norm,
         label_smoothing=FLAGS.label_smoothing, accumulate_steps=FLAGS.accumulate_steps,
         mixed_precision=FLAGS.mixed_precision, xla=FLAGS.xla, save_every=FLAGS.save_every,
         keep_checkpoints=FLAGS.keep_checkpoints, log_every=FLAGS.log_every,
         eval_every=FLAGS.eval_every, eval_bleu_sentences=FLAGS.eval_bleu_sentences,
-        patience=FLAGS.patience, seed=FLAGS.seed, teacher_run=FLAGS.teacher_run,
-        teacher_checkpoint=FLAGS.teacher_checkpoint, kd_lambda=FLAGS.kd_lambda,
-        kd_label_smoothing=FLAGS.kd_label_smoothing,
-        init_from=FLAGS.init_from, objective=FLAGS.objective, hrt_chunk=FLAGS.hrt_chunk,
-        curriculum_lambda=FLAGS.curriculum_lambda, p_raw=FLAGS.p_raw,
-        hint_lambda=FLAGS.hint_lambda, hint_mu=FLAGS.hint_mu, gamma_st=FLAGS.gamma_st,
-        gamma_tr=FLAGS.gamma_tr, action_lambda=FLAGS.action_lambda,
-        action_alpha=FLAGS.action_alpha, il_lambda=FLAGS.il_lambda,
-        length_weight=FLAGS.length_weight)
+        patience=FLAGS.patience, seed=FLAGS.seed, init_from=FLAGS.init_from,
+        objective=FLAGS.objective,
+        **{name: getattr(FLAGS, name) for name in [*config_lib.FLAT_TEACHER,
+                                                   *methods.SETTING_NAMES]})
+    warn_unread(model, train)
     if FLAGS.max_length < 2:
         raise UserError(f"--max_length must be at least 2 (a token and EOS), got "
                         f"{FLAGS.max_length}.")
@@ -155,6 +152,21 @@ def configs_from_flags():
     if FLAGS.learning_rate <= 0:
         raise UserError(f"--learning_rate must be positive, got {FLAGS.learning_rate}.")
     return model, data, train
+
+
+def warn_unread(model, train):
+    """One warning line for flags given that this run's architecture and method do not read."""
+    read = {flat for flat, (section, _) in config_lib.FLAT_MODEL.items()
+            if getattr(model, section) is not None}
+    read |= set(config_lib.FLAT_TEACHER) if train.teacher else {"teacher_run"}
+    read |= {f.name for f in dataclasses.fields(train.settings)} if train.settings else set()
+    unread = sorted(name for name in [*config_lib.FLAT_MODEL, *config_lib.FLAT_TEACHER,
+                                      *methods.SETTING_NAMES]
+                    if name in FLAGS and FLAGS[name].present and name not in read)
+    if unread:
+        print(f"warning: architecture {model.architecture} with objective {train.objective} "
+              f"does not read {', '.join('--' + n for n in unread)} (ignored).", file=sys.stderr,
+              flush=True)
 
 
 def main(argv):
@@ -173,7 +185,7 @@ def main(argv):
     if model.architecture == "nart":  # C of N = M + C, measured on what the model learns
         from tfnmt.data.pipeline import measure_length_offset
 
-        model.length_offset = measure_length_offset(data)
+        model.nat.length_offset = measure_length_offset(data)
     run = runs.prepare(FLAGS.run_dir, model, data, train, FLAGS.allow_config_change)
     trainer = Trainer(run, strategy)
     print(f"training {model.architecture} ({trainer.model.count_params():,} parameters) on "

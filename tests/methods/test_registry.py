@@ -1,10 +1,13 @@
 """The method registry: every architecture is trained by exactly one method per objective, a
 run finds its method and its paper's decoding settings, and mismatches are one sentence."""
 
+import dataclasses
+
 import pytest
 
 from tfnmt import methods
-from tfnmt.core.config import DecodeConfig, ModelConfig, TrainConfig
+from tfnmt.methods import imitate_nat
+from tfnmt.core.config import DecodeConfig, ModelConfig, TeacherConfig, TrainConfig
 from tfnmt.core.errors import UserError
 from tfnmt.inference.translator import STRATEGIES, resolve_method
 from tfnmt.runs import Run
@@ -12,9 +15,9 @@ from tfnmt.runs import Run
 ARCHITECTURES = ("transformer", "hybrid", "rnmt", "cmlm", "nart", "dat", "imitate_nat")
 
 
-def run_of(architecture, objective="mle"):
-    return Run("unused", ModelConfig(architecture=architecture), None,
-               TrainConfig(objective=objective))
+def run_of(architecture, objective="mle", **train):
+    model = ModelConfig(architecture=architecture)
+    return Run("unused", model, None, methods.train_config(model, objective=objective, **train))
 
 
 def test_every_architecture_objective_pair_has_at_most_one_method():
@@ -65,20 +68,46 @@ def test_the_papers_decoding_settings():
     ("transformer", "nonsense", "objective must be one of cmlm, hint, hrt, mle, got "
                                 "'nonsense'.")])
 def test_a_mismatch_is_one_sentence(architecture, objective, message):
-    run = run_of(architecture, objective)
     with pytest.raises(UserError) as error:
-        methods.of_run(run.model, run.train)
+        run_of(architecture, objective)  # the config already: before any model is built
+    assert str(error.value) == message
+    with pytest.raises(UserError) as error:
+        methods.of_run(ModelConfig(architecture=architecture), TrainConfig(objective=objective))
     assert str(error.value) == message
 
 
-def test_settings_a_method_never_reads_are_unused():
-    at, hrt = run_of("transformer"), run_of("transformer", "hrt")
-    assert methods.unused_setting("p_raw", at.model, at.train)
-    assert not methods.unused_setting("p_raw", hrt.model, hrt.train)
-    assert not methods.unused_setting("learning_rate", at.model, at.train)  # everyone's
-    dat, learner = run_of("dat"), run_of("imitate_nat")
-    assert not methods.unused_setting("action_lambda", dat.model, dat.train)
-    assert methods.unused_setting("action_lambda", learner.model, learner.train)
-    assert methods.unused_setting("kd_lambda", at.model, at.train)
-    with_teacher = TrainConfig(teacher_run="teacher")
-    assert not methods.unused_setting("kd_lambda", at.model, with_teacher)
+def test_a_run_holds_its_own_methods_settings_only():
+    flat = dict(p_raw=0.5, action_lambda=0.01, il_lambda=0.2, hint_mu=2.0, kd_lambda=0.3)
+    at, hrt = run_of("transformer", **flat), run_of("transformer", "hrt", **flat)
+    assert at.train.settings is None and at.train.teacher is None  # no teacher run: no section
+    assert (hrt.train.settings.p_raw, hrt.train.settings.hrt_chunk) == (0.5, 2)  # given, default
+    assert run_of("dat", **flat).train.settings == imitate_nat.DemonstratorSettings(0.01)
+    assert run_of("imitate_nat", **flat).train.settings == imitate_nat.LearnerSettings(0.2)
+    assert run_of("nart", "hint", **flat).train.settings.hint_mu == 2.0
+    assert run_of("nart", **flat).train.settings is None  # the no-hint ablation reads none
+    taught = run_of("hybrid", teacher_run="runs/t", **flat)
+    assert taught.train.teacher == TeacherConfig(run="runs/t", kd_lambda=0.3)
+    # Sections do not go through the flat names twice: nesting nested values changes nothing.
+    values = dataclasses.asdict(hrt.train)
+    assert methods.nest_train(hrt.model, values) == values
+
+
+class _Pieces:
+    """A tokenizer stub: every reserved piece has its own id, <unk> is 1."""
+
+    def piece_id(self, piece):
+        return {"<unk>": 1, "<mask>": 4, "<bos_2>": 5, "<bos_3>": 6}.get(piece, 1)
+
+
+@pytest.mark.parametrize("architecture,objective,given,read", [
+    ("cmlm", "cmlm", dict(length_weight=0.5), lambda o: o.length_weight),
+    ("transformer", "hrt", dict(hrt_chunk=3, curriculum_lambda=2.0, p_raw=0.4),
+     lambda o: (o.k, o.bos_k_id, o.curriculum_lambda, o.p_raw)),
+    ("dat", "mle", dict(action_lambda=0.01, action_alpha=0.5),
+     lambda o: (o.action_lambda, o.alpha))])
+def test_an_objective_is_built_with_its_runs_settings(architecture, objective, given, read):
+    run = run_of(architecture, objective, label_smoothing=0.0, **given)
+    ctx = methods.Context(run, _Pieces(), step=None, rng=None, teacher=None, log=print)
+    built = methods.of_run(run.model, run.train).build_objective(ctx)
+    want = {"cmlm": 0.5, "hrt": (3, 6, 2.0, 0.4), "mle": (0.01, 0.5)}[objective]
+    assert read(built) == want and built.label_smoothing == 0.0

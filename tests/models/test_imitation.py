@@ -157,7 +157,8 @@ def test_learner_starts_from_the_dat_and_imitates_it(imitation_runs, tmp_path, r
 
 def test_uniform_copy_learner_without_imitation_trains(imitation_runs, tmp_path, reverse_task):
     dat, learner, _ = imitation_runs
-    config = dataclasses.replace(learner.model, nat_copy="uniform")
+    config = dataclasses.replace(
+        learner.model, imitation=dataclasses.replace(learner.model.imitation, copy="uniform"))
     run = make_run(tmp_path / "uniform", reverse_task, model=config, train_steps=30,
                    learning_rate=5e-3, init_from=dat.run_dir)
     trainer = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
@@ -230,10 +231,11 @@ def test_analyze_action_histogram(imitation_runs, reverse_task, tmp_path):
 def test_each_nat_decoder_has_its_own_self_attention_default(monkeypatch):
     from tfnmt.models import nat
 
-    assert ModelConfig(architecture="nart").nat_attend_self is False
-    assert ModelConfig().nat_attend_self is False  # unused: as earlier runs stored it
-    assert ModelConfig(architecture="imitate_nat").nat_attend_self is True
-    assert ModelConfig(architecture="imitate_nat", nat_attend_self=False).nat_attend_self is False
+    assert ModelConfig(architecture="nart").nat.attend_self is False
+    assert ModelConfig().nat is None  # a Transformer has no NAT section
+    assert ModelConfig(architecture="imitate_nat").nat.attend_self is True
+    assert ModelConfig.from_shape("tiny", architecture="imitate_nat",
+                                  nat_attend_self=False).nat.attend_self is False
     # The learner's decoder builds its self-attention mask with the diagonal.
     seen = []
     original = nat.nat_self_mask

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfnmt import runs
-from tfnmt.core.config import DecodeConfig, ModelConfig
+from tfnmt.core.config import DecodeConfig, GRUConfig, ModelConfig, TeacherConfig
 from tfnmt.data.pipeline import make_dataset
 from tfnmt.inference.translator import Translator
 from tfnmt.models import named_weights
@@ -114,7 +114,8 @@ def test_distillation_student_trains_against_a_frozen_teacher(tmp_path, trained_
     from tfnmt.models import named_weights as nw
 
     student_cfg = ModelConfig(architecture="hybrid", d_model=32, ffn_dim=64, num_heads=2,
-                              encoder_layers=1, decoder_layers=1, decoder_hidden=32, dropout=0.0)
+                              encoder_layers=1, decoder_layers=1, gru=GRUConfig(hidden=32),
+                              dropout=0.0)
     run = make_run(tmp_path / "student", reverse_task, model=student_cfg, train_steps=40,
                    teacher_run=trained_run.run_dir, kd_lambda=1.0)
     trainer = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
@@ -283,11 +284,12 @@ def test_resume_with_other_settings_is_refused_unless_allowed_and_then_recorded(
 
     run = make_run(tmp_path / "drift", reverse_task, learning_rate=3e-3)
     same = lambda **c: dataclasses.replace(run.train, **c)  # noqa: E731
-    # How long and how often may change freely, and so may what another method reads.
-    runs.prepare(run.run_dir, run.model, run.data, same(train_steps=99, eval_every=7, p_raw=0.9,
-                                                        hint_mu=1.0))
+    # How long and how often may change freely.
+    runs.prepare(run.run_dir, run.model, run.data, same(train_steps=99, eval_every=7))
     with pytest.raises(UserError, match=r"learning_rate 0.003 -> 0.001.*seed 1234 -> 5"):
         runs.prepare(run.run_dir, run.model, run.data, same(learning_rate=1e-3, seed=5))
+    with pytest.raises(UserError, match=r"teacher.run None -> 'runs/t'"):  # a teacher is a change
+        runs.prepare(run.run_dir, run.model, run.data, same(teacher=TeacherConfig(run="runs/t")))
     other_data = dataclasses.replace(run.data, batch_tokens=512)
     with pytest.raises(UserError, match=r"batch_tokens 256 -> 512"):
         runs.prepare(run.run_dir, run.model, other_data, run.train)

@@ -26,6 +26,44 @@ NAT_ATTEND_SELF = {"nart": False, "imitate_nat": True}
 
 
 @dataclasses.dataclass
+class GRUConfig:
+    """The GRU decoder (architectures hybrid and rnmt)."""
+    hidden: int = 512
+    attention: str = "additive"  # additive, dot or multihead
+    attention_units: int = 0  # additive/dot attention size; 0: hidden
+
+
+@dataclasses.dataclass
+class NATConfig:
+    """The non-autoregressive decoders (architectures nart and imitate_nat)."""
+    # Whether a position attends to itself in NAT self-attention; None: the architecture's own
+    # choice, fixed when the config is made (NAT_ATTEND_SELF).
+    attend_self: bool | None = None
+    length_offset: float = 0.0  # C of N = M + C: mean target-minus-source length on training data
+
+
+@dataclasses.dataclass
+class ImitationConfig:
+    """The imitation module (architectures dat and imitate_nat)."""
+    num_actions: int = 512  # action categories n
+    copy: str = "soft"  # imitate_nat decoder inputs: soft (SoftCopy) or uniform (UniformCopy)
+
+
+# ModelConfig's sections: {field: (class, the architectures that read it)}. A config holds only
+# the sections its architecture reads (the others are None and absent from config.json).
+MODEL_SECTIONS = {"gru": (GRUConfig, ("hybrid", "rnmt")),
+                  "nat": (NATConfig, ("nart", "imitate_nat")),
+                  "imitation": (ImitationConfig, ("dat", "imitate_nat"))}
+# The flat names of section fields (the training flags, and config.json before sections):
+# {flat name: (section, field)}.
+FLAT_MODEL = {"decoder_hidden": ("gru", "hidden"), "attention": ("gru", "attention"),
+              "attention_units": ("gru", "attention_units"),
+              "nat_attend_self": ("nat", "attend_self"),
+              "length_offset": ("nat", "length_offset"),
+              "num_actions": ("imitation", "num_actions"), "nat_copy": ("imitation", "copy")}
+
+
+@dataclasses.dataclass
 class ModelConfig:
     architecture: str = "transformer"
     vocab_size: int = 0
@@ -41,30 +79,36 @@ class ModelConfig:
     share_embeddings: bool = True  # source and target embeddings are one table
     tie_output: bool = True  # output projection is the target embedding transposed
     max_length: int = 256  # longest sequence (tokens, EOS included) the model handles
-    # GRU decoder (architectures hybrid and rnmt).
-    decoder_hidden: int = 512
-    attention: str = "additive"  # additive, dot or multihead
-    attention_units: int = 0  # additive/dot attention size; 0: decoder_hidden
-    # Non-autoregressive decoder (architecture nart).
-    # Whether a position attends to itself in NAT self-attention; None: the method's own choice,
-    # fixed when the config is made (NAT_ATTEND_SELF).
-    nat_attend_self: bool | None = None
-    length_offset: float = 0.0  # C of N = M + C: mean target-minus-source length on training data
-    # imitate-NAT (architectures dat and imitate_nat).
-    num_actions: int = 512  # action categories n of the imitation module
-    nat_copy: str = "soft"  # imitate_nat decoder inputs: soft (SoftCopy) or uniform (UniformCopy)
+    gru: GRUConfig | None = None
+    nat: NATConfig | None = None
+    imitation: ImitationConfig | None = None
 
     def __post_init__(self):
-        if self.nat_attend_self is None:
-            self.nat_attend_self = NAT_ATTEND_SELF.get(self.architecture, False)  # False: unused
+        for name, (cls, architectures) in MODEL_SECTIONS.items():
+            value = getattr(self, name)
+            if self.architecture not in architectures:
+                value = None
+            elif value is None:
+                value = cls()
+            elif isinstance(value, dict):
+                value = from_dict(cls, value)
+            setattr(self, name, value)
+        if self.nat is not None and self.nat.attend_self is None:
+            self.nat.attend_self = NAT_ATTEND_SELF[self.architecture]
+
+    @classmethod
+    def from_flat(cls, **values) -> "ModelConfig":
+        """From flat names (FLAT_MODEL: the flags, config.json before sections)."""
+        return cls(**nest_model(values))
 
     @classmethod
     def from_shape(cls, shape: str, **kwargs) -> "ModelConfig":
+        """A shape preset (SHAPES) with other fields by their flat names (from_flat)."""
         if shape not in SHAPES:
             raise UserError(f"unknown model shape {shape!r}; choose one of {', '.join(SHAPES)}.")
         d, ffn, heads, enc, dec = SHAPES[shape]
-        return cls(d_model=d, ffn_dim=ffn, num_heads=heads, encoder_layers=enc,
-                   decoder_layers=dec, **kwargs)
+        return cls.from_flat(d_model=d, ffn_dim=ffn, num_heads=heads, encoder_layers=enc,
+                             decoder_layers=dec, **kwargs)
 
     @property
     def output_vocab_size(self) -> int:
@@ -75,11 +119,11 @@ class ModelConfig:
             raise UserError(f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}.")
         if self.share_embeddings and self.target_vocab_size not in (0, self.vocab_size):
             raise UserError("share_embeddings needs one joint vocabulary for source and target.")
-        if self.attention not in ("additive", "dot", "multihead"):
+        if self.gru and self.gru.attention not in ("additive", "dot", "multihead"):
             raise UserError(f"attention must be additive, dot or multihead, got "
-                            f"{self.attention!r}.")
-        if self.nat_copy not in ("soft", "uniform"):
-            raise UserError(f"nat_copy must be soft or uniform, got {self.nat_copy!r}.")
+                            f"{self.gru.attention!r}.")
+        if self.imitation and self.imitation.copy not in ("soft", "uniform"):
+            raise UserError(f"nat_copy must be soft or uniform, got {self.imitation.copy!r}.")
         for name in ("dropout", "attention_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise UserError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
@@ -122,29 +166,28 @@ class TrainConfig:
     eval_beam_size: int = 1
     patience: int = 0  # stop after this many validations without a better score (0: never)
     seed: int = 1234
-    teacher_run: str = ""  # knowledge distillation from this run (teacher frozen)
-    teacher_checkpoint: str = "best"  # which of the teacher's checkpoints: best, latest, averaged
+    init_from: str = ""  # a fresh run starts from this run's best weights (fine-tuning)
+    objective: str = "mle"  # mle (with KD when there is a teacher), hrt, cmlm or hint
+    teacher: "TeacherConfig | None" = None  # a frozen teacher (KD, hints, imitation)
+    # The training settings only the run's method reads: its Settings (tfnmt/methods), or None.
+    settings: object = None
+
+    def __post_init__(self):
+        if isinstance(self.teacher, dict):
+            self.teacher = from_dict(TeacherConfig, self.teacher)
+
+
+@dataclasses.dataclass
+class TeacherConfig:
+    run: str = ""  # the teacher's run directory
+    checkpoint: str = "best"  # which of its checkpoints: best, latest, averaged
     kd_lambda: float = 1.0  # weight of the word-level KL term (Hybrid paper, Eq. 1)
     kd_label_smoothing: float = 0.0  # on the NLL beside the KL (Eq. 1 has the plain NLL)
-    init_from: str = ""  # a fresh run starts from this run's best weights (fine-tuning)
-    objective: str = "mle"  # mle (with KD when teacher_run is set), hrt, cmlm or hint
-    hrt_chunk: int = 2  # HRT chunk size k
-    # Hint-based NART (objective hint): L_nll + hint_lambda L_hid + hint_mu L_align. As in the
-    # paper the weights make the three terms alike at initialisation; measured for the small
-    # Multi30k teacher (results/hint_scales_multi30k_small.json): L_nll 8.74, L_hid 1.05,
-    # L_align 1.99 per token, so lambda 8 and mu 4 (8.4 and 8.0).
-    hint_lambda: float = 8.0
-    hint_mu: float = 4.0
-    gamma_st: float = 0.5  # L_hid penalises student pairs with cosine >= gamma_st ...
-    gamma_tr: float = 0.5  # ... whose teacher cosine is <= gamma_tr
-    # imitate-NAT: DAT loss L_AT + action_lambda L_pi with c <- action_alpha c + (1 - alpha) mean
-    # pi; learner loss L_NAT + il_lambda L_IL + length_weight * length cross-entropy.
-    action_lambda: float = 0.001
-    action_alpha: float = 0.9
-    il_lambda: float = 0.001
-    length_weight: float = 0.1
-    curriculum_lambda: float = 1.0  # HRT curriculum exponent (Eq. 2)
-    p_raw: float = 0.2  # HRT mixed distillation: P(raw target); the paper's En<->De choice
+
+
+# The flat names of TeacherConfig's fields (the flags, config.json before sections).
+FLAT_TEACHER = {"teacher_run": "run", "teacher_checkpoint": "checkpoint",
+                "kd_lambda": "kd_lambda", "kd_label_smoothing": "kd_label_smoothing"}
 
 
 @dataclasses.dataclass
@@ -186,15 +229,41 @@ def to_json(obj) -> str:
 
 
 def from_dict(cls, values: dict):
+    """`cls` from a dict of its fields (sections as dicts); keys it lacks are ignored."""
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in values.items() if k in names})
 
 
-def key_differences(cls, values: dict):
-    """(unknown keys, {missing key: the default it gets}) of `values` against `cls`'s fields."""
-    names, defaults = {f.name for f in dataclasses.fields(cls)}, dataclasses.asdict(cls())
-    unknown = sorted(set(values) - names)
-    missing = {name: defaults[name] for name in sorted(names - set(values))}
+def nest_model(values: dict) -> dict:
+    """ModelConfig values with flat names (FLAT_MODEL) moved into their sections; the sections
+    the architecture does not read are dropped. Other keys are kept as they are."""
+    values, sections = dict(values), {}
+    for flat, (section, name) in FLAT_MODEL.items():
+        if flat in values:
+            sections.setdefault(section, {})[name] = values.pop(flat)
+    architecture = values.get("architecture", ModelConfig.architecture)
+    for section, fields in sections.items():
+        if architecture in MODEL_SECTIONS[section][1]:
+            values[section] = {**fields, **values.get(section, {})}
+    return values
+
+
+def key_differences(expected: dict, values: dict, prefix=""):
+    """(unknown keys, {missing key: the default it gets}) of `values` against `expected` (the
+    asdict of a config with today's defaults); sections are compared key by key, named
+    "section.key". A section the config does not read (None in `expected`) is unknown."""
+    unknown, missing = [], {}
+    for key in sorted(set(values) | set(expected)):
+        name, want = prefix + key, expected.get(key)
+        if key not in expected or (want is None and isinstance(values.get(key), dict)):
+            unknown.append(name)
+        elif key not in values:
+            if want is not None:
+                missing[name] = want
+        elif isinstance(want, dict) and isinstance(values[key], dict):
+            more_unknown, more_missing = key_differences(want, values[key], name + ".")
+            unknown += more_unknown
+            missing.update(more_missing)
     return unknown, missing
 
 

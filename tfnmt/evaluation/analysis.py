@@ -137,7 +137,7 @@ def action_usage(run, model, source_path, target_path, batches=0):
 
     if not hasattr(model, "action_average"):
         raise UserError(f"{run.run_dir} is not a DAT (--architecture=dat).")
-    counts = np.zeros(run.model.num_actions, np.int64)
+    counts = np.zeros(run.model.imitation.num_actions, np.int64)
     dataset = make_dataset(source_path, target_path, run.source_vocab, run.target_vocab,
                            run.data, training=False)
     for i, batch in enumerate(dataset):

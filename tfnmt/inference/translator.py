@@ -29,7 +29,8 @@ def resolve_method(config: DecodeConfig, run):
     own way, else the strategy's generic ones."""
     own = methods.of_run(run.model, run.train).decode_defaults(run.model.architecture)
     method = own["method"] if config.method == "auto" else config.method
-    chunk = config.hrt_chunk or (run.train.hrt_chunk if run.train.objective == "hrt" else 2)
+    chunk = config.hrt_chunk or (run.train.settings.hrt_chunk if run.train.objective == "hrt"
+                                   else 2)
     defaults = dict(_FALLBACK)
     if method == own["method"]:
         defaults.update({k: v for k, v in own.items() if k != "method"})

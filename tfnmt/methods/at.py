@@ -37,12 +37,13 @@ class KnowledgeDistillation:
 
 def build_objective(ctx):
     """MLE, or with a --teacher_run word-level KD (Eq. 1 of the Hybrid paper)."""
-    cfg = ctx.train
-    if not cfg.teacher_run:
-        return MaximumLikelihood(cfg.label_smoothing)
+    teacher_config = ctx.teacher_config
+    if not teacher_config:
+        return MaximumLikelihood(ctx.train.label_smoothing)
     teacher, path = ctx.teacher()
-    ctx.log(f"distilling from {path} (lambda {cfg.kd_lambda})")
-    return KnowledgeDistillation(teacher, cfg.kd_lambda, cfg.kd_label_smoothing)
+    ctx.log(f"distilling from {path} (lambda {teacher_config.kd_lambda})")
+    return KnowledgeDistillation(teacher, teacher_config.kd_lambda,
+                                 teacher_config.kd_label_smoothing)
 
 
 # The GRU RNMT is the Hybrid paper's baseline: its beam 12 and length penalty 1.0.

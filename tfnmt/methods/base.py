@@ -5,7 +5,6 @@ import dataclasses
 from typing import Callable
 
 
-
 @dataclasses.dataclass
 class Context:
     """What an objective may need from the training run. `teacher()` loads the frozen model of
@@ -21,6 +20,15 @@ class Context:
     def train(self):
         return self.run.train
 
+    @property
+    def teacher_config(self):
+        return self.run.train.teacher
+
+    @property
+    def settings(self):
+        """The method's own training settings (its Settings; None if it has none)."""
+        return self.run.train.settings
+
 
 @dataclasses.dataclass(frozen=True)
 class Method:
@@ -31,13 +39,16 @@ class Method:
     # Decoding for settings a user leaves unset: {architecture or None: {"method": strategy,
     # DecodeConfig field: the paper's value}}; the architecture's entry updates None's.
     decoding: dict
-    # The TrainConfig fields only this method reads: {architecture, objective or None: names}.
+    # The dataclass of the training settings only this method reads (TrainConfig.settings;
+    # fields named as their flags): {architecture, objective or None: class}.
     settings: dict = dataclasses.field(default_factory=dict)
 
-    def reads(self, model_config, train_config):
-        """The method-only training settings this run reads."""
-        keys = (None, model_config.architecture, train_config.objective)
-        return {name for key in keys for name in self.settings.get(key, ())}
+    def settings_class(self, architecture, objective):
+        """The Settings class a run of this architecture and objective reads, or None."""
+        for key in (architecture, objective, None):
+            if key in self.settings:
+                return self.settings[key]
+        return None
 
     def decode_defaults(self, architecture):
         return {**self.decoding.get(None, {}), **self.decoding.get(architecture, {})}

@@ -1,5 +1,7 @@
 """CMLM (Ghazvininejad et al. 2019): masked-target training; decoded with mask-predict."""
 
+import dataclasses
+
 import tensorflow as tf
 
 from tfnmt.data.sequences import lengths_of, row_ranks
@@ -49,10 +51,15 @@ class ConditionalMaskedLM:
                 "length_nll": length_nll}
 
 
+@dataclasses.dataclass
+class Settings:
+    length_weight: float = 0.1  # weight of the length classifier's cross-entropy
+
+
 def build_objective(ctx):
     return ConditionalMaskedLM(ctx.target_tokenizer.piece_id("<mask>"), ctx.rng,
-                               label_smoothing=ctx.train.label_smoothing)
+                               ctx.settings.length_weight, ctx.train.label_smoothing)
 
 
 METHOD = Method("cmlm", ("cmlm",), ("cmlm",), build_objective, {None: {"method": "mask_predict"}},
-                {None: ("length_weight",)})
+                {None: Settings})

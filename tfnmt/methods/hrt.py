@@ -8,6 +8,8 @@ label at PAD is ignored. The target with its EOS is extended to a multiple of k 
 so the last kept token z_m is always EOS (inference truncates at the first EOS anyway).
 """
 
+import dataclasses
+
 import tensorflow as tf
 
 from tfnmt.data.sequences import lengths_of, shift_right
@@ -132,17 +134,23 @@ class HybridRegressive:
         return out
 
 
+@dataclasses.dataclass
+class Settings:
+    hrt_chunk: int = 2  # chunk size k
+    curriculum_lambda: float = 1.0  # curriculum exponent (Eq. 2)
+    p_raw: float = 0.2  # mixed distillation: P(raw target); the paper's En<->De choice
+
+
 def build_objective(ctx):
-    cfg, tokenizer = ctx.train, ctx.target_tokenizer
-    mask_id, bos_k_id = tokenizer.piece_id("<mask>"), tokenizer.piece_id(f"<bos_{cfg.hrt_chunk}>")
-    if cfg.hrt_chunk < 2 or bos_k_id == tokenizer.piece_id("<unk>"):
-        raise UserError(f"hrt_chunk must be 2, 3 or 4 (a reserved <bos_k> token), got "
-                        f"{cfg.hrt_chunk}.")
-    return HybridRegressive(cfg.hrt_chunk, mask_id, bos_k_id, ctx.step, cfg.train_steps, ctx.rng,
-                            cfg.curriculum_lambda, cfg.p_raw, cfg.label_smoothing)
+    cfg, tokenizer, k = ctx.settings, ctx.target_tokenizer, ctx.settings.hrt_chunk
+    mask_id, bos_k_id = tokenizer.piece_id("<mask>"), tokenizer.piece_id(f"<bos_{k}>")
+    if k < 2 or bos_k_id == tokenizer.piece_id("<unk>"):
+        raise UserError(f"hrt_chunk must be 2, 3 or 4 (a reserved <bos_k> token), got {k}.")
+    return HybridRegressive(k, mask_id, bos_k_id, ctx.step, ctx.train.train_steps, ctx.rng,
+                            cfg.curriculum_lambda, cfg.p_raw, ctx.train.label_smoothing)
 
 
 # Inference: Skip-AT beam b_at = 5, then one Skip-CMLM pass (Sec. 5 of the HRT paper).
 METHOD = Method("hrt", ("transformer",), ("hrt",), build_objective,
                 {None: {"method": "hrt", "beam_size": 5, "length_penalty": 0.6}},
-                {None: ("hrt_chunk", "curriculum_lambda", "p_raw")})
+                {None: Settings})

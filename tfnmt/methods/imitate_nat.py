@@ -1,5 +1,7 @@
 """imitate-NAT (Wei et al. 2019): the DAT demonstrator with its imitation module, and the NAT learner that imitates it."""
 
+import dataclasses
+
 import tensorflow as tf
 
 from tfnmt.data.sequences import lengths_of, shift_right
@@ -102,29 +104,41 @@ class ImitationLearning:
         return out
 
 
+@dataclasses.dataclass
+class DemonstratorSettings:  # architecture dat
+    action_lambda: float = 0.001  # weight of the action regularisation L_pi
+    action_alpha: float = 0.9  # moving-average rate of the action usage c
+
+
+@dataclasses.dataclass
+class LearnerSettings:  # architecture imitate_nat
+    il_lambda: float = 0.001  # lambda_2 of the imitation loss L_IL (Eq. 15)
+    length_weight: float = 0.1  # weight of the length classifier's cross-entropy
+
+
 def build_objective(ctx):
     """The DAT (architecture dat) trains alone; the learner imitates a DAT --teacher_run of its
     decoder depth and number of actions (without one: L_NAT and the length loss only)."""
-    cfg, mine = ctx.train, ctx.run.model
+    cfg, mine, smoothing = ctx.settings, ctx.run.model, ctx.train.label_smoothing
     if mine.architecture == "dat":
-        if cfg.teacher_run:
+        if ctx.teacher_config:
             raise UserError("the DAT trains on its own (no --teacher_run).")
-        return ActionRegularisedMLE(cfg.action_lambda, cfg.action_alpha, cfg.label_smoothing)
+        return ActionRegularisedMLE(cfg.action_lambda, cfg.action_alpha, smoothing)
     teacher = None
-    if cfg.teacher_run:
+    if ctx.teacher_config:
         teacher, path = ctx.teacher()
         theirs = teacher.config
-        if theirs.architecture != "dat" or (theirs.decoder_layers, theirs.num_actions) \
-                != (mine.decoder_layers, mine.num_actions):
+        if theirs.architecture != "dat" or (theirs.decoder_layers,
+                                            theirs.imitation.num_actions) \
+                != (mine.decoder_layers, mine.imitation.num_actions):
             raise UserError("imitation needs a DAT demonstrator (--architecture=dat) with "
                             "this model's decoder depth and number of actions.")
         ctx.log(f"imitating {path} (lambda_2 {cfg.il_lambda})")
-    return ImitationLearning(teacher, cfg.il_lambda, cfg.length_weight, cfg.label_smoothing)
+    return ImitationLearning(teacher, cfg.il_lambda, cfg.length_weight, smoothing)
 
 
 # The learner decodes 2 * 3 + 1 lengths (LPD, delta T = 3); the DAT autoregressively.
 METHOD = Method("imitate_nat", ("dat", "imitate_nat"), ("mle",), build_objective,
                 {"dat": {"method": "autoregressive", "beam_size": 4, "length_penalty": 0.6},
                  "imitate_nat": {"method": "nat", "length_halfwidth": 3}},
-                {"dat": ("action_lambda", "action_alpha"),
-                 "imitate_nat": ("il_lambda", "length_weight")})
+                {"dat": DemonstratorSettings, "imitate_nat": LearnerSettings})

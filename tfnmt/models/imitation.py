@@ -21,7 +21,7 @@ class Imitating:
     """Mixin for a Transformer-family model: an imitation module before every decoder layer."""
 
     def add_imitation(self, config):
-        self.imitation = [ImitationModule(config.d_model, config.num_actions,
+        self.imitation = [ImitationModule(config.d_model, config.imitation.num_actions,
                                           name=f"imitation_{i}")
                           for i in range(config.decoder_layers)]
 
@@ -45,8 +45,9 @@ class Demonstrator(Imitating, Transformer):
         super().build_layers()
         # One agreed value on every replica: the trainer assigns the all-reduced update.
         self.action_average = self.add_weight(
-            name="action_average", shape=(self.config.decoder_layers, self.config.num_actions),
-            initializer=keras.initializers.Constant(1.0 / self.config.num_actions),
+            name="action_average",
+            shape=(self.config.decoder_layers, self.config.imitation.num_actions),
+            initializer=keras.initializers.Constant(1.0 / self.config.imitation.num_actions),
             trainable=False, aggregation="only_first_replica")
 
 
@@ -74,7 +75,7 @@ class ImitateNAT(Imitating, LengthClassifier, NART):
 
     def build_layers(self):
         super().build_layers()
-        if self.config.nat_copy == "soft":  # UniformCopy has no tau (it would get no gradient)
+        if self.config.imitation.copy == "soft":  # UniformCopy has no tau (it would get no gradient)
             self.log_tau = self.add_weight(name="copy_log_tau", shape=(),
                                            initializer=keras.initializers.Constant(0.0))
 
@@ -86,7 +87,7 @@ class ImitateNAT(Imitating, LengthClassifier, NART):
 
     def decoder_inputs(self, source, encoded, source_mask, target_lengths, width,
                        training=False):
-        if self.config.nat_copy == "uniform":
+        if self.config.imitation.copy == "uniform":
             index = uniform_copy_indices(lengths_of(source), target_lengths, width)
             return self.source_embedder(tf.gather(source, index, batch_dims=1),
                                         training=training)

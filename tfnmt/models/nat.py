@@ -50,7 +50,7 @@ class NART(Transformer):
         instead (R = c * B, a sentence's c targets consecutive)."""
         x = self.decoder_inputs(source, encoded, source_mask, target_lengths, width, training)
         target_mask = tf.range(width)[None] < target_lengths[:, None]
-        self_mask = nat_self_mask(target_mask, self.config.nat_attend_self)
+        self_mask = nat_self_mask(target_mask, self.config.nat.attend_self)
         positions = self.position_encoding(x)
         memory_mask = source_mask[:, None, :]
         internals = {"hidden": [], "attention": [], "policy": []}
@@ -70,13 +70,13 @@ class NART(Transformer):
     def predicted_lengths(self, source, encoded, source_mask):
         """[B] N = M + C: the source length plus the training data's mean difference."""
         del encoded, source_mask
-        return lengths_of(source) + int(round(self.config.length_offset))
+        return lengths_of(source) + int(round(self.config.nat.length_offset))
 
     def length_bound(self, source_width, halfwidth):
         """The longest candidate a source batch `source_width` tokens wide can get, M + C + B
         with M <= width: NAT decoding pads to this instead of the decode limit (the output
         projection over the padding is most of a NAT pass on CPU)."""
-        return source_width + max(int(round(self.config.length_offset)), 0) + halfwidth
+        return source_width + max(int(round(self.config.nat.length_offset)), 0) + halfwidth
 
     def call(self, inputs, training=False, return_internals=False):
         source, target = inputs["source"], inputs["target"]

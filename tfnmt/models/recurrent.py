@@ -12,8 +12,9 @@ class RecurrentDecoderModel(EncoderDecoder):
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
-        self.decoder = GRUDecoder(config.decoder_hidden, config.d_model, config.attention,
-                                  config.attention_units or config.decoder_hidden,
+        gru = config.gru
+        self.decoder = GRUDecoder(gru.hidden, config.d_model, gru.attention,
+                                  gru.attention_units or gru.hidden,
                                   config.d_model, config.num_heads, config.dropout,
                                   name="decoder")
 

@@ -56,7 +56,7 @@ class Run:
 FREE_TO_CHANGE = {"train_steps", "save_every", "keep_checkpoints", "log_every", "eval_every",
                   "eval_bleu_sentences", "eval_beam_size", "patience", "xla", "init_from"}
 PATH_FIELDS = {"train_source", "train_target", "train_distilled", "valid_source", "valid_target",
-               "teacher_run"}
+               "teacher.run"}
 CHECKED_BY_CONTENT = {"source_vocab", "target_vocab"}  # prepare compares the files themselves
 
 
@@ -77,20 +77,33 @@ def _same_path(old, new):
     return os.path.realpath(old) == os.path.realpath(new)
 
 
-def config_changes(existing: "Run", data, train):
-    """'name old -> new' for every data or training setting that differs from the run's (and
-    that its method reads)."""
+def flatten(config) -> dict:
+    """A config's fields by dotted name ("teacher.run"); a section that is None stays one key."""
+    def walk(values, prefix):
+        for key, value in values.items():
+            if isinstance(value, dict):
+                yield from walk(value, f"{prefix}{key}.")
+            else:
+                yield prefix + key, value
+    return dict(walk(dataclasses.asdict(config), ""))
+
+
+def _differences(old, new, skip=frozenset()):
+    """'name old -> new' for every field (dotted) that differs; paths compared as files."""
+    old, new = flatten(old), flatten(new)
     changes = []
-    for kind, old, new in (("data", existing.data, data), ("train", existing.train, train)):
-        old, new = dataclasses.asdict(old), dataclasses.asdict(new)
-        for key, value in new.items():
-            if key in FREE_TO_CHANGE | CHECKED_BY_CONTENT or key not in old or (
-                    kind == "train" and methods.unused_setting(key, existing.model, existing.train)):
-                continue
-            same = _same_path(old[key], value) if key in PATH_FIELDS else old[key] == value
-            if not same:
-                changes.append(f"{key} {old[key]!r} -> {value!r}")
+    for key in sorted(set(old) | set(new)):
+        was, now = old.get(key), new.get(key)
+        if key in skip or was == now or (key in PATH_FIELDS and _same_path(was, now)):
+            continue
+        changes.append(f"{key} {was!r} -> {now!r}")
     return changes
+
+
+def config_changes(existing: "Run", data, train):
+    """'name old -> new' for every data or training setting that differs from the run's."""
+    skip = FREE_TO_CHANGE | CHECKED_BY_CONTENT
+    return _differences(existing.data, data, skip) + _differences(existing.train, train, skip)
 
 
 def prepare(run_dir, model, data, train, allow_config_change=False) -> Run:
@@ -102,8 +115,7 @@ def prepare(run_dir, model, data, train, allow_config_change=False) -> Run:
     if not os.path.exists(path):
         return Run(run_dir, model, data, train)
     existing = load(run_dir)
-    old, new = dataclasses.asdict(existing.model), dataclasses.asdict(model)
-    changed = [f"{k} {old.get(k)!r} -> {v!r}" for k, v in new.items() if old.get(k) != v]
+    changed = _differences(existing.model, model)
     if changed:
         raise UserError(f"{run_dir} holds a model with another configuration "
                         f"({'; '.join(changed)}); use a new --run_dir.")
@@ -159,17 +171,24 @@ def load(run_dir) -> Run:
         raise UserError(f"{run_dir} is not a tfnmt run directory (no {CONFIG}).")
     with open(path, encoding="utf-8") as f:
         values = json.load(f)
-    sections = {"model": config_lib.ModelConfig, "data": config_lib.DataConfig,
-                "train": config_lib.TrainConfig}
+    # Flat names (config.json before sections) move into their sections.
+    model_values = config_lib.nest_model(values.get("model", {}))
+    model = config_lib.from_dict(config_lib.ModelConfig, model_values)
+    train_values = methods.nest_train(model, values.get("train", {}))
+    data_values = values.get("data", {})
+    expected = {"model": config_lib.ModelConfig(architecture=model.architecture),
+                "data": config_lib.DataConfig()}
+    expected = {**{k: dataclasses.asdict(v) for k, v in expected.items()},
+                "train": methods.expected_train(model, train_values)}
     notes = []
-    for section, cls in sections.items():
-        unknown, missing = config_lib.key_differences(cls, values.get(section, {}))
-        notes += [f"{section}.{k} is unknown to this version (ignored)" for k in unknown]
-        notes += [f"{section}.{k} is missing (today's default {v!r})" for k, v in missing.items()]
+    for part, given in (("model", model_values), ("data", data_values), ("train", train_values)):
+        unknown, missing = config_lib.key_differences(expected[part], given)
+        notes += [f"{part}.{k} is unknown to this version (ignored)" for k in unknown]
+        notes += [f"{part}.{k} is missing (today's default {v!r})" for k, v in missing.items()]
     if notes:  # a run written by another version of tfnmt
         print(f"warning: {path}: {'; '.join(notes)}.", file=sys.stderr, flush=True)
-    return Run(run_dir, *(config_lib.from_dict(cls, values.get(section, {}))
-                          for section, cls in sections.items()))
+    return Run(run_dir, model, config_lib.from_dict(config_lib.DataConfig, data_values),
+               methods.train_from_dict(model, train_values))
 
 
 def find_checkpoint(run, which="best"):

@@ -115,11 +115,11 @@ class Trainer:
 
     def _load_teacher(self):
         """The frozen teacher (KD, hints) or demonstrator (imitation) and its checkpoint path."""
-        cfg = self.run.train
-        teacher_run = runs.load(cfg.teacher_run)
+        cfg = self.run.train.teacher
+        teacher_run = runs.load(cfg.run)
         runs.check_same_vocabularies(self.run, teacher_run, "teacher")
         with self.strategy.scope():
-            teacher, path = runs.restore_model(teacher_run, cfg.teacher_checkpoint)
+            teacher, path = runs.restore_model(teacher_run, cfg.checkpoint)
         teacher.trainable = False
         return teacher, path
 
