@@ -8,7 +8,7 @@ from tfnmt.data import shortlist
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
 from tfnmt.decoding import search
 from tfnmt.decoding.iterative import hybrid_regressive_decode
-from tfnmt.decoding.parallel import nat_translate
+from tfnmt.decoding.parallel import nat_translate, teacher_scores
 from tfnmt.models import build_model
 
 
@@ -123,3 +123,18 @@ def test_hrt_over_a_shortlist_holding_its_tokens_picks_them():
     beams = hybrid_regressive_decode(model, source, 12, 2, 4, 5, beam_size=2, n_nat=1,
                                      vocab_ids=narrow)
     assert np.isin(beams["ids"].numpy(), narrow.numpy()).all()
+
+
+def test_the_nat_rescorer_scores_over_its_whole_vocabulary():
+    """A shortlist narrows the NAT's fill only: the candidates' ids are the union's, and the
+    AT rescorer's score of the chosen one is its log-probability over all V ids."""
+    model = build_model(ModelConfig.from_shape("tiny", architecture="nart", vocab_size=600,
+                                               dropout=0.0, length_offset=1.0))
+    rescorer = build_model(ModelConfig.from_shape("tiny", vocab_size=600, dropout=0.0))
+    source = tf.constant([[5, 6, 7, 8, EOS_ID], [9, 10, 11, EOS_ID, PAD_ID]])
+    vocab_ids = subset_holding(np.arange(4, 60), 600, 60, 256)
+    out = nat_translate(model, source, 8, halfwidth=1, rescorer=rescorer, vocab_ids=vocab_ids)
+    assert np.isin(out["ids"].numpy(), vocab_ids.numpy()).all()
+    np.testing.assert_allclose(out["scores"][:, 0].numpy(),
+                               teacher_scores(rescorer, source, out["ids"][:, 0]).numpy(),
+                               rtol=1e-5)
