@@ -50,8 +50,8 @@ flags.DEFINE_enum("nat_selection", "normalized", ["normalized", "total"],
                   "nat runs: pick the candidate with the best length-normalised or total "
                   "log-probability.")
 flags.DEFINE_integer("repeats", 1, "Timed passes per row (the fastest is kept).")
-flags.DEFINE_bool("shortlist", False, "Also time every autoregressive setting over each run's "
-                  "lexical shortlist (python -m tfnmt.shortlist).")
+flags.DEFINE_bool("shortlist", False, "Also time every setting but mask_predict over each "
+                  "run's lexical shortlist (python -m tfnmt.shortlist).")
 flags.DEFINE_list("precisions", ["float32"], "Weights and matmuls at decode time "
                   "(float32, bfloat16, int8; see translate --precision): rows for each.")
 flags.DEFINE_string("output", None, "Output prefix: writes <output>.json and <output>.md "

@@ -7,6 +7,8 @@ from tfnmt.core.errors import UserError
 from tfnmt.data import shortlist
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
 from tfnmt.decoding import search
+from tfnmt.decoding.iterative import hybrid_regressive_decode
+from tfnmt.decoding.parallel import nat_translate, teacher_scores
 from tfnmt.models import build_model
 
 
@@ -79,3 +81,60 @@ def test_greedy_over_a_shortlist_holding_the_full_searchs_tokens_picks_them():
     beams = search.decode(model, source, 8, beam_size=3, alpha=0.6, max_length_a=0.0,
                             max_length_b=8, vocab_ids=tf.constant(vocab_ids))
     assert np.isin(beams["ids"].numpy(), vocab_ids).all()
+
+
+def subset_holding(ids, vocab_size, extra, size, seed=0):
+    """Special ids, the given ids, `extra` random others, PAD-padded to `size`."""
+    chosen = np.setdiff1d(np.unique(ids), [0, 1, 2, 3])
+    pool = np.setdiff1d(np.arange(4, vocab_size), chosen)
+    others = np.random.default_rng(seed).choice(pool, min(extra, len(pool)), replace=False)
+    vocab_ids = np.concatenate([[0, 1, 2, 3], chosen, others])
+    return tf.constant(np.pad(vocab_ids, (0, size - len(vocab_ids))).astype(np.int32))
+
+
+def test_nat_over_a_shortlist_holding_its_tokens_picks_them():
+    """One length (no candidates to re-rank): per position the arg-max over a shortlist that
+    holds the full pass's choices is the same token, with a higher log-probability."""
+    model = build_model(ModelConfig.from_shape("tiny", architecture="nart", vocab_size=600,
+                                               dropout=0.0, length_offset=1.0))
+    source = tf.constant([[5, 6, 7, 8, EOS_ID], [9, 10, 11, EOS_ID, PAD_ID]])
+    full = nat_translate(model, source, 8)
+    vocab_ids = subset_holding(full["ids"].numpy(), 600, 100, 256)
+    short = tf.function(lambda s, v: nat_translate(model, s, 8, vocab_ids=v),
+                        jit_compile=True)(source, vocab_ids)
+    np.testing.assert_array_equal(short["ids"].numpy(), full["ids"].numpy())
+    assert (short["scores"].numpy() >= full["scores"].numpy() - 1e-5).all()
+    assert (short["scores"].numpy() > full["scores"].numpy()).any()
+
+
+def test_hrt_over_a_shortlist_holding_its_tokens_picks_them():
+    """Skip-AT (beam 1) and the Skip-CMLM fill over a shortlist that holds the full decode's
+    tokens choose them again; a smaller shortlist emits only its own ids."""
+    model = build_model(ModelConfig.from_shape("tiny", vocab_size=60, dropout=0.0))
+    source = tf.constant([[8, 9, 10, 11, 3, 0], [12, 13, 3, 0, 0, 0]])
+    full = hybrid_regressive_decode(model, source, 12, 2, 4, 5, beam_size=1, n_nat=1)
+    used = np.concatenate([full["ids"].numpy().ravel(), full["skip_ids"].numpy().ravel()])
+    vocab_ids = subset_holding(used, 60, 8, 40)
+    short = hybrid_regressive_decode(model, source, 12, 2, 4, 5, beam_size=1, n_nat=1,
+                                     vocab_ids=vocab_ids)
+    np.testing.assert_array_equal(short["ids"].numpy(), full["ids"].numpy())
+    np.testing.assert_array_equal(short["skip_ids"].numpy(), full["skip_ids"].numpy())
+    narrow = tf.constant([0, 1, 2, 3, 20, 21, 22, 23], tf.int32)
+    beams = hybrid_regressive_decode(model, source, 12, 2, 4, 5, beam_size=2, n_nat=1,
+                                     vocab_ids=narrow)
+    assert np.isin(beams["ids"].numpy(), narrow.numpy()).all()
+
+
+def test_the_nat_rescorer_scores_over_its_whole_vocabulary():
+    """A shortlist narrows the NAT's fill only: the candidates' ids are the union's, and the
+    AT rescorer's score of the chosen one is its log-probability over all V ids."""
+    model = build_model(ModelConfig.from_shape("tiny", architecture="nart", vocab_size=600,
+                                               dropout=0.0, length_offset=1.0))
+    rescorer = build_model(ModelConfig.from_shape("tiny", vocab_size=600, dropout=0.0))
+    source = tf.constant([[5, 6, 7, 8, EOS_ID], [9, 10, 11, EOS_ID, PAD_ID]])
+    vocab_ids = subset_holding(np.arange(4, 60), 600, 60, 256)
+    out = nat_translate(model, source, 8, halfwidth=1, rescorer=rescorer, vocab_ids=vocab_ids)
+    assert np.isin(out["ids"].numpy(), vocab_ids.numpy()).all()
+    np.testing.assert_allclose(out["scores"][:, 0].numpy(),
+                               teacher_scores(rescorer, source, out["ids"][:, 0]).numpy(),
+                               rtol=1e-5)

@@ -14,7 +14,8 @@ from tfnmt.serving.saved_model import export_run
 from tfnmt.training.trainer import Trainer
 
 from tests.conftest import make_run, run_module
-from tests.serving.test_saved_model import assert_export_matches
+from tests.serving.test_saved_model import (assert_export_matches, shortlisted_copy,
+                                            SHORTLIST_TEXTS)
 
 HRT = DecodeConfig(method="hrt", hrt_chunk=2, beam_size=3, n_nat=2, length_penalty=0.0,
                    batch_size=5)
@@ -120,6 +121,16 @@ def test_hrt_and_mask_predict_export_and_match(which, trained_run, cmlm_run, rev
     version_dir = export_run(run.run_dir, str(tmp_path / which), "latest", config)
     assert_export_matches(version_dir, run, resolve_method(config, run),
                           sentences(reverse_task, 6))
+
+
+def test_hrt_over_a_shortlist_exports_and_matches(trained_run, tmp_path, monkeypatch):
+    """--shortlist with HRT (Skip-AT beam and Skip-CMLM fill over the union): the SavedModel,
+    which computes the union in its graph, translates as the run does in process."""
+    run, lists = shortlisted_copy(trained_run, tmp_path / "run", monkeypatch)
+    config = dataclasses.replace(HRT, shortlist=True)
+    version_dir = export_run(run.run_dir, str(tmp_path / "export"), "latest", config)
+    assert_export_matches(version_dir, run, resolve_method(config, run), SHORTLIST_TEXTS,
+                          shortlist=lists)
 
 
 def test_cli_refuses_mask_predict_without_a_length_predictor(trained_run, reverse_task):

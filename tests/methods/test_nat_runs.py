@@ -17,7 +17,8 @@ from tfnmt.serving.saved_model import export_run
 from tfnmt.training.trainer import Trainer
 
 from tests.conftest import make_run, run_module
-from tests.serving.test_saved_model import assert_export_matches
+from tests.serving.test_saved_model import (assert_export_matches, shortlisted_copy,
+                                            SHORTLIST_TEXTS)
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +90,25 @@ def test_exported_nart_with_rescoring_equals_in_process(nart_run, trained_run, r
     # The rescorer decides: its scores are the AT's, not the NAT's own.
     assert [e[0][1] for e in with_rescorer] != [a[0][1] for a in alone]
     assert_export_matches(version_dir, run, resolved, texts, rescorer)
+
+
+@pytest.mark.parametrize("rescored", [True, False])
+def test_exported_nart_over_a_shortlist_equals_in_process(nart_run, trained_run, tmp_path,
+                                                          monkeypatch, rescored):
+    """--shortlist: the exported NAT (the union computed in its graph; an AT rescorer, which
+    travels with it, over the whole vocabulary) translates as in process. Self-scored, the
+    scores are the NAT's log-probabilities over the union, so they show the union is used."""
+    run, lists = shortlisted_copy(nart_run[0], tmp_path / "nart", monkeypatch)
+    config = DecodeConfig(method="auto", length_halfwidth=1, shortlist=True,
+                          rescore_run=trained_run.run_dir if rescored else "",
+                          rescore_checkpoint="latest")
+    version_dir = export_run(run.run_dir, str(tmp_path / "export"), "latest", config)
+    resolved = resolve_method(config, run)
+    assert resolved.method == "nat"
+    rescorer = load_rescorer(resolved, run)
+    assert (rescorer is not None) == rescored
+    assert_export_matches(version_dir, run, resolved, SHORTLIST_TEXTS, rescorer,
+                          shortlist=lists)
 
 
 def test_cli_refuses_nat_decoding_for_an_autoregressive_run(trained_run, reverse_task):

@@ -3,6 +3,7 @@
 import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,20 +52,50 @@ def fresh_process(version_dir, request, timeout=300):
 
 
 def assert_export_matches(version_dir, run, config, texts, rescorer=None,
-                          names=("translate", "translate_plain")):
+                          names=("translate", "translate_plain"), shortlist=None):
     """The SavedModel, loaded by a TF-only process, translates `texts` exactly as the run's
-    latest checkpoint does in process with `config` (already resolved for the run)."""
+    latest checkpoint does in process with `config` (already resolved for the run; with
+    config.shortlist, over the run's `shortlist`, whose union must leave ids out)."""
     import dataclasses
 
     model, _ = runs.restore_model(run, "latest")
     src, tgt = run.tokenizers()
-    expected = Translator(model, src, tgt, dataclasses.replace(config, batch_size=64),
-                          run.model.max_length, rescorer).translate(texts)
+    translator = Translator(model, src, tgt, dataclasses.replace(config, batch_size=64),
+                            run.model.max_length, rescorer, shortlist)
+    if config.shortlist:
+        for _, source in translator.batches(translator.encode(texts)):
+            assert len(translator.vocab_ids(source)) < run.model.output_vocab_size
+    expected = translator.translate(texts)
     got = fresh_process(version_dir, {name: {"sentences": encode(texts)} for name in names})
     for name in names:
         assert decode_strings(got[name]["translations"]) == [e[0][0] for e in expected], name
         np.testing.assert_allclose(got[name]["scores"], [e[0][1] for e in expected], rtol=1e-4)
     return expected
+
+
+# Sentences over a few of the reverse task's letters: their shortlist union is a strict subset.
+SHORTLIST_TEXTS = ["a b c", "c a b a", "b b c a d", "d a", "a c"]
+
+
+def shortlisted_copy(run, run_dir, monkeypatch, per_source=1, frequent=1):
+    """A copy of `run` at `run_dir` with a shortlist.npz from its training pairs (what
+    python -m tfnmt.shortlist writes); unions padded to 4 * 2^k ids instead of 256 * 2^k, so
+    the reverse task's 24-piece vocabulary has sizes below V. Returns (run, lists)."""
+    from tfnmt.data import corpus, shortlist
+
+    monkeypatch.setattr(shortlist, "BUCKET", 4)
+    shutil.copytree(run.run_dir, run_dir)
+    copied = runs.load(str(run_dir))
+    src, tgt = copied.tokenizers()
+
+    def tokens(tokenizer, path):
+        return tokenizer.tokenize(tf.constant(corpus.read_lines(path))).to_list()
+
+    lists = shortlist.build(tokens(src, copied.data.train_source),
+                            tokens(tgt, copied.data.train_target), src.vocab_size, per_source,
+                            frequent)
+    shortlist.save(str(run_dir), lists)
+    return copied, shortlist.load(str(run_dir))
 
 
 def encode(sentences):

@@ -70,23 +70,30 @@ def predict_masks(model, tokens, positions, encoded, source_mask, mask_id, lengt
     return common.best_tokens(logits, allowed)
 
 
-def fill_tokens(vocab_size, mask_id):
-    """[V] bool: what a [MASK] may become (not PAD, BOS or [MASK])."""
-    return ~common.never(tf.range(vocab_size), (mask_id,))
+def fill_tokens(tokens, mask_id):
+    """[V] bool over the ids `tokens` [V]: what a [MASK] may become (not PAD, BOS or [MASK])."""
+    return ~common.never(tokens, (mask_id,))
 
 
-def skip_cmlm_fill(model, y_nat, positions, encoded, source_mask, mask_id, k, memory_kv=None):
+def skip_cmlm_fill(model, y_nat, positions, encoded, source_mask, mask_id, k, memory_kv=None,
+                   vocab_ids=None):
     """One Skip-CMLM pass: every [MASK] replaced by its arg-max; returns (filled ids, sum of the
     log-probabilities of the filled tokens) per row. Only the k - 1 [MASK] slots of every block
-    go through the vocabulary projection; `memory_kv` are the Skip-AT stage's keys/values."""
+    go through the vocabulary projection; `memory_kv` are the Skip-AT stage's keys/values;
+    with `vocab_ids` [N] (a shortlist) the fills are chosen among those ids."""
     rows, width = tf.shape(y_nat)[0], tf.shape(y_nat)[1]
 
     def mask_slots(hidden):  # [R, m*k, d] -> [R, m, k-1, d]
         return tf.reshape(hidden, [rows, width // k, k, hidden.shape[-1]])[:, :, : k - 1]
 
+    constants = None if vocab_ids is None else model.decoding_constants(vocab_ids)
     logits = model.decode(y_nat, encoded, source_mask, self_mask=bidirectional_mask(y_nat),
-                          positions=positions, memory_kv=memory_kv, outputs=mask_slots)
-    predicted, log_prob = common.best_tokens(logits, fill_tokens(logits.shape[-1], mask_id))
+                          positions=positions, memory_kv=memory_kv, outputs=mask_slots,
+                          constants=constants)
+    tokens = common.output_tokens(logits, vocab_ids)
+    predicted, log_prob = common.best_tokens(logits, fill_tokens(tokens, mask_id))
+    if vocab_ids is not None:
+        predicted = tf.gather(vocab_ids, predicted)
     blocks = tf.reshape(y_nat, [rows, width // k, k])
     is_mask = blocks[:, :, : k - 1] == mask_id
     filled = tf.concat([tf.where(is_mask, predicted, blocks[:, :, : k - 1]), blocks[:, :, k - 1:]],
@@ -96,7 +103,8 @@ def skip_cmlm_fill(model, y_nat, positions, encoded, source_mask, mask_id, k, me
 
 
 def hybrid_regressive_decode(model, source, max_length, k, mask_id, bos_k_id, beam_size=5,
-                             n_nat=1, alpha=0.0, max_length_a=1.5, max_length_b=10):
+                             n_nat=1, alpha=0.0, max_length_a=1.5, max_length_b=10,
+                             vocab_ids=None):
     """Two-stage HRT inference: Skip-AT beam search (beam_size), Skip-CMLM on the top n_nat
     hypotheses, truncation at the first EOS, choice by Eq. 3 of the HRT paper.
 
@@ -106,13 +114,14 @@ def hybrid_regressive_decode(model, source, max_length, k, mask_id, bos_k_id, be
     skip = SkipAT(model, k, bos_k_id)
     skip_length = -(-max_length // k)
     limits = common.length_limits(source, max_length, max_length_a, max_length_b)
-    beams = search.beam_search(skip, source, skip_length, -(-limits // k), beam_size, alpha)
+    beams = search.beam_search(skip, source, skip_length, -(-limits // k), beam_size, alpha,
+                               vocab_ids=vocab_ids)
     encoded, source_mask = skip.encoded
     batch = tf.shape(source)[0]
     z = tf.reshape(beams["ids"][:, :n_nat], [batch * n_nat, skip_length])
     y_nat, positions = skip_cmlm_input(z, k, mask_id)
     filled, cmlm_score = skip_cmlm_fill(model, y_nat, positions, encoded, source_mask, mask_id, k,
-                                        skip.memory_kv)
+                                        skip.memory_kv, vocab_ids)
     skip_score = tf.reshape(beams["scores"][:, :n_nat], [-1])
     scores = skip_score + cmlm_score                                               # Eq. 3
     lengths = common.sequence_lengths(filled)

@@ -15,11 +15,16 @@ def candidate_lengths(centers, halfwidth, max_length):
     return tf.minimum(start[:, None] + tf.range(2 * halfwidth + 1)[None], max_length)
 
 
-def argmax_fill(logits, lengths):
+def argmax_fill(logits, lengths, vocab_ids=None):
     """Per position the best token that is not PAD, BOS or EOS, then EOS at position N - 1 and
-    PAD after it: (ids [R, W], log-probabilities of the chosen tokens [R, W], 0 on padding)."""
+    PAD after it: (ids [R, W], log-probabilities of the chosen tokens [R, W], 0 on padding).
+    With a shortlist the logits [R, W, N] stand for `vocab_ids` [N] (the softmax runs over
+    them, as in the autoregressive searches)."""
     width, vocab = tf.shape(logits)[1], logits.shape[-1]
-    ids, token_logp = best_tokens(logits, fixed_length_allowed(lengths, width, vocab))
+    ids, token_logp = best_tokens(logits, fixed_length_allowed(lengths, width, vocab,
+                                                               tokens=vocab_ids))
+    if vocab_ids is not None:
+        ids = tf.gather(vocab_ids, ids)
     real = tf.range(width)[None] < lengths[:, None]
     return tf.where(real, ids, PAD_ID), tf.where(real, token_logp, 0.0)
 
@@ -39,13 +44,17 @@ def teacher_scores(teacher, source, candidates):
 SELECTIONS = ("normalized", "total")
 
 
-def nat_translate(model, source, max_length, halfwidth=0, rescorer=None, selection="normalized"):
+def nat_translate(model, source, max_length, halfwidth=0, rescorer=None, selection="normalized",
+                  vocab_ids=None):
     """Length-parallel NAT decoding: for each sentence the 2B+1 lengths around the model's
     predicted length (M + C, or a length classifier's choice; B = halfwidth) decoded as one
     batch, each position its arg-max. Each candidate's score is its total log-probability
     under the AT `rescorer` (one teacher-forced pass) when given, else under the NAT itself;
     the candidate with the best score wins, divided by its length first when `selection` is
     "normalized" ("total": the hint paper's highest probability).
+
+    With `vocab_ids` [N] (a shortlist) the NAT projects onto those ids only; the rescorer
+    still scores over its whole vocabulary.
 
     Returns ids [B, 1, W], lengths [B, 1], scores [B, 1] (total log-probability); W is
     max_length, or less when the model bounds its candidates' lengths (length_bound).
@@ -60,9 +69,10 @@ def nat_translate(model, source, max_length, halfwidth=0, rescorer=None, selecti
     centers = model.predicted_lengths(source, encoded, source_mask)
     lengths = tf.reshape(candidate_lengths(centers, halfwidth, max_length), [-1])
     # One row per candidate; the encoder output stays one row per sentence (grouped attention).
+    constants = None if vocab_ids is None else model.decoding_constants(vocab_ids)
     logits = model.nat_decode(tf.repeat(source, count, axis=0), encoded, source_mask, lengths,
-                              max_length)
-    ids, token_logp = argmax_fill(logits, lengths)
+                              max_length, constants=constants)
+    ids, token_logp = argmax_fill(logits, lengths, vocab_ids)
     if rescorer is not None and count > 1:
         scores = teacher_scores(rescorer, source, ids)
     else:

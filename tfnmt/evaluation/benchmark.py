@@ -105,7 +105,7 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
     settings = [dataclasses.replace(s, precision=p) for p in precisions
                 for s in decode_settings(resolved, beam_sizes, iterations, halfwidths)]
     lists = None
-    if shortlist and resolved.method == "autoregressive":
+    if shortlist and resolved.method != "mask_predict":
 
         lists = shortlist_lib.load(path)
         settings += [dataclasses.replace(s, shortlist=True) for s in settings]

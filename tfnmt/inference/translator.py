@@ -77,9 +77,9 @@ def check_config(config: DecodeConfig, model):
     if config.nat_selection not in ("normalized", "total"):
         raise UserError(f"nat_selection must be normalized or total, got "
                         f"{config.nat_selection!r}.")
-    if config.shortlist and config.method != "autoregressive":
-        raise UserError(f"--shortlist works with autoregressive decoding (beam or greedy), not "
-                        f"{config.method} yet.")
+    if config.shortlist and config.method == "mask_predict":
+        raise UserError("--shortlist works with autoregressive, hrt and nat decoding, not "
+                        "mask_predict yet.")
     if config.method == "mask_predict":
         if not hasattr(model, "length_logits"):
             raise UserError("mask_predict needs a model with a length predictor "
@@ -97,7 +97,7 @@ def _hrt(model, source, max_length, config, special, rescorer, vocab_ids):
     return hybrid_regressive_decode(
         model, source, max_length, config.hrt_chunk, special["mask"], special["bos_k"],
         config.beam_size, config.n_nat, config.length_penalty, config.max_length_a,
-        config.max_length_b)
+        config.max_length_b, vocab_ids)
 
 
 def _mask_predict(model, source, max_length, config, special, rescorer, vocab_ids):
@@ -107,7 +107,7 @@ def _mask_predict(model, source, max_length, config, special, rescorer, vocab_id
 
 def _nat(model, source, max_length, config, special, rescorer, vocab_ids):
     return nat_translate(model, source, max_length, config.length_halfwidth, rescorer,
-                         config.nat_selection)
+                         config.nat_selection, vocab_ids)
 
 
 DECODERS = {"autoregressive": _autoregressive, "hrt": _hrt, "mask_predict": _mask_predict,

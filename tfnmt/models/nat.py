@@ -43,7 +43,7 @@ class NART(Transformer):
         return self.source_embedder(tf.gather(source, index, batch_dims=1), training=training)
 
     def nat_decode(self, source, encoded, source_mask, target_lengths, width, training=False,
-                   return_internals=False):
+                   return_internals=False, constants=None):
         """One parallel pass for targets of `target_lengths` [R] padded to `width` -> logits
         [R, width, V] (and {"hidden", "attention"} per layer as Transformer.decode). `source`
         [R, S] has a row per target; `encoded` and `source_mask` may have one per sentence
@@ -61,7 +61,7 @@ class NART(Transformer):
             internals["hidden"].append(x)
             internals["attention"].append(probs)
             internals["policy"].append(policy)
-        logits = self.logits(x)
+        logits = self.logits(x, constants)  # constants: a shortlist's output columns
         return (logits, internals) if return_internals else logits
 
     def run_layer(self, layer, x, positions, memory_kv, memory_mask, self_mask, training):

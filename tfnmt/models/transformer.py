@@ -51,11 +51,13 @@ class Transformer(EncoderDecoder):
 
     # -- teacher-forced parallel pass -----------------------------------------------------------
     def decode(self, decoder_input, encoded, source_mask, self_mask=None, training=False,
-               return_internals=False, positions=None, memory_kv=None, outputs=None):
+               return_internals=False, positions=None, memory_kv=None, outputs=None,
+               constants=None):
         """Parallel pass over decoder_input [B, T]; causal unless self_mask is given; position
         encodings at `positions` [B, T] (default 0 .. T-1). `memory_kv`: every layer's
         project_memory(encoded), when already computed; `outputs`: a function applied to the
-        decoder's output before the vocabulary projection (the positions that will be read).
+        decoder's output before the vocabulary projection (the positions that will be read);
+        `constants`: decoding_constants(vocab_ids), to project onto a shortlist.
         With return_internals, also returns
         {"hidden": every layer's output [B, T, d], "attention": every layer's cross-attention
         probabilities [B, H, T, S], "policy": every layer's action policy or None} (the teacher
@@ -75,7 +77,7 @@ class Transformer(EncoderDecoder):
             internals["hidden"].append(x)
             internals["attention"].append(probs)
             internals["policy"].append(policy)
-        logits = self.logits(x if outputs is None else outputs(x))
+        logits = self.logits(x if outputs is None else outputs(x), constants)
         return (logits, internals) if return_internals else logits
 
     # -- incremental decoding -------------------------------------------------------------------
