@@ -138,3 +138,22 @@ def test_the_nat_rescorer_scores_over_its_whole_vocabulary():
     np.testing.assert_allclose(out["scores"][:, 0].numpy(),
                                teacher_scores(rescorer, source, out["ids"][:, 0]).numpy(),
                                rtol=1e-5)
+
+
+def test_the_unions_padding_changes_no_score():
+    """The PAD copies that fill a union to its size are no tokens: one shortlist padded to two
+    sizes gives the same ids and scores (greedy, beam and the NAT)."""
+    source = tf.constant([[5, 6, 7, 8, EOS_ID], [9, 10, 11, EOS_ID, PAD_ID]])
+    at = build_model(ModelConfig.from_shape("tiny", vocab_size=600, dropout=0.0))
+    nat = build_model(ModelConfig.from_shape("tiny", architecture="nart", vocab_size=600,
+                                             dropout=0.0, length_offset=1.0))
+    decoders = {"greedy": lambda v: search.decode(at, source, 8, beam_size=1, max_length_a=0.0,
+                                                  max_length_b=8, vocab_ids=v),
+                "beam": lambda v: search.decode(at, source, 8, beam_size=3, alpha=0.6,
+                                                max_length_a=0.0, max_length_b=8, vocab_ids=v),
+                "nat": lambda v: nat_translate(nat, source, 8, vocab_ids=v)}
+    for name, decode in decoders.items():
+        tight, loose = (decode(subset_holding([], 600, 60, size)) for size in (64, 512))
+        np.testing.assert_array_equal(tight["ids"].numpy(), loose["ids"].numpy(), err_msg=name)
+        np.testing.assert_allclose(tight["scores"].numpy(), loose["scores"].numpy(), rtol=1e-5,
+                                   atol=1e-5, err_msg=name)

@@ -13,6 +13,7 @@ import tensorflow as tf
 from tfnmt.core.errors import UserError
 from tfnmt.data.sequences import shift_right
 from tfnmt.data.tokenizer import PAD_ID
+from tfnmt.layers.attention import NEG_INF
 from tfnmt.layers.embedding import Embedder, token_embedding
 
 
@@ -83,7 +84,13 @@ class EncoderDecoder(keras.Model):
             kernel, bias = self.output_projection.kernel, self.output_projection.bias
         if vocab_ids is not None:
             kernel = tf.gather(kernel, vocab_ids, axis=1)
-            bias = None if bias is None else tf.gather(bias, vocab_ids)
+            # The PAD copies that fill a union to its size (every PAD after the first) stand
+            # for no token: a -inf logit keeps them out of every softmax, so no score depends
+            # on how much a batch's union was padded.
+            pads = tf.cast(tf.equal(vocab_ids, PAD_ID), tf.int32)
+            filler = tf.where((pads > 0) & (tf.cumsum(pads) > 1), NEG_INF, 0.0)
+            filler = tf.cast(filler, kernel.dtype)
+            bias = filler if bias is None else tf.gather(bias, vocab_ids) + filler
         return {"output_kernel": kernel, **({} if bias is None else {"output_bias": bias})}
 
     def call(self, inputs, training=False):
