@@ -188,7 +188,8 @@ def test_cli_writes_versions_float32_and_int8(tmp_path, trained_run, reverse_tas
 
 def test_other_architectures_are_refused_in_one_sentence(tmp_path, reverse_task):
     run = make_run(tmp_path / "cmlm", reverse_task,
-                   model=ModelConfig.from_shape("tiny", architecture="cmlm", dropout=0.0))
+                   model=ModelConfig.from_shape("tiny", architecture="cmlm", dropout=0.0),
+                   objective="cmlm")
     with pytest.raises(UserError) as error:
         ctranslate2_export.export_run(run.run_dir, str(tmp_path / "export"), "latest")
     message = str(error.value)
