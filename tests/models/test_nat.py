@@ -256,7 +256,7 @@ def test_best_tokens_equal_log_softmax_then_argmax():
     rng = np.random.default_rng(4)
     logits = rng.normal(scale=4.0, size=(3, 5, 11)).astype(np.float32)
     lengths = np.array([5, 2, 3], np.int32)
-    allowed = fixed_length_allowed(tf.constant(lengths), 5, 11).numpy()
+    allowed = fixed_length_allowed(tf.constant(lengths), 5, tf.range(11)).numpy()
     ids, logp = best_tokens(tf.constant(logits), allowed)
     log_probs = np.where(allowed, numpy_log_softmax(logits.astype(np.float64)), -np.inf)
     np.testing.assert_array_equal(ids.numpy(), log_probs.argmax(-1))

@@ -62,12 +62,12 @@ def best_tokens(logits, allowed):
     return ids, chosen - tf.reduce_logsumexp(logits, axis=-1)
 
 
-def fixed_length_allowed(lengths, width, vocab_size, banned=(), tokens=None):
+def fixed_length_allowed(lengths, width, words, banned=()):
     """The one rule of every parallel (non-autoregressive) decoder that fills a candidate of a
-    known length N (EOS included): [R, W, V] bool, EOS allowed only at position N - 1 and
-    nothing else there; PAD, BOS and the `banned` ids never."""
+    known length N (EOS included): [R, W, V] bool over the ids `words` [V] the logits stand for
+    (output_tokens), EOS allowed only at position N - 1 and nothing else there; PAD, BOS and
+    the `banned` ids never."""
     last = (tf.range(width)[None] == lengths[:, None] - 1)[:, :, None]      # [R, W, 1]
-    words = tf.range(vocab_size) if tokens is None else tokens  # a shortlist's ids
     is_eos = words == EOS_ID
     return tf.where(last, is_eos, ~(never(words, banned) | is_eos))
 

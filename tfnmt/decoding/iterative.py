@@ -65,8 +65,8 @@ def predict_masks(model, tokens, positions, encoded, source_mask, mask_id, lengt
     `memory_kv` are its keys/values when already projected."""
     logits = model.decode(tokens, encoded, source_mask, self_mask=bidirectional_mask(tokens),
                           positions=positions, memory_kv=memory_kv)
-    allowed = common.fixed_length_allowed(lengths, tf.shape(tokens)[1], logits.shape[-1],
-                                          banned=(mask_id,))
+    allowed = common.fixed_length_allowed(lengths, tf.shape(tokens)[1],
+                                          common.output_tokens(logits, None), banned=(mask_id,))
     return common.best_tokens(logits, allowed)
 
 

@@ -4,7 +4,8 @@ import tensorflow as tf
 
 from tfnmt.data.sequences import shift_right
 from tfnmt.data.tokenizer import PAD_ID
-from tfnmt.decoding.common import best_of_candidates, best_tokens, fixed_length_allowed
+from tfnmt.decoding.common import (best_of_candidates, best_tokens, fixed_length_allowed,
+                                   output_tokens)
 
 
 def candidate_lengths(centers, halfwidth, max_length):
@@ -20,9 +21,9 @@ def argmax_fill(logits, lengths, vocab_ids=None):
     PAD after it: (ids [R, W], log-probabilities of the chosen tokens [R, W], 0 on padding).
     With a shortlist the logits [R, W, N] stand for `vocab_ids` [N] (the softmax runs over
     them, as in the autoregressive searches)."""
-    width, vocab = tf.shape(logits)[1], logits.shape[-1]
-    ids, token_logp = best_tokens(logits, fixed_length_allowed(lengths, width, vocab,
-                                                               tokens=vocab_ids))
+    width = tf.shape(logits)[1]
+    allowed = fixed_length_allowed(lengths, width, output_tokens(logits, vocab_ids))
+    ids, token_logp = best_tokens(logits, allowed)
     if vocab_ids is not None:
         ids = tf.gather(vocab_ids, ids)
     real = tf.range(width)[None] < lengths[:, None]

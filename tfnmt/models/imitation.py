@@ -75,7 +75,8 @@ class ImitateNAT(Imitating, LengthClassifier, NART):
 
     def build_layers(self):
         super().build_layers()
-        if self.config.imitation.copy == "soft":  # UniformCopy has no tau (it would get no gradient)
+        # UniformCopy has no tau (it would get no gradient).
+        if self.config.imitation.copy == "soft":
             self.log_tau = self.add_weight(name="copy_log_tau", shape=(),
                                            initializer=keras.initializers.Constant(0.0))
 
