@@ -111,6 +111,15 @@ def run_module(module, *args, env=None, timeout=600, cwd=None, input_text=None):
                           stdin=None if input_text is not None else subprocess.DEVNULL)
 
 
+def run_modules(*commands, **kwargs):
+    """run_module(*command, **kwargs) for every (module, *args) command, the processes side by
+    side: each spends seconds importing TensorFlow on one CPU, so two take about as long as one."""
+    from concurrent import futures
+
+    with futures.ThreadPoolExecutor(len(commands)) as pool:
+        return list(pool.map(lambda command: run_module(*command, **kwargs), commands))
+
+
 def pytest_terminal_summary(terminalreporter):
     """How close the test process came to Linux's vm.max_map_count: TensorFlow never frees a
     compiled XLA program (each keeps ~300 memory mappings), and past the limit the process dies

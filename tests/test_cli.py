@@ -15,7 +15,7 @@ from tfnmt import runs
 from tfnmt.core.config import DecodeConfig
 from tfnmt.inference.translator import Translator
 
-from tests.conftest import run_module
+from tests.conftest import run_module, run_modules
 
 
 def in_process(run, sentences, **config):
@@ -27,13 +27,21 @@ def in_process(run, sentences, **config):
 
 def test_translate_file_and_stdin_match_in_process(tmp_path, trained_run, reverse_task):
     sentences = open(reverse_task["test.src"], encoding="utf-8").read().splitlines()[:20]
-    expected = in_process(trained_run, sentences, beam_size=3, n_best=2, batch_size=7)
     source = tmp_path / "in.txt"
     source.write_text("\n".join(sentences) + "\n")
     out = tmp_path / "out" / "hyp.txt"
-    result = run_module("tfnmt.translate", f"--run_dir={trained_run.run_dir}", "--checkpoint=latest",
-                        f"--input={source}", f"--output={out}", "--beam_size=3", "--n_best=2",
-                        "--batch_size=7", "--with_scores")
+    with futures.ThreadPoolExecutor(2) as pool:  # both commands run while this process decodes
+        from_file = pool.submit(
+            run_module, "tfnmt.translate", f"--run_dir={trained_run.run_dir}",
+            "--checkpoint=latest", f"--input={source}", f"--output={out}", "--beam_size=3",
+            "--n_best=2", "--batch_size=7", "--with_scores")
+        from_stdin = pool.submit(
+            run_module, "tfnmt.translate", f"--run_dir={trained_run.run_dir}",
+            "--checkpoint=latest", "--beam_size=1", "--noxla",
+            input_text="\n".join(sentences[:3]) + "\n")
+        expected = in_process(trained_run, sentences, beam_size=3, n_best=2, batch_size=7)
+        greedy = in_process(trained_run, sentences[:3], beam_size=1)
+        result, piped = from_file.result(), from_stdin.result()
     assert result.returncode == 0, result.stderr[-2000:]
     lines = out.read_text().splitlines()
     assert len(lines) == 40 and not list(out.parent.glob("*.tmp-*"))
@@ -41,10 +49,7 @@ def test_translate_file_and_stdin_match_in_process(tmp_path, trained_run, revers
         for j, (text, score) in enumerate(n_best):
             got_score, got_text = lines[2 * i + j].split("\t")
             assert got_text == text and abs(float(got_score) - score) < 1e-3
-    piped = run_module("tfnmt.translate", f"--run_dir={trained_run.run_dir}", "--checkpoint=latest",
-                       "--beam_size=1", "--noxla", input_text="\n".join(sentences[:3]) + "\n")
     assert piped.returncode == 0, piped.stderr[-2000:]
-    greedy = in_process(trained_run, sentences[:3], beam_size=1)
     assert piped.stdout.splitlines() == [n[0][0] for n in greedy]
 
 
@@ -70,10 +75,12 @@ def test_translate_rejects_bad_input_and_output_before_any_work(tmp_path, traine
         (["--max_length_a=-1"], "a b\n", r"error: the output limit"),
         ([], b"a b\n\xff c\n", r"error: stdin line 2 is not valid UTF-8"),
     ]
-    for extra, text, message in cases:
-        result = subprocess.run([sys.executable, "-m", "tfnmt.translate", run, *extra],
-                                input=text if isinstance(text, bytes) else text.encode(),
-                                capture_output=True, timeout=300)
+    with futures.ThreadPoolExecutor(len(cases)) as pool:  # the processes start in parallel
+        results = list(pool.map(lambda case: subprocess.run(
+            [sys.executable, "-m", "tfnmt.translate", run, *case[0]],
+            input=case[1] if isinstance(case[1], bytes) else case[1].encode(),
+            capture_output=True, timeout=300), cases))
+    for (extra, text, message), result in zip(cases, results):
         err = result.stderr.decode()
         assert result.returncode == 1 and "Traceback" not in err, err[-2000:]
         assert re.search(message, err.strip().splitlines()[-1]), err[-2000:]
@@ -160,17 +167,44 @@ def test_average_checkpoints_is_the_mean(trained_run):
                                    (a.get_tensor(name) + b.get_tensor(name)) / 2, atol=1e-7)
 
 
-def test_benchmark_times_every_row_and_computes_alpha(tmp_path, trained_run, reverse_task):
+def test_benchmark_saves_every_run_resumes_and_computes_alpha(tmp_path, trained_run,
+                                                              reverse_task):
+    """One benchmark timed in two invocations: the first stops at a missing run, the second
+    resumes it; the finished rows and tables are then checked as one invocation's."""
     out = tmp_path / "bench"
-    result = run_module("tfnmt.benchmark",
-                        f"--runs=a={trained_run.run_dir}@latest,b={trained_run.run_dir}",
-                        "--checkpoint=latest", f"--source={reverse_task['test.src']}",
-                        f"--reference={reverse_task['test.tgt']}", "--num_sentences=12",
-                        "--batch_sizes=1,4", "--beam_sizes=2", "--reference_beam=2",
-                        "--xla=both", f"--output={out}")
-    assert result.returncode == 0, result.stderr[-2000:]
+    common = ["--checkpoint=latest", f"--source={reverse_task['test.src']}",
+              f"--reference={reverse_task['test.tgt']}", "--num_sentences=12",
+              "--batch_sizes=1,4", "--beam_sizes=2", "--reference_beam=2", "--xla=both",
+              f"--output={out}"]
+    # The second run is missing: the invocation stops after timing (and saving) the first run.
+    stopped = run_module("tfnmt.benchmark",
+                         f"--runs=a={trained_run.run_dir}@latest,b={tmp_path / 'missing'}",
+                         *common)
+    assert stopped.returncode == 1 and "is not a tfnmt run directory" in stopped.stderr
+    partial = json.loads((tmp_path / "bench.json").read_text())["values"]
+    assert partial["complete"] is False and [
+        (r["run"], r["xla"], r["batch"]) for r in partial["rows"]] == [
+        ("a", True, 1), ("a", True, 4), ("a", False, 1), ("a", False, 4)]
+    assert "| a | beam 2 | off | 4 |" in (tmp_path / "bench.md").read_text()
+    # Side by side (the resumed invocation rewrites the file with the same settings).
+    other, resumed = run_modules(
+        ("tfnmt.benchmark", f"--runs=a={trained_run.run_dir}@latest", *common,
+         "--length_penalty=0.2", "--resume"),
+        ("tfnmt.benchmark", f"--runs=a={trained_run.run_dir}@latest,b={trained_run.run_dir}",
+         *common, "--resume"))
+    assert other.returncode == 1 and "measured with other length_penalty" in other.stderr
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
     record = json.loads((tmp_path / "bench.json").read_text())
-    rows = record["values"]["rows"]
+    values = record["values"]
+    rows = values["rows"]
+    assert values["complete"] is True
+    # a's rows are the stopped invocation's (not timed again); b's were timed now, and alpha
+    # divides by a's kept time.
+    assert [r["seconds"] for r in rows[:4]] == [r["seconds"] for r in partial["rows"]]
+    assert "kept a beam 2 xla=False batch=1" in resumed.stdout
+    for a, b in zip(rows[:4], rows[4:]):
+        assert abs(b["alpha"] - a["seconds"] / b["seconds"]) < 0.01 + 0.01 * b["alpha"]
+
     assert len(rows) == 2 * 2 * 2  # runs x batch sizes x XLA settings
     for row in rows:
         ref = next(r for r in rows if r["run"] == "a" and r["beam"] == 2 and
@@ -197,37 +231,6 @@ def test_benchmark_times_every_row_and_computes_alpha(tmp_path, trained_run, rev
             assert (float(seconds), float(alpha), float(bleu)) == (
                 row["seconds"], row["alpha"], row["bleu"])
     assert {r["checkpoint"] for r in rows} == {runs.find_checkpoint(trained_run, "latest")}
-
-
-def test_benchmark_saves_every_run_and_resumes_where_it_stopped(tmp_path, trained_run,
-                                                                 reverse_task):
-    out = tmp_path / "bench"
-    common = ["--checkpoint=latest", f"--source={reverse_task['test.src']}",
-              "--num_sentences=6", "--batch_sizes=1,3", "--beam_sizes=2", "--reference_beam=2",
-              "--xla=off", f"--output={out}"]
-    # The second run is missing: the invocation stops after timing (and saving) the first run.
-    stopped = run_module("tfnmt.benchmark",
-                         f"--runs=a={trained_run.run_dir},b={tmp_path / 'missing'}", *common)
-    assert stopped.returncode == 1 and "is not a tfnmt run directory" in stopped.stderr
-    partial = json.loads((tmp_path / "bench.json").read_text())["values"]
-    assert partial["complete"] is False and [(r["run"], r["batch"]) for r in partial["rows"]] == [
-        ("a", 1), ("a", 3)]
-    assert "| a | beam 2 | off | 3 |" in (tmp_path / "bench.md").read_text()
-    other = run_module("tfnmt.benchmark", f"--runs=a={trained_run.run_dir}", *common,
-                       "--length_penalty=0.2", "--resume")
-    assert other.returncode == 1 and "measured with other length_penalty" in other.stderr
-    resumed = run_module("tfnmt.benchmark",
-                         f"--runs=a={trained_run.run_dir},b={trained_run.run_dir}", *common,
-                         "--resume")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    values = json.loads((tmp_path / "bench.json").read_text())["values"]
-    assert values["complete"] is True and len(values["rows"]) == 4
-    # a's rows are the stopped invocation's (not timed again); b's were timed now, and alpha
-    # divides by a's kept time.
-    assert [r["seconds"] for r in values["rows"][:2]] == [r["seconds"] for r in partial["rows"]]
-    assert "kept a beam 2 xla=False batch=1" in resumed.stdout
-    for a, b in zip(values["rows"][:2], values["rows"][2:]):
-        assert abs(b["alpha"] - a["seconds"] / b["seconds"]) < 0.01 + 0.01 * b["alpha"]
 
 
 def test_benchmark_refuses_two_runs_with_one_name(trained_run, reverse_task):
@@ -294,9 +297,10 @@ def test_corrupted_checkpoints_give_one_line_naming_the_file(tmp_path, trained_r
     data = glob.glob(str(copy / "checkpoints" / "ckpt-60.data-*"))[0]
     with open(data, "wb") as f:
         f.write(os.urandom(4096))
-    for module, extra in (("tfnmt.translate", ["--checkpoint=latest"]),
-                          ("tfnmt.average_checkpoints", ["--num_last=2"])):
-        result = run_module(module, f"--run_dir={copy}", *extra, input_text="a b\n")
+    results = run_modules(("tfnmt.translate", f"--run_dir={copy}", "--checkpoint=latest"),
+                          ("tfnmt.average_checkpoints", f"--run_dir={copy}", "--num_last=2"),
+                          input_text="a b\n")
+    for result in results:
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
         line = result.stderr.strip().splitlines()[-1]
         assert re.match(r"error: checkpoint .*ckpt-60 .* is unreadable: .* Intact checkpoints "
@@ -309,8 +313,7 @@ def test_help_shows_the_decoding_flags_and_commands_start_quietly(tmp_path):
     commands += [("tfnmt.saved_model_cli", "show", "--help"), ("tfnmt.saved_model_cli", "-h"),
                  ("tfnmt.quickstart", "--help"),
                  ("tfnmt.translate", f"--run_dir={tmp_path / 'nothing'}")]
-    with futures.ThreadPoolExecutor(len(commands)) as pool:  # the processes start in parallel
-        results = list(pool.map(lambda command: run_module(*command), commands))
+    results = run_modules(*commands)
     for (module, _), result in zip(commands[:4], results):
         assert result.returncode == 0, result.stderr[-2000:]
         for flag in ("--beam_size", "--length_penalty", "--n_best", "--checkpoint",

@@ -16,7 +16,7 @@ from tfnmt.inference.translator import load_rescorer, resolve_method, Translator
 from tfnmt.serving.saved_model import export_run
 from tfnmt.training.trainer import Trainer
 
-from tests.conftest import make_run, run_module
+from tests.conftest import make_run, run_module, run_modules
 from tests.serving.test_saved_model import (assert_export_matches, shortlisted_copy,
                                             SHORTLIST_TEXTS)
 
@@ -124,15 +124,16 @@ def test_analyze_heatmaps_for_an_at_and_a_nat_model(nart_run, trained_run, tmp_p
 
     run, _ = nart_run
     png, result = tmp_path / "maps.png", tmp_path / "maps.json"
-    out = run_module("tfnmt.analyze", "--mode=heatmaps",
-                     f"--runs=at={trained_run.run_dir}@latest,nat={run.run_dir}@latest",
-                     "--sentence=a b c d", f"--output={png}", f"--result={result}")
+    out, bad = run_modules(
+        ("tfnmt.analyze", "--mode=heatmaps",
+         f"--runs=at={trained_run.run_dir}@latest,nat={run.run_dir}@latest",
+         "--sentence=a b c d", f"--output={png}", f"--result={result}"),
+        ("tfnmt.analyze", "--mode=heatmaps", f"--runs={run.run_dir}@latest", "--sentence=a",
+         f"--output={tmp_path / 'bad.png'}", "--head=5"))
     assert out.returncode == 0, out.stderr[-2000:]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     values = json.loads(result.read_text())["values"]
     assert set(values["translations"]) == {"at", "nat"}
-    bad = run_module("tfnmt.analyze", "--mode=heatmaps", f"--runs={run.run_dir}@latest",
-                     "--sentence=a", f"--output={png}", "--head=5")
     assert bad.returncode == 1 and "is out of range" in bad.stderr
 
 

@@ -200,14 +200,16 @@ def test_analyze_action_histogram(imitation_runs, reverse_task, tmp_path):
 
     from tfnmt.evaluation.analysis import action_usage
 
-    from tests.conftest import run_module
+    from tests.conftest import run_modules
 
     dat, learner, _ = imitation_runs
     png, result = tmp_path / "actions.png", tmp_path / "actions.json"
-    out = run_module("tfnmt.analyze", "--mode=actions", f"--runs=dat={dat.run_dir}@latest",
-                     f"--source={reverse_task['test.src']}",
-                     f"--target={reverse_task['test.tgt']}", f"--output={png}",
-                     f"--result={result}")
+    data = (f"--source={reverse_task['test.src']}", f"--target={reverse_task['test.tgt']}")
+    out, bad = run_modules(
+        ("tfnmt.analyze", "--mode=actions", f"--runs=dat={dat.run_dir}@latest", *data,
+         f"--output={png}", f"--result={result}"),
+        ("tfnmt.analyze", "--mode=actions", f"--runs=x={learner.run_dir}@latest", *data,
+         f"--output={tmp_path / 'bad.png'}"))
     assert out.returncode == 0, out.stderr[-2000:]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     counts = action_usage(dat, runs.restore_model(dat, "latest")[0], reverse_task["test.src"],
@@ -222,9 +224,6 @@ def test_analyze_action_histogram(imitation_runs, reverse_task, tmp_path):
     assert tokens > 1000 and counts.sum() == tokens * dat.model.decoder_layers
     recorded = json.loads(result.read_text())["values"]["runs"]["dat"]
     assert recorded["categories_used"] == int((counts > 0).sum())
-    bad = run_module("tfnmt.analyze", "--mode=actions", f"--runs=x={learner.run_dir}@latest",
-                     f"--source={reverse_task['test.src']}",
-                     f"--target={reverse_task['test.tgt']}", f"--output={png}")
     assert bad.returncode == 1 and "is not a DAT" in bad.stderr
 
 

@@ -20,7 +20,7 @@ from tfnmt.inference.translator import Translator
 from tfnmt.serving import saved_model
 from tfnmt.serving.saved_model import export_run
 
-from tests.conftest import REPO, run_module
+from tests.conftest import REPO, run_module, run_modules
 
 CONFIG = DecodeConfig(beam_size=3, n_best=2, length_penalty=0.6)
 
@@ -161,13 +161,13 @@ def test_edge_inputs_give_defined_results(exported):
 
 def test_saved_model_cli_shows_and_runs(exported):
     version_dir, _ = exported
-    show = run_module("tfnmt.saved_model_cli", "show", "--dir", version_dir, "--all")
+    show, run = run_modules(
+        ("tfnmt.saved_model_cli", "show", "--dir", version_dir, "--all"),
+        ("tfnmt.saved_model_cli", "run", "--dir", version_dir, "--tag_set", "serve",
+         "--signature_def", "translate", "--input_exprs", 'sentences=["a b c", "d e"]'))
     assert show.returncode == 0, show.stderr[-2000:]
     for name in ("serving_default", "translate", "translate_plain", "translate_ids"):
         assert f"signature_def['{name}']" in show.stdout
-    run = run_module("tfnmt.saved_model_cli", "run", "--dir", version_dir, "--tag_set", "serve",
-                     "--signature_def", "translate", "--input_exprs",
-                     'sentences=["a b c", "d e"]')
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Result for output key translations" in run.stdout
 

@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent import futures
 
 from tests.conftest import REPO, run_module
 
@@ -17,21 +18,23 @@ def test_killed_distillation_resumes_to_the_same_file(tmp_path, trained_run, rev
     lines = open(reverse_task["train.src"], encoding="utf-8").read().splitlines()[:400]
     source.write_text("\n".join(lines) + "\n")
     full = tmp_path / "full.txt"
-    result = run_module("tfnmt.distill", *distill_args(trained_run, source, full))
+    with futures.ThreadPoolExecutor(1) as pool:  # the uninterrupted job beside the killed one
+        full_job = pool.submit(run_module, "tfnmt.distill",
+                               *distill_args(trained_run, source, full))
+        out = tmp_path / "killed.txt"
+        partial = tmp_path / "killed.txt.partial"
+        proc = subprocess.Popen([sys.executable, "-m", "tfnmt.distill",
+                                 *distill_args(trained_run, source, out)], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while time.time() < deadline and not (partial.exists() and
+                                              partial.read_bytes().count(b"\n") >= 40):
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        result = full_job.result()
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(full.read_text().splitlines()) == 400
-
-    out = tmp_path / "killed.txt"
-    partial = tmp_path / "killed.txt.partial"
-    proc = subprocess.Popen([sys.executable, "-m", "tfnmt.distill",
-                             *distill_args(trained_run, source, out)], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (partial.exists() and
-                                          partial.read_bytes().count(b"\n") >= 40):
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
     assert not out.exists(), "the job finished before it was killed"
     with open(partial, "a", encoding="utf-8") as f:
         f.write("a torn half line")  # as if killed in the middle of a write

@@ -8,13 +8,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from concurrent import futures
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import REPO, run_module
+from tests.conftest import REPO, run_module, run_modules
 
 
 def train_args(task, run_dir, *extra):
@@ -30,26 +32,33 @@ def assert_one_clear_error(result, message):
     assert re.search(message, result.stderr), result.stderr[-2000:]
 
 
-@pytest.mark.parametrize("extra, message", [
+BAD_FLAGS = [
     (["--train_steps=-3"], r"error: --train_steps must be positive"),
     (["--shape=enormous"], r"shape"),
     (["--batch_tokens=4", "--max_length=16"], r"error: batch_tokens 4 cannot hold one sequence"),
     (["--num_heads=3"], r"error: d_model 32 is not divisible by num_heads 3"),
-])
-def test_bad_flags_exit_1_with_one_error(tmp_path, reverse_task, extra, message):
-    assert_one_clear_error(run_module("tfnmt.train", *train_args(reverse_task, tmp_path / "r"),
-                                      *extra), message)
+    # Impossible settings.
+    (["--max_length=0"], r"error: --max_length must be at least 2"),
+    (["--distribution=mirrored", "--devices=GPU:7"], r"error: device GPU:7 is not on this "),
+]
+
+
+def test_bad_flags_exit_1_with_one_error(tmp_path, reverse_task):
+    results = run_modules(*[("tfnmt.train", *train_args(reverse_task, tmp_path / f"r{i}"), *extra)
+                            for i, (extra, _) in enumerate(BAD_FLAGS)])
+    for (_, message), result in zip(BAD_FLAGS, results):
+        assert_one_clear_error(result, message)
 
 
 def test_bad_corpora_exit_1_with_one_error(tmp_path, reverse_task):
     short = tmp_path / "short.tgt"
     short.write_text("a b\n")
     task = dict(reverse_task, **{"train.tgt": str(short)})
-    assert_one_clear_error(run_module("tfnmt.train", *train_args(task, tmp_path / "r")),
-                           r"error: .*train.src has 2800 lines but .*short.tgt has 1")
     missing = dict(reverse_task, **{"train.src": str(tmp_path / "nope.src")})
-    assert_one_clear_error(run_module("tfnmt.train", *train_args(missing, tmp_path / "r")),
-                           r"error: corpus file .*nope.src does not exist")
+    results = run_modules(("tfnmt.train", *train_args(task, tmp_path / "r")),
+                          ("tfnmt.train", *train_args(missing, tmp_path / "r")))
+    assert_one_clear_error(results[0], r"error: .*train.src has 2800 lines but .*short.tgt has 1")
+    assert_one_clear_error(results[1], r"error: corpus file .*nope.src does not exist")
 
 
 def final_weights(run_dir, step):
@@ -60,19 +69,21 @@ def final_weights(run_dir, step):
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, reverse_task):
     steps = "--train_steps=60"
-    full = run_module("tfnmt.train", *train_args(reverse_task, tmp_path / "full", steps,
-                                                 "--save_every=10"))
+    with futures.ThreadPoolExecutor(1) as pool:  # the uninterrupted run beside the killed one
+        full_job = pool.submit(run_module, "tfnmt.train", *train_args(
+            reverse_task, tmp_path / "full", steps, "--save_every=10"))
+        killed_dir = tmp_path / "killed"
+        proc = subprocess.Popen([sys.executable, "-m", "tfnmt.train",
+                                 *train_args(reverse_task, killed_dir, steps, "--save_every=10")],
+                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while time.time() < deadline and not tf.train.latest_checkpoint(
+                str(killed_dir / "checkpoints")):
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        full = full_job.result()
     assert full.returncode == 0, full.stderr[-2000:]
-
-    killed_dir = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "tfnmt.train",
-                             *train_args(reverse_task, killed_dir, steps, "--save_every=10")],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not tf.train.latest_checkpoint(str(killed_dir / "checkpoints")):
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
     latest = tf.train.latest_checkpoint(str(killed_dir / "checkpoints"))
     assert latest and int(latest.rsplit("-", 1)[1]) < 60, "the run finished before it was killed"
 
@@ -96,14 +107,21 @@ def test_a_signal_saves_a_checkpoint_and_exits_with_its_code(tmp_path, reverse_t
     run_dir = tmp_path / "term"
     proc = subprocess.Popen([sys.executable, "-m", "tfnmt.train",
                              *train_args(reverse_task, run_dir, "--train_steps=100000",
-                                         "--save_every=100000")],
+                                         "--save_every=100000", "--log_every=1")],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (run_dir / "config.json").exists():
-        time.sleep(0.05)
-    time.sleep(8)  # past start-up, into the loop
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
+    watchdog = threading.Timer(300, proc.kill)  # a run that never reaches its loop fails
+    watchdog.start()
+    try:
+        started = []
+        for line in proc.stdout:  # --log_every=1: a "step" line once the loop runs
+            started.append(line)
+            if line.startswith("step "):
+                break
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        watchdog.cancel()
+    out = "".join(started) + out
     assert proc.returncode == 128 + sig, err[-2000:]  # not 0: the run did not finish
     assert "Traceback" not in err and f"stopped by {sig.name}" in out
     step = int(re.search(r"stopped at step (\d+)", out).group(1))
@@ -123,15 +141,6 @@ def test_a_failed_start_leaves_no_run_and_no_pipeline_hangs(tmp_path, reverse_ta
     fixed = run_module("tfnmt.train", *train_args(reverse_task, run_dir, "--train_steps=2"))
     assert fixed.returncode == 0, fixed.stderr[-2000:]
     assert (run_dir / "config.json").exists()
-
-
-@pytest.mark.parametrize("extra, message", [
-    (["--max_length=0"], r"error: --max_length must be at least 2"),
-    (["--distribution=mirrored", "--devices=GPU:7"], r"error: device GPU:7 is not on this "),
-])
-def test_impossible_settings_exit_1_with_one_error(tmp_path, reverse_task, extra, message):
-    assert_one_clear_error(run_module("tfnmt.train", *train_args(reverse_task, tmp_path / "r"),
-                                      *extra), message)
 
 
 def free_ports(n):

@@ -104,6 +104,7 @@ class Trainer:
         self._writer = None  # created with the first summary: a failed start writes nothing
         self._train_step = self._make_train_step()
         self._translator = None
+        self._valid_step = None  # validation_loss's tf.function, built on first use
         self.stopped_by = None  # the signal that stopped training, if one did
         self._last_saved = 0
 
@@ -200,18 +201,22 @@ class Trainer:
             self.valid_rng.reset_from_seed(self.run.train.seed + 1)
             self.objective.rng = self.valid_rng
 
-        @tf.function(reduce_retracing=True)
-        def step(batch):
-            state = getattr(self.objective, "state_keys", ())
-            out = self.strategy.run(lambda b: {k: v for k, v in self.objective(
-                self.model, b, training=False).items() if k not in state}, args=(batch,))
-            return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                    for k, v in out.items()}
+        if self._valid_step is None:  # traced once: later validations reuse its graphs
+
+            @tf.function(reduce_retracing=True)
+            def step(batch):
+                state = getattr(self.objective, "state_keys", ())
+                out = self.strategy.run(lambda b: {k: v for k, v in self.objective(
+                    self.model, b, training=False).items() if k not in state}, args=(batch,))
+                return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                        for k, v in out.items()}
+
+            self._valid_step = step
 
         totals = {}
         try:
             for batch in dataset:
-                for k, v in step(batch).items():
+                for k, v in self._valid_step(batch).items():
                     totals[k] = totals.get(k, 0.0) + float(v)
         finally:
             if training_rng is not None:
