@@ -120,13 +120,38 @@ def run_modules(*commands, **kwargs):
         return list(pool.map(lambda command: run_module(*command, **kwargs), commands))
 
 
-def pytest_terminal_summary(terminalreporter):
-    """How close the test process came to Linux's vm.max_map_count: TensorFlow never frees a
-    compiled XLA program (each keeps ~300 memory mappings), and past the limit the process dies
-    with a segmentation fault inside LLVM."""
+def _memory_mappings():
     try:
         with open("/proc/self/maps") as maps, open("/proc/sys/vm/max_map_count") as limit:
-            used, allowed = sum(1 for _ in maps), int(limit.read())
+            return sum(1 for _ in maps), int(limit.read())
     except OSError:
-        return
-    terminalreporter.write_line(f"memory mappings at the end: {used} of vm.max_map_count {allowed}")
+        return None
+
+
+def pytest_sessionfinish(session):
+    """An xdist worker hands its memory-mapping count to the controller (see below)."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["memory_mappings"] = _memory_mappings()
+
+
+def pytest_configure(config):
+    config.memory_mappings = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    counts = getattr(node, "workeroutput", {}).get("memory_mappings")
+    if counts:
+        node.config.memory_mappings.append(counts)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """How close a test process came to Linux's vm.max_map_count: TensorFlow never frees a
+    compiled XLA program (each keeps ~300 memory mappings), and past the limit the process dies
+    with a segmentation fault inside LLVM."""
+    counts = config.memory_mappings or [c for c in [_memory_mappings()] if c]
+    if counts:
+        used, allowed = max(counts)
+        terminalreporter.write_line(
+            f"memory mappings at the end: {used} of vm.max_map_count {allowed} "
+            f"(the fullest of {len(counts)} test process(es))")
