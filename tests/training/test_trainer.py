@@ -78,11 +78,12 @@ def test_gradient_accumulation_equals_one_large_batch(tmp_path, reverse_task):
 def test_tiny_model_learns_to_reverse(tmp_path, reverse_task):
     model = ModelConfig(d_model=64, ffn_dim=128, num_heads=4, encoder_layers=2,
                         decoder_layers=2, dropout=0.0)
-    run = make_run(tmp_path / "reverse", reverse_task, model=model, train_steps=700,
-                   warmup_steps=100, learning_rate=2e-3, xla=True, save_every=700,
+    # Exact match reaches 0.90 at step 200 and 0.92 from step 400 on (measured to step 700).
+    run = make_run(tmp_path / "reverse", reverse_task, model=model, train_steps=400,
+                   warmup_steps=100, learning_rate=2e-3, xla=True, save_every=400,
                    batch_tokens=1024)
     trainer = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
-    assert trainer.train() == 700
+    assert trainer.train() == 400
     source_tok, target_tok = run.tokenizers()
     translator = Translator(trainer.model, source_tok, target_tok,
                             DecodeConfig(beam_size=1, batch_size=50), run.model.max_length)
@@ -209,8 +210,9 @@ def test_cmlm_objective_trains(tmp_path, reverse_task):
 def test_recurrent_models_train_identically_with_and_without_xla(tmp_path, reverse_task):
     """The GRU decoder's scan (and the BiGRU encoder's) must compile under XLA, forward and
     backward, and give the same update as the graph without XLA."""
-    for architecture, attention in (("hybrid", "additive"), ("hybrid", "dot"),
-                                    ("hybrid", "multihead"), ("rnmt", "additive")):
+    # Each attention once, and the BiGRU encoder (rnmt) once.
+    for architecture, attention in (("hybrid", "additive"), ("hybrid", "multihead"),
+                                    ("rnmt", "dot")):
         trained = {}
         for xla in (False, True):
             model = ModelConfig.from_shape("tiny", architecture=architecture, attention=attention,
