@@ -133,7 +133,7 @@ def make_decode_fn(model, config: DecodeConfig, model_max_length, jit_compile,
         limit = tf.cast(tf.floor(config.max_length_a * width + config.max_length_b), tf.int32)
         max_length = bucket_length_tensor(tf.minimum(limit, model_max_length), model_max_length)
         return decoder(model, source, max_length, config, special, rescorer, vocab_ids)
-    return tf.function(fn, jit_compile=jit_compile)
+    return tf.function(fn, jit_compile=jit_compile, autograph=False)
 
 
 class Translator:

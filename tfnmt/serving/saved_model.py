@@ -72,15 +72,15 @@ class TranslationModule(tf.Module):
         return {"translations": self.target_tokenizer.detokenize(out["ids"][:, 0]),
                 "scores": out["scores"][:, 0]}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
     def translate(self, sentences):
         return self._translate(sentences, self._decode_xla)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
     def translate_plain(self, sentences):
         return self._translate(sentences, self._decode_plain)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="ids"),
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, None], tf.int32, name="ids"),
                                   tf.TensorSpec([None], tf.int32, name="lengths")])
     def translate_ids(self, ids, lengths):
         """ids [B, S] without EOS (anything past `lengths` ignored) -> n-best ids, lengths, scores."""

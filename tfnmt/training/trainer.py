@@ -153,7 +153,7 @@ class Trainer:
                 terms = objective(model, batch, training=True)
             return tape.gradient(terms["loss"], variables), terms
 
-        forward_backward = tf.function(forward_backward, jit_compile=cfg.xla)
+        forward_backward = tf.function(forward_backward, jit_compile=cfg.xla, autograph=False)
 
         def replica_step(batches):
             ctx = tf.distribute.get_replica_context()
@@ -179,7 +179,7 @@ class Trainer:
             self.optimizer.apply_gradients([(g * share, v) for g, v in zip(grads, variables)])
             return dict(sums, grad_norm=norm / ctx.num_replicas_in_sync)
 
-        @tf.function
+        @tf.function(autograph=False)
         def train_step(iterator):
             batches = [next(iterator) for _ in range(cfg.accumulate_steps)]
             out = self.strategy.run(replica_step, args=(batches,))
@@ -203,7 +203,7 @@ class Trainer:
 
         if self._valid_step is None:  # traced once: later validations reuse its graphs
 
-            @tf.function(reduce_retracing=True)
+            @tf.function(reduce_retracing=True, autograph=False)
             def step(batch):
                 state = getattr(self.objective, "state_keys", ())
                 out = self.strategy.run(lambda b: {k: v for k, v in self.objective(
