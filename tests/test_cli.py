@@ -220,16 +220,16 @@ def test_benchmark_saves_every_run_resumes_and_computes_alpha(tmp_path, trained_
     # The by-batch table (the HRT paper's Table 10 layout): one line per run, decoding and XLA
     # setting with BLEU, then time and alpha at batch 1 and 4, the same numbers as the rows.
     by_batch = text.split("alpha vs a beam 2 at the same batch size:")[1].strip().splitlines()
-    assert by_batch[0] == ("| run | decoding | XLA | BLEU | time (s) b=1 | alpha b=1 | "
+    assert by_batch[0] == ("| run | decoding | XLA | BLEU | chrF2 | time (s) b=1 | alpha b=1 | "
                            "time (s) b=4 | alpha b=4 |")
     assert len(by_batch) == 2 + 2 * 2
     for line in by_batch[2:]:
-        run, decoding, xla, bleu, *cells = [c.strip() for c in line.strip("|").split("|")]
+        run, decoding, xla, bleu, chrf, *cells = [c.strip() for c in line.strip("|").split("|")]
         for batch, seconds, alpha in zip((1, 4), cells[::2], cells[1::2]):
             row = next(r for r in rows if (r["run"], r["decoding"], r["batch"]) == (
                 run, decoding, batch) and r["xla"] == (xla == "on"))
-            assert (float(seconds), float(alpha), float(bleu)) == (
-                row["seconds"], row["alpha"], row["bleu"])
+            assert (float(seconds), float(alpha), float(bleu), float(chrf)) == (
+                row["seconds"], row["alpha"], row["bleu"], row["chrf"])
     assert {r["checkpoint"] for r in rows} == {runs.find_checkpoint(trained_run, "latest")}
 
 

@@ -13,6 +13,7 @@ from absl import flags
 
 from tfnmt.core.errors import run_main, UserError
 from tfnmt.core.files import write_atomic
+from tfnmt.evaluation import frontier
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output", "docs/results.md", "Markdown file to write (replaced whole).")
@@ -111,8 +112,17 @@ def render(records, link=same_path):
                 lines += [f"### {heading}", "",
                           table_intro(kind, r["values"]), "", r["values"]["markdown"].rstrip(),
                           "", f"- {describe(r)}", ""]
+                if kind == "benchmark" and os.path.basename(path).startswith("frontier"):
+                    lines += frontier_section(path, r["values"]["rows"], link)
     lines += render_analyses(records, link)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def frontier_section(path, rows, link):
+    """A frontier benchmark's plot (drawn beside its JSON) and its Pareto fronts."""
+    png = os.path.splitext(path)[0] + ".png"
+    frontier.plot(rows, png)
+    return [f"![Speed-quality frontier]({link(png)})", ""] + frontier.summary_lines(rows) + [""]
 
 
 def render_analyses(records, link=same_path):

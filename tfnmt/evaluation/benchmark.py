@@ -139,6 +139,7 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
                        "words_per_second": round(words / seconds, 1)}
                 if references:
                     row["bleu"] = round(sacrebleu.corpus_bleu(hyps, [references]).score, 2)
+                    row["chrf"] = round(sacrebleu.corpus_chrf(hyps, [references]).score, 2)
                 row["repeated_tokens_percent"] = round(repeated_token_rate(hyps), 2)
                 row["peak_rss_mb"] = peak_rss_mb()  # this run's process so far
                 rows.append(row)
@@ -199,15 +200,15 @@ def add_alpha(rows, reference_run, reference_beam):
 def markdown(rows, reference_run, reference_beam):
     has_bleu = any("bleu" in r for r in rows)
     head = ["run", "decoding", "XLA", "batch", "time (s)", "sent/s", "words/s",
-            f"alpha vs {reference_run} beam {reference_beam}"] + (["BLEU"] if has_bleu else []) \
-        + ["repeated tokens (%)"]
+            f"alpha vs {reference_run} beam {reference_beam}"]
+    head += (["BLEU", "chrF2"] if has_bleu else []) + ["repeated tokens (%)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["run"], r["decoding"], xla_cell(r["xla"]), r["batch"], r["seconds"],
                  r["sentences_per_second"], r["words_per_second"],
                  "" if r["alpha"] is None else f"{r['alpha']:.2f}"]
         if has_bleu:
-            cells.append(r.get("bleu", ""))
+            cells += [r.get("bleu", ""), r.get("chrf", "")]
         cells.append("" if r["repeated_tokens_percent"] is None else r["repeated_tokens_percent"])
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
@@ -221,12 +222,12 @@ def by_batch_markdown(rows, reference_run, reference_beam):
     for r in rows:
         first.setdefault((r["run"], r["decoding"], r["xla"]), r)
     cell = {(r["run"], r["decoding"], r["xla"], r["batch"]): r for r in rows}
-    head = ["run", "decoding", "XLA", "BLEU"] + [
+    head = ["run", "decoding", "XLA", "BLEU", "chrF2"] + [
         f"{name} b={b}" for b in batches for name in ("time (s)", "alpha")]
     lines = [f"alpha vs {reference_run} beam {reference_beam} at the same batch size:", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (run, decoding, xla), row in first.items():
-        cells = [run, decoding, xla_cell(xla), row.get("bleu", "")]
+        cells = [run, decoding, xla_cell(xla), row.get("bleu", ""), row.get("chrf", "")]
         for b in batches:
             r = cell.get((run, decoding, xla, b))
             cells += ["", ""] if r is None else [
