@@ -44,8 +44,10 @@ flags.DEFINE_integer("n_nat", 1, "hrt: Skip-AT hypotheses completed by Skip-CMLM
 flags.DEFINE_list("iterations", ["10"], "mask_predict runs: refinement passes, one row each.")
 flags.DEFINE_integer("length_beam", 5, "mask_predict: length candidates.")
 flags.DEFINE_list("length_halfwidths", ["0"], "nat runs: halfwidths B (2B+1 lengths), one row each.")
-flags.DEFINE_string("rescore_run", "", "nat runs: AT run that rescores the length candidates.")
-flags.DEFINE_string("rescore_checkpoint", "best", "nat runs: the rescoring run's checkpoint.")
+flags.DEFINE_string("rescore_run", None, "nat runs: AT run that rescores the length candidates "
+                    "('': the NAT itself). Default: each run's teacher.")
+flags.DEFINE_string("rescore_checkpoint", None, "nat runs: the rescoring run's checkpoint. "
+                    "Default: the one each run's teacher was trained with, else best.")
 flags.DEFINE_enum("nat_selection", "normalized", ["normalized", "total"],
                   "nat runs: pick the candidate with the best length-normalised or total "
                   "log-probability.")

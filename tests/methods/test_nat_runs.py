@@ -71,6 +71,26 @@ def test_hints_need_a_teacher_of_the_same_depth(tmp_path, reverse_task, trained_
         Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
 
 
+def test_a_nat_is_rescored_by_its_teacher_unless_told_otherwise(nart_run, trained_run):
+    """Flags left unset (None): both papers rescore a NAT's length candidates with the AT it
+    learned from, at the checkpoint it learned from."""
+    run, _ = nart_run
+
+    def resolved(r, **given):
+        return resolve_method(DecodeConfig(method="auto", length_halfwidth=2,
+                                           **dict(dict(rescore_run=None,
+                                                       rescore_checkpoint=None), **given)), r)
+
+    default = resolved(run)
+    assert (default.rescore_run, default.rescore_checkpoint) == (trained_run.run_dir, "latest")
+    assert load_rescorer(default, run) is not None
+    assert resolved(run, rescore_checkpoint="best").rescore_checkpoint == "best"
+    assert resolved(run, rescore_run="").rescore_run == ""  # the NAT scores itself
+    plain = resolved(trained_run)  # an AT without a teacher: nothing to rescore with
+    assert (plain.method, plain.rescore_run, plain.rescore_checkpoint) == (
+        "autoregressive", "", "best")
+
+
 def test_exported_nart_with_rescoring_equals_in_process(nart_run, trained_run, reverse_task,
                                                         tmp_path):
     run, _ = nart_run

@@ -32,8 +32,10 @@ flags.DEFINE_integer("length_halfwidth", None, "nat: decode 2B+1 lengths around 
 flags.DEFINE_enum("nat_selection", "normalized", ["normalized", "total"],
                   "nat: pick the candidate with the best length-normalised or total "
                   "log-probability.")
-flags.DEFINE_string("rescore_run", "", "nat: AT run that rescores the length candidates.")
-flags.DEFINE_string("rescore_checkpoint", "best", "nat: the rescoring run's checkpoint.")
+flags.DEFINE_string("rescore_run", None, "nat: AT run that rescores the length candidates "
+                    "('': the NAT itself). Default: the run's teacher (the AT it learned from).")
+flags.DEFINE_string("rescore_checkpoint", None, "nat: the rescoring run's checkpoint. Default: "
+                    "the teacher's training checkpoint for the run's teacher, else best.")
 flags.DEFINE_bool("shortlist", False, "Decode over the union of the batch's lexical "
                   "shortlists (<run_dir>/shortlist.npz from python -m tfnmt.shortlist) only.")
 flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16", "int8"],

@@ -214,8 +214,12 @@ class DecodeConfig:
     # nat: the winning candidate has the best length-normalised ("normalized") or total
     # ("total") log-probability (under the rescorer when there is one).
     nat_selection: str = "normalized"
-    rescore_run: str = ""  # nat: an AT run that rescores the candidates ("": the NAT itself)
-    rescore_checkpoint: str = "best"
+    # nat: an AT run that rescores the candidates ("": the NAT itself). None: the run's teacher
+    # when the method decodes its own way (the hint-based NART's teacher, imitate-NAT's DAT
+    # demonstrator: both papers rescore with it), at the teacher's checkpoint unless
+    # rescore_checkpoint is given; "" for a run without one.
+    rescore_run: str | None = ""
+    rescore_checkpoint: str | None = "best"  # None: the teacher's checkpoint, else best
     # Weights and matmuls at decode time: float32, bfloat16 (oneDNN runs its matmuls natively
     # on CPUs with AVX-512 BF16 / AMX; XLA on CPU does not) or int8 (Keras quantization).
     precision: str = "float32"

@@ -26,7 +26,7 @@ _FALLBACK = {"beam_size": 4, "length_penalty": 0.6, "length_halfwidth": 0}
 def resolve_method(config: DecodeConfig, run):
     """Fills in "auto" with the strategy of the run's method (methods.of_run) and hrt_chunk 0
     with the run's k. Settings left None take the method's paper values when it decodes its
-    own way, else the strategy's generic ones."""
+    own way, else the strategy's generic ones; a NAT's rescorer is then its teacher."""
     own = methods.of_run(run.model, run.train).decode_defaults(run.model.architecture)
     method = own["method"] if config.method == "auto" else config.method
     chunk = config.hrt_chunk or (run.train.settings.hrt_chunk if run.train.objective == "hrt"
@@ -35,7 +35,14 @@ def resolve_method(config: DecodeConfig, run):
     if method == own["method"]:
         defaults.update({k: v for k, v in own.items() if k != "method"})
     unset = {k: v for k, v in defaults.items() if getattr(config, k) is None}
-    return dataclasses.replace(config, method=method, hrt_chunk=chunk, **unset)
+    rescore_run, rescore_checkpoint = config.rescore_run, config.rescore_checkpoint
+    if rescore_run is None:  # the AT the run learned from, when it decodes its own way
+        teacher = run.train.teacher if method == own["method"] == "nat" else None
+        rescore_run = teacher.run if teacher else ""
+        if teacher and rescore_checkpoint is None:
+            rescore_checkpoint = teacher.checkpoint
+    return dataclasses.replace(config, method=method, hrt_chunk=chunk, rescore_run=rescore_run,
+                               rescore_checkpoint=rescore_checkpoint or "best", **unset)
 
 
 def load_rescorer(config: DecodeConfig, run):

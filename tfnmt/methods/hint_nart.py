@@ -120,7 +120,7 @@ def build_objective(ctx):
                      ctx.train.label_smoothing)
 
 
-# One length M + C, picked by the NAT itself unless --length_halfwidth and --rescore_run.
+# One length M + C; with --length_halfwidth, 2B+1 lengths rescored by the run's teacher.
 METHOD = Method("hint_nart", ("nart",), ("hint", "mle"), build_objective,
                 {None: {"method": "nat", "length_halfwidth": 0}},
                 {"hint": Settings})
