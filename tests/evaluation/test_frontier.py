@@ -55,3 +55,15 @@ def test_report_draws_the_frontier_beside_its_json(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"![Speed-quality frontier]({png})" in text
     assert "- batch 32: Pareto front hrt (beam 4), at_6-1 (beam 4), teacher (beam 4)" in text
+
+
+def test_the_frontier_script_times_exactly_the_frontier_runs():
+    import os
+    import re
+
+    from tests.conftest import REPO
+
+    script = open(os.path.join(REPO, "configs", "multi30k_frontier_benchmark.sh")).read()
+    names = re.findall(r"[,\"]([\w.-]+)=runs/", script)
+    assert sorted(names) == sorted(frontier.BASELINES + frontier.METHODS)
+    assert "--output=results/frontier_multi30k " in script

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The speed-quality frontier on test2016, once every training of multi30k_frontier.sh is done:
+# one benchmark invocation times every run on the same sentences (results/frontier_multi30k.json
+# + .md), then tfnmt.report draws results/frontier_multi30k.png and regenerates docs/results.md.
+# Run it on an idle CPU (no training in the background). --resume continues an interrupted one.
+#   cd <working directory with runs/> && bash configs/multi30k_frontier_benchmark.sh
+# Every autoregressive search uses beam 4 and length penalty 1.0 (the teacher's reference); the
+# NATs decode 1 length and 2B+1 lengths rescored by the AT they learned from (B = 3: LPD, B = 4:
+# the hint paper's 9); mask-predict 4 iterations over 5 length candidates.
+set -euo pipefail
+PY=${PYTHON:-python}
+DATA=${DATA:-../shared/data/multi30k}
+RUNS="teacher=runs/multi30k_small,at_6-1=runs/multi30k_small_6-1"
+RUNS+=",at_12-1=runs/multi30k_small_12-1,hybrid=runs/multi30k_hybrid_multihead_h256_kd"
+RUNS+=",hrt=runs/multi30k_hrt_k2,cmlm=runs/multi30k_cmlm,hint_nart=runs/multi30k_nart_hints"
+RUNS+=",dat=runs/multi30k_dat,imitate_nat=runs/multi30k_imitate_nat"
+resume=()
+[ -e results/frontier_multi30k.json ] && resume=(--resume)
+"$PY" -m tfnmt.benchmark --runs="$RUNS" --checkpoint=averaged \
+    --source="$DATA/test2016.en" --reference="$DATA/test2016.de" \
+    --batch_sizes=1,8,16,32 --beam_sizes=4 --reference_beam=4 --reference_run=teacher \
+    --length_penalty=1.0 --xla=on --length_halfwidths=0,3,4 --iterations=4 --length_beam=5 \
+    --output=results/frontier_multi30k "${resume[@]}"
+"$PY" -m tfnmt.report
