@@ -4,6 +4,7 @@ MirroredStrategy tests can run two replicas on one CPU."""
 import os
 import random
 import sys
+import threading
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -101,11 +102,80 @@ def trained_run(tmp_path_factory, reverse_task):
     return run
 
 
-def run_module(module, *args, env=None, timeout=600, cwd=None, input_text=None):
-    """Runs `python -m module args` and returns the CompletedProcess (text mode)."""
+class _CommandServer:
+    """The client of tests/command_server.py: one server per test process, started on first
+    use; requests from several threads (run_modules) run side by side."""
+
+    def __init__(self):
+        import json
+        import subprocess
+        import threading
+
+        self.process = subprocess.Popen([sys.executable, "-m", "tests.command_server"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO)
+        if json.loads(self.process.stdout.readline() or "{}").get("ready") is not True:
+            raise RuntimeError("tests/command_server.py did not start")
+        self.messages, self.next_id = {}, 0
+        self.changed, self.writing = threading.Condition(), threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        import json
+
+        for line in self.process.stdout:
+            message = json.loads(line)
+            with self.changed:
+                self.messages.setdefault(message["id"], {}).update(message)
+                self.changed.notify_all()
+
+    def run(self, module, args, env, cwd, input_text, timeout):
+        import json
+        import signal
+        import subprocess
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            paths = {name: os.path.join(folder, name) for name in ("stdin", "stdout", "stderr")}
+            with open(paths["stdin"], "w", encoding="utf-8") as f:
+                f.write(input_text or "")
+            for name in ("stdout", "stderr"):
+                open(paths[name], "w").close()
+            with self.writing:
+                self.next_id += 1
+                number = self.next_id
+                request = dict(paths, id=number, module=module, args=list(args), env=env,
+                               cwd=str(cwd))
+                self.process.stdin.write((json.dumps(request) + "\n").encode())
+                self.process.stdin.flush()
+            with self.changed:
+                ended = self.changed.wait_for(
+                    lambda: "returncode" in self.messages.get(number, {}), timeout)
+                message = self.messages.pop(number, {})
+            if not ended:
+                if "pid" in message:
+                    os.kill(message["pid"], signal.SIGKILL)
+                raise subprocess.TimeoutExpired([module, *args], timeout)
+            out, err = (open(paths[n], encoding="utf-8", errors="replace").read()
+                        for n in ("stdout", "stderr"))
+        return subprocess.CompletedProcess([sys.executable, "-m", module, *args],
+                                           message["returncode"], out, err)
+
+
+_SERVER, _SERVER_LOCK = [], threading.Lock()
+
+
+def run_module(module, *args, env=None, timeout=600, cwd=None, input_text=None, fresh=False):
+    """Runs `python -m module args` and returns the CompletedProcess (text mode). The command
+    runs in a child forked from tests/command_server.py (TensorFlow already imported), unless
+    fresh=True: then in a new interpreter, as when its start-up itself is under test."""
     import subprocess
 
     full_env = dict(os.environ, **(env or {}))
+    if not fresh:
+        with _SERVER_LOCK:
+            if not _SERVER:
+                _SERVER.append(_CommandServer())
+        return _SERVER[0].run(module, args, full_env, cwd or REPO, input_text, timeout)
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout, cwd=cwd or REPO, input=input_text,
                           stdin=None if input_text is not None else subprocess.DEVNULL)
