@@ -115,7 +115,7 @@ class _CommandServer:
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO)
         if json.loads(self.process.stdout.readline() or "{}").get("ready") is not True:
             raise RuntimeError("tests/command_server.py did not start")
-        self.messages, self.next_id = {}, 0
+        self.messages, self.next_id, self.dead = {}, 0, False
         self.changed, self.writing = threading.Condition(), threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -127,6 +127,9 @@ class _CommandServer:
             with self.changed:
                 self.messages.setdefault(message["id"], {}).update(message)
                 self.changed.notify_all()
+        with self.changed:  # the server died: waiting commands fail at once, not at a timeout
+            self.dead = True
+            self.changed.notify_all()
 
     def run(self, module, args, env, cwd, input_text, timeout):
         import json
@@ -136,8 +139,8 @@ class _CommandServer:
 
         with tempfile.TemporaryDirectory() as folder:
             paths = {name: os.path.join(folder, name) for name in ("stdin", "stdout", "stderr")}
-            with open(paths["stdin"], "w", encoding="utf-8") as f:
-                f.write(input_text or "")
+            with open(paths["stdin"], "wb") as f:
+                f.write(_as_bytes(input_text))
             for name in ("stdout", "stderr"):
                 open(paths[name], "w").close()
             with self.writing:
@@ -149,8 +152,11 @@ class _CommandServer:
                 self.process.stdin.flush()
             with self.changed:
                 ended = self.changed.wait_for(
-                    lambda: "returncode" in self.messages.get(number, {}), timeout)
+                    lambda: self.dead or "returncode" in self.messages.get(number, {}), timeout)
                 message = self.messages.pop(number, {})
+            if ended and "returncode" not in message:
+                raise RuntimeError("tests/command_server.py died while running "
+                                   f"{module} {' '.join(args)}")
             if not ended:
                 if "pid" in message:
                     os.kill(message["pid"], signal.SIGKILL)
@@ -164,8 +170,13 @@ class _CommandServer:
 _SERVER, _SERVER_LOCK = [], threading.Lock()
 
 
+def _as_bytes(text):
+    return text if isinstance(text, bytes) else (text or "").encode()
+
+
 def run_module(module, *args, env=None, timeout=600, cwd=None, input_text=None, fresh=False):
-    """Runs `python -m module args` and returns the CompletedProcess (text mode). The command
+    """Runs `python -m module args` and returns the CompletedProcess, its output as text (bytes
+    that are not UTF-8 replaced). input_text (str or bytes) is its standard input. The command
     runs in a child forked from tests/command_server.py (TensorFlow already imported), unless
     fresh=True: then in a new interpreter, as when its start-up itself is under test."""
     import subprocess
@@ -176,9 +187,13 @@ def run_module(module, *args, env=None, timeout=600, cwd=None, input_text=None, 
             if not _SERVER:
                 _SERVER.append(_CommandServer())
         return _SERVER[0].run(module, args, full_env, cwd or REPO, input_text, timeout)
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=cwd or REPO, input=input_text,
-                          stdin=None if input_text is not None else subprocess.DEVNULL)
+    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
+                            env=full_env, timeout=timeout, cwd=cwd or REPO,
+                            input=None if input_text is None else _as_bytes(input_text),
+                            stdin=None if input_text is not None else subprocess.DEVNULL)
+    result.stdout, result.stderr = (result.stdout.decode(errors="replace"),
+                                    result.stderr.decode(errors="replace"))
+    return result
 
 
 def run_modules(*commands, **kwargs):

@@ -75,15 +75,11 @@ def test_translate_rejects_bad_input_and_output_before_any_work(tmp_path, traine
         (["--max_length_a=-1"], "a b\n", r"error: the output limit"),
         ([], b"a b\n\xff c\n", r"error: stdin line 2 is not valid UTF-8"),
     ]
-    with futures.ThreadPoolExecutor(len(cases)) as pool:  # the processes start in parallel
-        results = list(pool.map(lambda case: subprocess.run(
-            [sys.executable, "-m", "tfnmt.translate", run, *case[0]],
-            input=case[1] if isinstance(case[1], bytes) else case[1].encode(),
-            capture_output=True, timeout=300), cases))
+    results = [run_module("tfnmt.translate", run, *extra, input_text=text)
+               for extra, text, _ in cases]
     for (extra, text, message), result in zip(cases, results):
-        err = result.stderr.decode()
-        assert result.returncode == 1 and "Traceback" not in err, err[-2000:]
-        assert re.search(message, err.strip().splitlines()[-1]), err[-2000:]
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert re.search(message, result.stderr.strip().splitlines()[-1]), result.stderr[-2000:]
     assert not list(tmp_path.parent.glob("*.tmp-*"))
 
 

@@ -124,16 +124,11 @@ def test_unreachable_server_is_one_clear_error():
 
 
 def test_client_input_errors_are_one_line():
-    import subprocess
-    import sys
-
     for args, data, message in (
             (["--batch_size=0"], b"a b\n", "error: --batch_size must be at least 1"),
             (["--protocol=grpc"], b"a b\n\xff\n", "error: stdin line 2 is not valid UTF-8"),
             ([], b"\xfe x\n", "error: stdin line 1 is not valid UTF-8")):
-        result = subprocess.run([sys.executable, "-m", "tfnmt.client", "--model=x",
-                                 "--server=127.0.0.1:9", *args], input=data,
-                                capture_output=True, timeout=120)
-        err = result.stderr.decode()
-        assert result.returncode == 1 and "Traceback" not in err, err[-2000:]
-        assert message in err.strip().splitlines()[-1], err[-2000:]
+        result = run_module("tfnmt.client", "--model=x", "--server=127.0.0.1:9", *args,
+                            input_text=data, timeout=120)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert message in result.stderr.strip().splitlines()[-1], result.stderr[-2000:]
