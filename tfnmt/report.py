@@ -1,5 +1,10 @@
 """Writes docs/results.md, every recorded result as tables, from the JSON files under results/:
-python -m tfnmt.report [--output=docs/results.md --results=results].
+python -m tfnmt.report [--output=docs/results.md --results=results]
+[--record_runs='runs/*' --trainings=trainings_multi30k].
+
+--record_runs first merges the training records of those run directories (configuration, each
+process's steps and wall time, the val curve) into results/<trainings>.json, keeping the
+records of runs not named, so they outlive the runs.
 
 The output file is generated whole and rewritten on every run (do not edit it by hand); links
 to result files and figures are made relative to it. The README keeps a short hand-written
@@ -13,11 +18,17 @@ from absl import flags
 
 from tfnmt.core.errors import run_main, UserError
 from tfnmt.core.files import write_atomic
-from tfnmt.evaluation import frontier
+from tfnmt.core.provenance import write_result
+from tfnmt.evaluation import frontier, trainings
+from tfnmt.runs import records as run_records
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output", "docs/results.md", "Markdown file to write (replaced whole).")
 flags.DEFINE_string("results", "results", "Folder of result JSON files.")
+flags.DEFINE_list("record_runs", [], "Run directories (or globs) whose training records are "
+                  "merged into <results>/<trainings>.json first.")
+flags.DEFINE_string("trainings", "trainings", "Name of the training-record file under --results "
+                    "that --record_runs updates.")
 
 HEADER = """# Results
 
@@ -115,6 +126,7 @@ def render(records, link=same_path):
                 if kind == "benchmark" and os.path.basename(path).startswith("frontier"):
                     lines += frontier_section(path, r["values"]["rows"], link)
     lines += render_analyses(records, link)
+    lines += render_trainings(records, link)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -147,6 +159,40 @@ def render_analyses(records, link=same_path):
     return lines
 
 
+def render_trainings(records, link=same_path):
+    """Each training-record file: a table of its runs, their val curves as a plot and a line
+    each (with the commands that trained them)."""
+    lines = []
+    for path, r in records:
+        if r["kind"] != "trainings":
+            continue
+        runs = r["values"]["runs"]
+        png = path[:-len(".json")] + ".png"
+        trainings.plot(runs, png)
+        lines += [f"### Trainings: [{os.path.basename(path)}]({link(path)})", "",
+                  "Wall time is the sum over the training processes (the CPU they ran on is in "
+                  "the JSON); greedy val BLEU on the validation sentences of each run's "
+                  "configuration.", "",
+                  "| " + " | ".join(trainings.COLUMNS) + " |", "|" + "---|" * len(trainings.COLUMNS)]
+        lines += ["| " + " | ".join(str(c) for c in trainings.table_row(run)) + " |"
+                  for run in runs]
+        lines += ["", f"![Val curves]({link(png)})", ""]
+        lines += [f"- {trainings.curve_line(run)}" for run in runs] + [f"- {describe(r)}", ""]
+    return lines
+
+
+def record_trainings(patterns, path):
+    """Merges the training records of the run directories matching `patterns` into `path`."""
+    run_dirs = sorted({d for p in patterns for d in (glob.glob(p) or [p])})
+    fresh = [run_records.training_record(d) for d in run_dirs]
+    old = []
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            old = json.load(f)["values"]["runs"]
+    write_result(path, "trainings", {"runs": run_records.merge(old, fresh)})
+    print(f"recorded the training of {len(fresh)} run(s) in {path}")
+
+
 def relative_to(output):
     """Link targets for a markdown file at output: paths from the working directory made
     relative to the file's folder (results/x.json -> ../results/x.json for docs/results.md)."""
@@ -158,6 +204,9 @@ def main(argv):
     del argv
     if not FLAGS.output:
         raise UserError("--output must name the markdown file to write.")
+    if FLAGS.record_runs:
+        record_trainings(FLAGS.record_runs,
+                         os.path.join(FLAGS.results, f"{FLAGS.trainings}.json"))
     paths = sorted(glob.glob(os.path.join(FLAGS.results, "*.json")))
     records = []
     for path in paths:

@@ -180,6 +180,7 @@ def test_each_training_process_records_its_segment(tmp_path, reverse_task):
     segments = json.loads((tmp_path / "segments" / "training.json").read_text())
     assert [(s["from_step"], s["to_step"]) for s in segments] == [(0, 3), (3, 6)]
     assert all(s["wall_seconds"] > 0 for s in segments)
+    assert all(s["command"] and s["git_commit"] for s in segments)  # how it was trained
 
 
 def test_hrt_objective_trains_under_xla_with_mixed_distillation(tmp_path, reverse_task):

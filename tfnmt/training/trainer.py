@@ -21,17 +21,18 @@ from tfnmt import methods, runs
 from tfnmt.core.config import DecodeConfig
 from tfnmt.core.errors import UserError
 from tfnmt.core.progress import duration
-from tfnmt.core.provenance import cpu_model
+from tfnmt.core.provenance import provenance
 from tfnmt.data import corpus
 from tfnmt.data.pipeline import make_dataset
 from tfnmt.inference.translator import resolve_method, Translator
 from tfnmt.models import build_model, named_weights
+from tfnmt.runs import records
 from tfnmt.training.schedule import InverseSquareRoot
 from tfnmt.training.strategy import is_chief
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 LOCK = "train.lock"
-VALIDATION = "validation.json"  # every validation of the run: step, score, bleu, loss, nll
+VALIDATION = records.VALIDATIONS
 
 
 def set_seed(seed):
@@ -412,20 +413,17 @@ class Trainer:
 
     def converged(self, history):
         """True when --patience evaluations in a row have not beaten the best before them."""
-        patience = self.run.train.patience
-        if patience <= 0 or len(history) <= patience:
-            return False
-        best_before = max(entry["score"] for entry in history[:-patience])
-        return all(entry["score"] <= best_before for entry in history[-patience:])
+        return records.converged(history, self.run.train.patience)
 
     def _record_segment(self, first_step, last_step, seconds):
         """Appends this process's share of training to run_dir/training.json."""
 
-        path = os.path.join(self.run.run_dir, "training.json")
+        path = os.path.join(self.run.run_dir, records.SEGMENTS)
         segments = json.load(open(path, encoding="utf-8")) if os.path.isfile(path) else []
+        where = provenance()
         segments.append({"from_step": first_step, "to_step": last_step,
-                         "wall_seconds": round(seconds, 1), "cpu": cpu_model(),
-                         "cpu_threads": os.cpu_count(),
+                         "wall_seconds": round(seconds, 1),
+                         **{k: where[k] for k in ("command", "git_commit", "cpu", "cpu_threads")},
                          "replicas": self.strategy.num_replicas_in_sync,
                          "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         corpus.write_atomic(path, json.dumps(segments, indent=2) + "\n")

@@ -1,0 +1,71 @@
+"""Training records: what a run directory says of its training, kept by tfnmt.report."""
+
+import json
+import pathlib
+import shutil
+
+from tests.conftest import REPO, run_module
+from tfnmt.runs import records
+
+FROZEN = pathlib.Path(REPO) / "tests" / "fixtures" / "frozen_runs" / "transformer"
+
+
+def make_run(path, scores, segments, patience=3):
+    """A copy of a frozen run with hand-written validations (greedy BLEU = score) and
+    training processes."""
+    shutil.copytree(FROZEN, path, ignore=shutil.ignore_patterns("checkpoints"), dirs_exist_ok=True)
+    config = json.loads((path / "config.json").read_text())
+    config["train"]["patience"] = patience
+    (path / "config.json").write_text(json.dumps(config))
+    history = [{"step": 500 * (i + 1), "score": s, "bleu": s, "nll": 3.0 - i / 10}
+               for i, s in enumerate(scores)]
+    (path / "validation.json").write_text(json.dumps(history))
+    (path / "training.json").write_text(json.dumps(
+        [{"from_step": a, "to_step": b, "wall_seconds": w, "command": f"train {a}"}
+         for a, b, w in segments]))
+    return path
+
+
+def test_record_by_hand(tmp_path):
+    run = make_run(tmp_path / "r", [10.0, 20.0, 19.0, 20.0, 18.0],
+                   [(0, 1000, 600.0), (1000, 2500, 900.5)])
+    record = records.training_record(str(run))
+    assert record["run"] == "r" and record["steps"] == 2500
+    assert record["wall_seconds"] == 1500.5 and len(record["processes"]) == 2
+    assert record["best"] == {"step": 1000, "bleu": 20.0, "nll": 2.9}  # the first of the ties
+    assert [v["bleu"] for v in record["validations"]] == [10.0, 20.0, 19.0, 20.0, 18.0]
+    assert record["converged"]  # 19, 20, 18: none beats 20
+    assert record["model"].startswith("transformer ") and record["objective"] == "mle"
+    assert not records.training_record(str(make_run(tmp_path / "s", [10.0, 20.0, 19.0],
+                                                     [(0, 1500, 1.0)])))["converged"]
+
+
+def test_merge_replaces_and_keeps_runs_by_name():
+    old = [{"run": "b", "steps": 1}, {"run": "a", "steps": 1}]
+    merged = records.merge(old, [{"run": "b", "steps": 2}, {"run": "c", "steps": 3}])
+    assert merged == [{"run": "a", "steps": 1}, {"run": "b", "steps": 2}, {"run": "c", "steps": 3}]
+
+
+def test_report_keeps_the_records_of_runs_that_are_gone(tmp_path):
+    runs = tmp_path / "runs"
+    make_run(runs / "teacher", [30.0, 31.5], [(0, 1000, 100.0)])
+    make_run(runs / "student", [20.0], [(0, 500, 50.0)])
+    results, output = tmp_path / "results", tmp_path / "docs" / "results.md"
+    args = [f"--results={results}", f"--output={output}", "--trainings=trainings_x"]
+    first = run_module("tfnmt.report", f"--record_runs={runs}/*", *args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    shutil.rmtree(runs / "teacher")
+    make_run(runs / "student", [20.0, 25.0], [(0, 500, 50.0), (500, 1000, 60.0)])
+    second = run_module("tfnmt.report", f"--record_runs={runs}/student", *args)
+    assert second.returncode == 0, second.stderr[-2000:]
+    kept = json.loads((results / "trainings_x.json").read_text())
+    assert kept["kind"] == "trainings"
+    assert [(r["run"], r["steps"]) for r in kept["values"]["runs"]] == [("student", 1000),
+                                                                       ("teacher", 1000)]
+    text = output.read_text()
+    assert "| teacher | transformer" in text and "31.50 (1000)" in text
+    assert "`student`: 500: 20.00, 1000: 25.00; `train 0`, `train 500`" in text
+    assert (results / "trainings_x.png").stat().st_size > 0
+    bad = run_module("tfnmt.report", f"--record_runs={tmp_path / 'nothing'}", *args)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "is not a tfnmt run directory" in bad.stderr.strip().splitlines()[-1]

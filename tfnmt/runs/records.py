@@ -1,0 +1,62 @@
+"""What a run directory says of its training: each process's steps and wall time
+(training.json), every validation (validation.json) and the configuration (config.json).
+
+`tfnmt.report --record_runs` keeps these records under results/, so a training's command, wall
+time and val curve outlive the run directory (weights are not kept there)."""
+
+import json
+import os
+
+from tfnmt.runs import load
+
+SEGMENTS = "training.json"  # one entry per training process: from_step, to_step, wall_seconds...
+VALIDATIONS = "validation.json"  # every validation: step, score, bleu, loss, nll
+
+
+def _load(run_dir, name, default):
+    path = os.path.join(run_dir, name)
+    if not os.path.isfile(path):
+        return default
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def converged(history, patience):
+    """True when `patience` validations in a row have not beaten the best before them."""
+    if patience <= 0 or len(history) <= patience:
+        return False
+    best_before = max(entry["score"] for entry in history[:-patience])
+    return all(entry["score"] <= best_before for entry in history[-patience:])
+
+
+def training_record(run_dir):
+    """The run's training as one JSON-ready dict (UserError if run_dir is not a run; a
+    config.json of any tfnmt version)."""
+    run = load(run_dir)
+    segments = _load(run_dir, SEGMENTS, [])
+    history = _load(run_dir, VALIDATIONS, [])
+    best = max(history, key=lambda e: e["score"]) if history else None
+    m, train = run.model, run.train
+    return {
+        "run": os.path.basename(os.path.normpath(run_dir)),
+        "model": f"{m.architecture} {m.encoder_layers}-{m.decoder_layers}, d {m.d_model}",
+        "objective": train.objective,
+        "target": run.data.train_distilled or run.data.train_target,
+        "init_from": train.init_from,
+        "teacher": train.teacher.run if train.teacher else "",
+        "steps": max([s["to_step"] for s in segments] + [e["step"] for e in history] + [0]),
+        "wall_seconds": round(sum(s["wall_seconds"] for s in segments), 1),
+        "processes": segments,
+        "validations": [{k: e[k] for k in ("step", "bleu", "nll") if k in e} for e in history],
+        "best": {k: best[k] for k in ("step", "bleu", "nll") if k in best} if best else None,
+        "patience": train.patience,
+        "converged": converged(history, train.patience),
+    }
+
+
+def merge(old_records, new_records):
+    """old_records with every run of new_records replaced or added (a run dir that is gone
+    keeps its last record), ordered by run name."""
+    by_run = {r["run"]: r for r in old_records}
+    by_run.update({r["run"]: r for r in new_records})
+    return [by_run[name] for name in sorted(by_run)]
