@@ -94,3 +94,34 @@ def test_runs_a_config_builds_on_exist_with_its_vocabulary(path, recipes):
             assert theirs["width"] >= mine, (
                 f"distilled targets from {run_dir} (d {theirs['width']}) for a d {mine} model")
 
+
+
+def script_commands(path):
+    """(command, [flag names]) for every `-m tfnmt.<command>` line of a shell script, its
+    backslash continuations joined."""
+    text = re.sub(r"\\\n", " ", open(path, encoding="utf-8").read())
+    out = []
+    for line in text.splitlines():
+        match = re.search(r"-m (tfnmt\.\w+)(.*)", line)
+        if match and not line.lstrip().startswith("#"):
+            out.append((match.group(1), re.findall(r"--(\w+)", match.group(2))))
+    return out
+
+
+def test_every_flag_a_script_passes_is_one_its_command_defines():
+    from tests.conftest import run_modules
+
+    scripts = sorted(glob.glob(os.path.join(REPO, "configs", "*.sh")))
+    uses = {}
+    for path in scripts:
+        for command, names in script_commands(path):
+            uses.setdefault(command, set()).update(
+                (os.path.basename(path), name) for name in names if name != "flagfile")
+    assert {"tfnmt.benchmark", "tfnmt.shortlist", "tfnmt.distill", "tfnmt.report"} <= set(uses)
+    helps = run_modules(*[(command, "--helpfull") for command in sorted(uses)])
+    for command, result in zip(sorted(uses), helps):
+        defined = set(re.findall(r"^\s+--(?:\[no\])?(\w+)", result.stdout, re.M))
+        assert defined, result.stderr[-2000:]
+        unknown = sorted(f"{script}: --{name}" for script, name in uses[command]
+                         if name not in defined)
+        assert not unknown, f"{command} has no such flag: {unknown}"
