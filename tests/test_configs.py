@@ -125,3 +125,24 @@ def test_every_flag_a_script_passes_is_one_its_command_defines():
         unknown = sorted(f"{script}: --{name}" for script, name in uses[command]
                          if name not in defined)
         assert not unknown, f"{command} has no such flag: {unknown}"
+
+
+def test_the_frontier_chain_trains_existing_configs_after_what_they_build_on(recipes):
+    """Every run configs/multi30k_frontier.sh names has a config, and it comes after the runs
+    its config builds on (init_from, teacher, the run that wrote its distilled targets)."""
+    lines = [line for line in open(os.path.join(REPO, "configs", "multi30k_frontier.sh"),
+                                   encoding="utf-8") if not line.lstrip().startswith("#")]
+    order = []
+    for name in re.findall(r"(?<![/\w$])(multi30k_[\w.-]+)", "".join(lines)):
+        if name not in order:
+            order.append(name)
+    assert order[:2] == ["multi30k_small", "multi30k_small_6-1"], order
+    for position, name in enumerate(order):
+        assert name in recipes, f"{name} has no config"
+        values = recipes[name][1]
+        needs = [values["init_from"], values["teacher_run"]] + [
+            f"runs/{m.group(1)}" for m in [DISTILLED.search(values["train_target"] or ""),
+                                           DISTILLED.search(values["train_distilled"] or "")] if m]
+        for run in filter(None, needs):
+            base = os.path.basename(run.rstrip("/"))
+            assert base in order[:position], f"{name} needs {base} first"
