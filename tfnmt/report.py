@@ -134,7 +134,9 @@ def frontier_section(path, rows, link):
     """A frontier benchmark's plot (drawn beside its JSON) and its Pareto fronts."""
     png = os.path.splitext(path)[0] + ".png"
     frontier.plot(rows, png)
-    return [f"![Speed-quality frontier]({link(png)})", ""] + frontier.summary_lines(rows) + [""]
+    return ([f"![Speed-quality frontier]({link(png)})", ""] + frontier.summary_lines(rows)
+            + ["", "Targets of the frontier (#15) and lean-decoding (#16) issues, BLEU at "
+               "batch 1:", ""] + frontier.target_lines(rows) + [""])
 
 
 def render_analyses(records, link=same_path):

@@ -67,3 +67,36 @@ def test_the_frontier_script_times_exactly_the_frontier_runs():
     names = re.findall(r"[,\"]([\w.-]+)=runs/", script)
     assert sorted(names) == sorted(frontier.BASELINES + frontier.METHODS)
     assert "--output=results/frontier_multi30k " in script
+
+
+def test_targets_by_hand():
+    rows = [row("teacher", 1, 10.0, 40.0), row("teacher", 1, 9.0, 40.2, "beam 5"),
+            row("hybrid", 1, 25.0, 39.6),                                        # -0.4: met
+            row("hrt", 1, 14.0, 39.6, "hrt k=2 b_at=4 b_nat=1"),                 # -0.4, 1.4x
+            row("hint_nart", 1, 16.0, 36.5, "nat 9 lengths AT-rescored"),        # -3.5, 1.6x
+            row("cmlm", 1, 9.0, 39.8, "mask-predict I=4 l=5"),                   # 1.0x beam 5
+            row("at_6-1", 1, 15.0, 39.7),                                        # beats hrt only
+            row("teacher", 32, 100.0, 40.0), row("hint_nart", 32, 90.0, 36.5, "nat 9 lengths "
+                                                                              "AT-rescored")]
+    got = {(r[0], r[1], r[2]): r[3:] for r in frontier.target_rows(rows)}
+    assert got[("#15", "hybrid (beam 4) BLEU − teacher (beam 4) ≥ -0.5", 1)] == ("-0.40", "met")
+    assert got[("#15", "hrt (hrt k=* b_at=4 *) BLEU − teacher (beam 4) ≥ -0.3", 1)] == (
+        "-0.40", "missed by 0.10")
+    assert got[("#16", "hrt (hrt k=* b_at=4 *) speed / teacher (beam 4) ≥ 1.5", 1)] == (
+        "1.40×", "missed by 0.10")
+    assert got[("#16", "hrt (hrt k=* b_at=4 *) speed / teacher (beam 4) ≥ 1.5", 8)] == (
+        "-", "not measured")
+    assert got[("#16", "hint_nart (nat 9 lengths AT-rescored) speed / teacher (beam 4) ≥ 1.5",
+                 1)] == ("1.60×", "met")
+    assert got[("#16", "hint_nart (nat 9 lengths AT-rescored) speed / teacher (beam 4) ≥ 1",
+                 32)] == ("0.90×", "missed by 0.10")
+    assert got[("#15", "hint_nart (nat 9 lengths AT-rescored) BLEU − teacher (beam 4) ≥ -3",
+                 1)] == ("-3.50", "missed by 0.50")
+    assert got[("#16", "cmlm (mask-predict I=4 *) speed / teacher (beam 5) ≥ 1", 1)] == (
+        "1.00×", "met")
+    assert got[("#15", "imitate_nat (nat 7 lengths AT-rescored) BLEU − dat (beam 4) ≥ -2.5",
+                 1)] == ("-", "not measured")
+    assert got[("#15", "no method dominated by at_6-1 or at_12-1", 1)] == (
+        "hrt (hrt k=2 b_at=4 b_nat=1) by at_6-1", "missed")
+    assert got[("#15", "no method dominated by at_6-1 or at_12-1", 32)] == ("none", "met")
+    assert frontier.target_lines(rows)[0] == "| issue | target | batch | measured | |"

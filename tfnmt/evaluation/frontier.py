@@ -2,6 +2,8 @@
 (sentences/s, BLEU), which points no other point beats on both, which methods a baseline
 dominates, and the plot (`python -m tfnmt.report` draws it for results/frontier_*.json)."""
 
+import fnmatch
+
 from tfnmt.evaluation.analysis import save_figure
 
 # The run names of the Multi30k frontier benchmark: baselines first, then the seed methods.
@@ -68,6 +70,64 @@ def summary_lines(rows):
             lines.append(f"  - {p[0]} ({p[1]}, {p[2]:g} sent/s, BLEU {p[3]:g}) is dominated by "
                          f"{q[0]} ({q[2]:g} sent/s, BLEU {q[3]:g})")
     return lines
+
+
+# The targets the frontier issue (#15) and the lean-decoding issue (#16) set on the frontier
+# benchmark: (issue, run, decoding, reference run, reference decoding, "bleu" (difference) or
+# "speed" (ratio of sentences/s), bound, batch sizes). Decodings are fnmatch patterns.
+TARGETS = (
+    ("#15", "hybrid", "beam 4", "teacher", "beam 4", "bleu", -0.5, (1,)),
+    ("#15", "hrt", "hrt k=* b_at=4 *", "teacher", "beam 4", "bleu", -0.3, (1,)),
+    ("#15", "hint_nart", "nat 9 lengths AT-rescored", "teacher", "beam 4", "bleu", -3.0, (1,)),
+    ("#15", "imitate_nat", "nat 7 lengths AT-rescored", "dat", "beam 4", "bleu", -2.5, (1,)),
+    ("#16", "hint_nart", "nat 9 lengths AT-rescored", "teacher", "beam 4", "speed", 1.5, (1,)),
+    ("#16", "hint_nart", "nat 9 lengths AT-rescored", "teacher", "beam 4", "speed", 1.0, (32,)),
+    ("#16", "imitate_nat", "nat 7 lengths AT-rescored", "dat", "beam 4", "speed", 1.5, (1,)),
+    ("#16", "hrt", "hrt k=* b_at=4 *", "teacher", "beam 4", "speed", 1.5, (1, 8, 16, 32)),
+    ("#16", "cmlm", "mask-predict I=4 *", "teacher", "beam 5", "speed", 1.0, (1, 8, 16, 32)),
+)
+
+
+def _find(batch_points, run, pattern):
+    found = [p for p in batch_points if p[0] == run and fnmatch.fnmatchcase(p[1], pattern)]
+    return found[0] if found else None
+
+
+def target_rows(rows):
+    """[(issue, target, batch, measured, verdict)] for every target of TARGETS and the
+    no-domination target (#15: no seed method slower and worse than the 6-1 or 12-1 AT, at
+    batch 1 and 32)."""
+    by_batch = points(rows)
+    out = []
+    for issue, run, decoding, ref, ref_decoding, kind, bound, batches in TARGETS:
+        what = "BLEU −" if kind == "bleu" else "speed /"
+        target = f"{run} ({decoding}) {what} {ref} ({ref_decoding}) ≥ {bound:g}"
+        for batch in batches:
+            a = _find(by_batch.get(batch, []), run, decoding)
+            b = _find(by_batch.get(batch, []), ref, ref_decoding)
+            if a is None or b is None:
+                out.append((issue, target, batch, "-", "not measured"))
+                continue
+            value = round(a[3] - b[3], 2) if kind == "bleu" else round(a[2] / b[2], 2)
+            verdict = "met" if value >= bound else f"missed by {bound - value:.2f}"
+            out.append((issue, target, batch, f"{value:+.2f}" if kind == "bleu" else
+                        f"{value:.2f}×", verdict))
+    for batch in (1, 32):
+        if batch not in by_batch:
+            out.append(("#15", "no method dominated by at_6-1 or at_12-1", batch, "-",
+                        "not measured"))
+            continue
+        found = dominated(by_batch[batch])
+        out.append(("#15", "no method dominated by at_6-1 or at_12-1", batch,
+                    ", ".join(f"{p[0]} ({p[1]}) by {q[0]}" for p, q in found) or "none",
+                    "missed" if found else "met"))
+    return out
+
+
+def target_lines(rows):
+    """target_rows as a markdown table."""
+    lines = ["| issue | target | batch | measured | |", "|---|---|---|---|---|"]
+    return lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in target_rows(rows)]
 
 
 def plot(rows, path):
