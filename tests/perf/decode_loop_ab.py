@@ -7,34 +7,14 @@ Random Transformer of `shape` (default small: d 256, 3-3, vocabulary 8000), 20-t
 whether the two produced the same ids."""
 import json
 import os
-import re
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
 
-
-def old_package(commit):
-    """The commit's tfnmt/ as package tfnmt_old in a temporary directory (imports renamed)."""
-    out = tempfile.mkdtemp(prefix="tfnmt-ab-")
-    archive = subprocess.run(["git", "archive", commit, "tfnmt"], capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", out], input=archive.stdout, check=True)
-    os.rename(os.path.join(out, "tfnmt"), os.path.join(out, "tfnmt_old"))
-    for root, _, files in os.walk(os.path.join(out, "tfnmt_old")):
-        for name in files:
-            if name.endswith(".py"):
-                path = os.path.join(root, name)
-                with open(path, encoding="utf-8") as f:
-                    text = f.read()
-                text = re.sub(r"\btfnmt\.", "tfnmt_old.", text)
-                text = text.replace("from tfnmt import", "from tfnmt_old import")
-                with open(path, "w", encoding="utf-8") as f:
-                    f.write(text)
-    return out
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from old_code import old_package  # noqa: E402
 
 sys.path.insert(0, old_package(sys.argv[1]))
 sys.path.insert(0, os.getcwd())
