@@ -125,6 +125,11 @@ def render(records, link=same_path):
                           "", f"- {describe(r)}", ""]
                 if kind == "benchmark" and os.path.basename(path).startswith("frontier"):
                     lines += frontier_section(path, r["values"]["rows"], link)
+                if kind == "benchmark" and os.path.basename(path).startswith(
+                        "ablations_imitate_nat"):
+                    lines += ["Imitation target of the frontier issue (equal budgets):", ""]
+                    lines += frontier.target_lines(r["values"]["rows"],
+                                                   frontier.ABLATION_TARGETS, False) + [""]
     lines += render_analyses(records, link)
     lines += render_trainings(records, link)
     return "\n".join(lines).rstrip() + "\n"

@@ -100,3 +100,22 @@ def test_targets_by_hand():
         "hrt (hrt k=2 b_at=4 b_nat=1) by at_6-1", "missed")
     assert got[("#15", "no method dominated by at_6-1 or at_12-1", 32)] == ("none", "met")
     assert frontier.target_lines(rows)[0] == "| issue | target | batch | measured | |"
+
+
+def test_imitation_target_of_the_ablations_by_hand():
+    rows = [row("imitate_nat", 32, 50.0, 31.2, "nat 1 length"),
+            row("imitate_nat_soft", 32, 50.0, 30.0, "nat 1 length"),
+            row("imitate_nat", 32, 30.0, 33.0, "nat 7 lengths AT-rescored"),
+            row("imitate_nat_soft", 32, 30.0, 32.5, "nat 7 lengths AT-rescored")]
+    got = frontier.target_rows(rows, frontier.ABLATION_TARGETS, domination=False)
+    assert [r[3:] for r in got] == [("+1.20", "met"), ("+0.50", "missed by 0.50")]
+    from tfnmt.report import render
+
+    provenance = {"command": "c", "git_commit": "0" * 40, "date": "d", "cpu": "c",
+                  "cpu_threads": 2, "tensorflow": "t"}
+    values = {"rows": rows, "markdown": "| run |\n|---|\n", "sentences": 3, "source": "s.en",
+              "reference_run": "imitate_nat", "reference_beam": 4}
+    text = render([("results/ablations_imitate_nat_x.json",
+                    {"kind": "benchmark", "provenance": provenance, "values": values})])
+    assert ("| #15 | imitate_nat (nat 1 length) BLEU − imitate_nat_soft (nat 1 length) ≥ 1 | 32 "
+            "| +1.20 | met |") in text

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The ablations of the frontier issue at equal budgets (3,000 steps each; the long runs' step-
+# 3,000 checkpoints), on test2016, batch 32, once multi30k_frontier.sh has trained them:
+# - imitate-NAT: SoftCopy + imitation (multi30k_imitate_nat at step 3,000) against SoftCopy
+#   alone and UniformCopy alone, 1 length and LPD (7 lengths) rescored by the averaged DAT:
+#   results/ablations_imitate_nat_multi30k.json (+ .md; the imitation target is listed by
+#   tfnmt.report);
+# - hint-based NART: L_nll, + L_align, + both hints (multi30k_nart_hints at step 3,000), 1 length
+#   and 9 lengths rescored by the averaged teacher: results/ablations_nart_multi30k.json.
+#   cd <working directory with runs/> && bash configs/multi30k_ablation_benchmark.sh
+set -euo pipefail
+PY=${PYTHON:-python}
+DATA=${DATA:-../shared/data/multi30k}
+bench() {  # output, rescoring run, halfwidths, runs
+    local resume=()
+    [ -e "results/$1.json" ] && resume=(--resume)
+    "$PY" -m tfnmt.benchmark --runs="$4" --checkpoint=latest \
+        --source="$DATA/test2016.en" --reference="$DATA/test2016.de" --batch_sizes=32 \
+        --xla=on --length_halfwidths="$3" --rescore_run="$2" --rescore_checkpoint=averaged \
+        --output="results/$1" "${resume[@]}"
+}
+bench ablations_imitate_nat_multi30k runs/multi30k_dat 0,3 \
+    "imitate_nat=runs/multi30k_imitate_nat@runs/multi30k_imitate_nat/checkpoints/ckpt-3000,\
+imitate_nat_soft=runs/multi30k_imitate_nat_soft,imitate_nat_uniform=runs/multi30k_imitate_nat_uniform"
+bench ablations_nart_multi30k runs/multi30k_small 0,4 \
+    "nart_nll=runs/multi30k_nart_nll,nart_align=runs/multi30k_nart_align,\
+hint_nart=runs/multi30k_nart_hints@runs/multi30k_nart_hints/checkpoints/ckpt-3000"
+"$PY" -m tfnmt.report
