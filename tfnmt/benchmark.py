@@ -20,6 +20,7 @@ from tfnmt.core.config import DecodeConfig
 from tfnmt.core.errors import run_main, UserError
 from tfnmt.core.provenance import write_result
 from tfnmt.data import corpus
+from tfnmt.evaluation.analysis import markdown_table
 from tfnmt.evaluation.benchmark import (add_alpha, benchmark, by_batch_markdown, markdown,
                                         parse_runs, previous_rows)
 
@@ -91,8 +92,7 @@ def breakdown_main():
                      **{k: round(v, 3) for k, v in seconds.items()}})
         print(rows[-1], flush=True)
     head = ["run", *COMPONENTS, "others", "total"]
-    table = "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + [
-        "| " + " | ".join(str(r.get(c, "-")) for c in head) + " |" for r in rows]) + "\n"
+    table = "\n".join(markdown_table(head, [[r.get(c, "-") for c in head] for r in rows])) + "\n"
     print(table)
     if FLAGS.output:
         values = {"rows": rows, "sentences": FLAGS.pseudo_sentences,

@@ -4,7 +4,6 @@ python -m tfnmt.evaluate --run_dir=... --source=test.en --reference=test.de [--r
 
 from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
 
-import json
 import os
 import time
 
@@ -17,6 +16,7 @@ from tfnmt.core.progress import Progress
 from tfnmt.core.provenance import write_result
 from tfnmt.data import corpus
 from tfnmt.evaluation.analysis import repeated_token_rate
+from tfnmt.runs import records
 
 FLAGS = flags.FLAGS
 flags.adopt_module_key_flags(decode_flags)  # --help lists the decoding flags too
@@ -61,14 +61,11 @@ def main(argv):
         progress = Progress(len(sources))
         hypotheses = [n_best[0][0] for n_best in translator.translate(sources, progress)]
         progress.done()
-        training = os.path.join(FLAGS.run_dir, "training.json")
-        if os.path.isfile(training):
-            with open(training, encoding="utf-8") as f:
-                segments = json.load(f)
+        segments = records.read(FLAGS.run_dir, records.SEGMENTS, None)
+        if segments is not None:
             values["training"] = {"segments": segments, "wall_seconds": round(
                 sum(s["wall_seconds"] for s in segments), 1)}
-        with open(os.path.join(FLAGS.run_dir, "config.json"), encoding="utf-8") as f:
-            values["run_config"] = json.load(f)
+        values["run_config"] = records.read(FLAGS.run_dir, "config.json", None)
         values.update(source=FLAGS.source, run_dir=FLAGS.run_dir, checkpoint=checkpoint,
                       decode_seconds=round(time.time() - start, 2),
                       decode=vars(translator.config))

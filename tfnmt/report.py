@@ -20,6 +20,7 @@ from tfnmt.core.errors import run_main, UserError
 from tfnmt.core.files import write_atomic
 from tfnmt.core.provenance import write_result
 from tfnmt.evaluation import frontier, trainings
+from tfnmt.evaluation.analysis import markdown_table
 from tfnmt.runs import records as run_records
 
 FLAGS = flags.FLAGS
@@ -93,10 +94,8 @@ def table_section(records, kind, title, columns, row, footnote):
     chosen = [(path, r) for path, r in records if r["kind"] == kind]
     if not chosen:
         return []
-    lines = [f"### {title}", "", "| " + " | ".join(columns) + " |",
-             "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(c) for c in row(path, r["values"])) + " |"
-              for path, r in chosen]
+    lines = [f"### {title}", ""] + markdown_table(
+        columns, [row(path, r["values"]) for path, r in chosen])
     return lines + [""] + [f"- {footnote(path, r)}" for path, r in chosen] + [""]
 
 
@@ -179,10 +178,8 @@ def render_trainings(records, link=same_path):
         lines += [f"### Trainings: [{os.path.basename(path)}]({link(path)})", "",
                   "Wall time is the sum over the training processes (the CPU they ran on is in "
                   "the JSON); greedy val BLEU on the validation sentences of each run's "
-                  "configuration.", "",
-                  "| " + " | ".join(trainings.COLUMNS) + " |", "|" + "---|" * len(trainings.COLUMNS)]
-        lines += ["| " + " | ".join(str(c) for c in trainings.table_row(run)) + " |"
-                  for run in runs]
+                  "configuration.", ""]
+        lines += markdown_table(trainings.COLUMNS, [trainings.table_row(run) for run in runs])
         lines += ["", f"![Val curves]({link(png)})", ""]
         lines += [f"- {trainings.curve_line(run)}" for run in runs] + [f"- {describe(r)}", ""]
     return lines

@@ -4,8 +4,9 @@ the working tree, in ONE process on the same weights and sentences, interleaved 
 (ratios from one invocation). Run on an idle CPU from the repository root:
     python tests/perf/translate_ab.py <commit> <run_dir> <source file> [sentences] [checkpoint]
         [batch sizes]
-Batch 1 and 32 (or the comma-separated batch sizes given), beam 4, length penalty 1.0, XLA; prints one JSON line per batch size with both
-times, the ratio and whether the two translated every sentence alike."""
+Batch 1 and 32 (or the comma-separated batch sizes given), beam 4, length penalty 1.0, XLA;
+prints one JSON line per batch size with both times, the ratio and whether the two translated
+every sentence alike."""
 import dataclasses
 import json
 import os

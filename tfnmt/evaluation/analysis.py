@@ -65,6 +65,12 @@ def sentence_internals(model, source_tokenizer, target_tokenizer, sentence, laye
             "attention": internals["attention"][layer][0, head].numpy()}
 
 
+def markdown_table(head, rows):
+    """Lines of a markdown table: the header, its rule, then a line per row of cells."""
+    return (["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
 def save_figure(figure, path):
     """Writes a matplotlib figure as PNG under a temporary name, then renames it."""
     from matplotlib import pyplot

@@ -15,7 +15,7 @@ from tfnmt.core.errors import UserError
 from tfnmt.core.progress import Progress
 from tfnmt.core.provenance import peak_rss_mb
 from tfnmt.data import shortlist as shortlist_lib
-from tfnmt.evaluation.analysis import repeated_token_rate
+from tfnmt.evaluation.analysis import markdown_table, repeated_token_rate
 from tfnmt.evaluation.side_by_side import ctranslate2_rows
 from tfnmt.inference.translator import load_rescorer, resolve_method, Translator
 
@@ -202,7 +202,7 @@ def markdown(rows, reference_run, reference_beam):
     head = ["run", "decoding", "XLA", "batch", "time (s)", "sent/s", "words/s",
             f"alpha vs {reference_run} beam {reference_beam}"]
     head += (["BLEU", "chrF2"] if has_bleu else []) + ["repeated tokens (%)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    table = []
     for r in rows:
         cells = [r["run"], r["decoding"], xla_cell(r["xla"]), r["batch"], r["seconds"],
                  r["sentences_per_second"], r["words_per_second"],
@@ -210,8 +210,8 @@ def markdown(rows, reference_run, reference_beam):
         if has_bleu:
             cells += [r.get("bleu", ""), r.get("chrf", "")]
         cells.append("" if r["repeated_tokens_percent"] is None else r["repeated_tokens_percent"])
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+        table.append(cells)
+    return "\n".join(markdown_table(head, table)) + "\n"
 
 
 def by_batch_markdown(rows, reference_run, reference_beam):
@@ -224,16 +224,16 @@ def by_batch_markdown(rows, reference_run, reference_beam):
     cell = {(r["run"], r["decoding"], r["xla"], r["batch"]): r for r in rows}
     head = ["run", "decoding", "XLA", "BLEU", "chrF2"] + [
         f"{name} b={b}" for b in batches for name in ("time (s)", "alpha")]
-    lines = [f"alpha vs {reference_run} beam {reference_beam} at the same batch size:", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    table = []
     for (run, decoding, xla), row in first.items():
         cells = [run, decoding, xla_cell(xla), row.get("bleu", ""), row.get("chrf", "")]
         for b in batches:
             r = cell.get((run, decoding, xla, b))
             cells += ["", ""] if r is None else [
                 r["seconds"], "" if r["alpha"] is None else f"{r['alpha']:.2f}"]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+        table.append(cells)
+    lines = [f"alpha vs {reference_run} beam {reference_beam} at the same batch size:", ""]
+    return "\n".join(lines + markdown_table(head, table)) + "\n"
 
 
 def previous_rows(output, settings):

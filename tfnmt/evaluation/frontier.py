@@ -4,7 +4,7 @@ dominates, and the plot (`python -m tfnmt.report` draws it for results/frontier_
 
 import fnmatch
 
-from tfnmt.evaluation.analysis import save_figure
+from tfnmt.evaluation.analysis import markdown_table, save_figure
 
 # The run names of the Multi30k frontier benchmark: baselines first, then the seed methods.
 BASELINES = ("teacher", "at_6-1", "at_12-1")
@@ -135,9 +135,8 @@ def target_rows(rows, targets=TARGETS, domination=True):
 
 def target_lines(rows, targets=TARGETS, domination=True):
     """target_rows as a markdown table."""
-    lines = ["| issue | target | batch | measured | |", "|---|---|---|---|---|"]
-    return lines + ["| " + " | ".join(str(c) for c in r) + " |"
-                    for r in target_rows(rows, targets, domination)]
+    return markdown_table(["issue", "target", "batch", "measured", "verdict"],
+                          target_rows(rows, targets, domination))
 
 
 def plot(rows, path):

@@ -19,6 +19,7 @@ import tempfile
 from tfnmt.core.config import ModelConfig
 from tfnmt.core.provenance import peak_rss_mb
 from tfnmt.decoding import search
+from tfnmt.evaluation.analysis import markdown_table
 from tfnmt.models import build_model, named_weights
 from tfnmt.serving import ctranslate2_export
 
@@ -166,14 +167,11 @@ def markdown(cells):
     configs = list(cells[0]["ctranslate2"]) if cells else []
     head = (["shape", "batch", "beam", "tfnmt tok/s"] + [f"CT2 {c}" for c in configs] +
             ["tfnmt / best CT2", "tfnmt RSS (MB)", "CT2 RSS (MB)"])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for c in cells:
-        row = ([c["shape"], c["batch"], c["beam"], c["tfnmt_tokens_per_second"]] +
-               [c["ctranslate2"][k] for k in configs] +
-               [c["tfnmt_over_best_ctranslate2"], c["tfnmt_peak_rss_mb"],
-                c["ctranslate2_peak_rss_mb"]])
-        lines.append("| " + " | ".join(str(v) for v in row) + " |")
-    return "\n".join(lines) + "\n"
+    rows = [[c["shape"], c["batch"], c["beam"], c["tfnmt_tokens_per_second"]]
+            + [c["ctranslate2"][k] for k in configs]
+            + [c["tfnmt_over_best_ctranslate2"], c["tfnmt_peak_rss_mb"],
+               c["ctranslate2_peak_rss_mb"]] for c in cells]
+    return "\n".join(markdown_table(head, rows)) + "\n"
 
 
 def ctranslate2_rows(run, checkpoint, name, sentences, references, batch_sizes, beam_sizes,

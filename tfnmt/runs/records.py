@@ -13,7 +13,8 @@ SEGMENTS = "training.json"  # one entry per training process: from_step, to_step
 VALIDATIONS = "validation.json"  # every validation: step, score, bleu, loss, nll
 
 
-def _load(run_dir, name, default):
+def read(run_dir, name, default):
+    """The JSON file `name` of the run, or default when there is none."""
     path = os.path.join(run_dir, name)
     if not os.path.isfile(path):
         return default
@@ -33,8 +34,8 @@ def training_record(run_dir):
     """The run's training as one JSON-ready dict (UserError if run_dir is not a run; a
     config.json of any tfnmt version)."""
     run = load(run_dir)
-    segments = _load(run_dir, SEGMENTS, [])
-    history = _load(run_dir, VALIDATIONS, [])
+    segments = read(run_dir, SEGMENTS, [])
+    history = read(run_dir, VALIDATIONS, [])
     best = max(history, key=lambda e: e["score"]) if history else None
     m, train = run.model, run.train
     return {

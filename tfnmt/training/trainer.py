@@ -32,7 +32,6 @@ from tfnmt.training.strategy import is_chief
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 LOCK = "train.lock"
-VALIDATION = records.VALIDATIONS
 
 
 def set_seed(seed):
@@ -334,7 +333,7 @@ class Trainer:
         history = self.validation_history(step)
         if self.converged(history):
             self.log(f"converged: no better validation score in the last {cfg.patience} "
-                     f"evaluations (see {VALIDATION})")
+                     f"evaluations (see {records.VALIDATIONS})")
             end = step
         window = {"loss": 0.0, "nll": 0.0, "tokens": 0.0}
         start_time = last_time = time.time()
@@ -384,7 +383,7 @@ class Trainer:
                             corpus.write_atomic(best_file, f"{score}\n")
                     history.append(dict(step=step, score=score, **valid))
                     if self.chief:
-                        corpus.write_atomic(os.path.join(self.run.run_dir, VALIDATION),
+                        corpus.write_atomic(os.path.join(self.run.run_dir, records.VALIDATIONS),
                                             json.dumps(history, indent=1) + "\n")
                     if self.converged(history):
                         if step % cfg.save_every:
@@ -407,8 +406,7 @@ class Trainer:
 
     def validation_history(self, step):
         """The validations up to `step` (a list of {"step", "score", ...}, oldest first)."""
-        path = os.path.join(self.run.run_dir, VALIDATION)
-        history = json.load(open(path, encoding="utf-8")) if os.path.isfile(path) else []
+        history = records.read(self.run.run_dir, records.VALIDATIONS, [])
         return [entry for entry in history if entry["step"] <= step]
 
     def converged(self, history):
@@ -418,15 +416,15 @@ class Trainer:
     def _record_segment(self, first_step, last_step, seconds):
         """Appends this process's share of training to run_dir/training.json."""
 
-        path = os.path.join(self.run.run_dir, records.SEGMENTS)
-        segments = json.load(open(path, encoding="utf-8")) if os.path.isfile(path) else []
+        segments = records.read(self.run.run_dir, records.SEGMENTS, [])
         where = provenance()
         segments.append({"from_step": first_step, "to_step": last_step,
                          "wall_seconds": round(seconds, 1),
                          **{k: where[k] for k in ("command", "git_commit", "cpu", "cpu_threads")},
                          "replicas": self.strategy.num_replicas_in_sync,
                          "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        corpus.write_atomic(path, json.dumps(segments, indent=2) + "\n")
+        corpus.write_atomic(os.path.join(self.run.run_dir, records.SEGMENTS),
+                            json.dumps(segments, indent=2) + "\n")
 
     def fingerprint(self):
         """sha256 of every weight (sorted by name): equal fingerprints = identical weights."""
