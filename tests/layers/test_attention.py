@@ -3,7 +3,7 @@ import tensorflow as tf
 
 import pytest
 
-from tfnmt.layers.attention import MultiHeadAttention, dot_product_attention, update_cache
+from tfnmt.layers.attention import dot_product_attention, MultiHeadAttention, update_cache
 
 
 def numpy_attention(q, k, v, mask, heads):
@@ -56,11 +56,17 @@ def test_cross_attention_uses_memory_projection():
     np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
-def test_update_cache_writes_one_position():
-    cache = tf.zeros([2, 1, 4, 3])  # [B, H, L, D]
-    new = tf.ones([2, 1, 1, 3])
-    out = update_cache(cache, new, tf.constant(2)).numpy()
-    assert out[:, :, 2].sum() == 6 and out.sum() == 6
+@pytest.mark.parametrize("group", [1, 3])
+def test_update_cache_writes_each_hypothesis_into_its_slot_at_one_time(group):
+    rng = np.random.default_rng(5)
+    batch, heads, length, depth = 2, 2, 4, 5
+    cache = rng.normal(size=(batch, heads, length * group, depth)).astype(np.float32)
+    new = rng.normal(size=(group * batch, heads, 1, depth)).astype(np.float32)
+    out = update_cache(tf.constant(cache), tf.constant(new), tf.constant(2), group).numpy()
+    expected = cache.copy()
+    for row in range(group * batch):  # row = sentence * group + hypothesis
+        expected[row // group, :, 2 * group + row % group] = new[row, :, 0]
+    np.testing.assert_array_equal(out, expected)
 
 
 @pytest.mark.parametrize("steps", [1, 3])

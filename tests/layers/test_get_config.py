@@ -69,7 +69,8 @@ def transformer_decoder_call(layer):
     memory_kv = layer.project_memory(MEMORY)
     parallel = layer(X, memory_kv, SOURCE_MASK[:, None, :], CAUSAL, return_attention=True)
     cache = {"k": tf.zeros([2, 2, 4, 4]), "v": tf.zeros([2, 2, 4, 4])}
-    step, cache = layer.step(X[:, :1], 0, cache, memory_kv, SOURCE_MASK[:, None, :])
+    visible = tf.constant([[[True, False, False, False]]] * 2)
+    step, cache = layer.step(X[:, :1], 0, cache, memory_kv, SOURCE_MASK[:, None, :], visible)
     return parallel, step, cache
 
 

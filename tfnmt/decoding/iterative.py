@@ -41,6 +41,12 @@ class SkipAT:
     def decoding_constants(self, vocab_ids=None):
         return self.model.decoding_constants(vocab_ids)
 
+    def expand_cache(self, cache, beam_size):
+        return self.model.expand_cache(cache, beam_size)
+
+    def reorder_cache(self, cache, origin, position):
+        return self.model.reorder_cache(cache, origin, position)
+
     def step(self, ids, position, cache, memory):
         ids = tf.where(ids == BOS_ID, self.bos_k_id, ids)
         return self.model.step(ids, position, cache, memory, embedding_position=position * self.k)

@@ -1,10 +1,12 @@
 """Greedy and beam search, generic over any model with the incremental decoding interface.
 
 A model provides `initial_state(source, max_length) -> {"cache", "memory"}` and
-`step(ids [K*B], position, cache, memory) -> (logits [K*B, V], cache)` (the cache holds a row
-per hypothesis, the memory one per sentence: a sentence's K hypotheses are consecutive rows and
-share its memory row), and optionally
-`decoding_constants() -> dict` (tensors computed once per call and added to `memory`). Both
+`step(ids [K*B], position, cache, memory) -> (logits [K*B, V], cache)` (a sentence's K
+hypotheses are consecutive rows and share its memory row), and optionally
+`decoding_constants() -> dict` (tensors computed once per call and added to `memory`) and
+`expand_cache(cache, K)` / `reorder_cache(cache, origin [B, K], position)` (by default the
+cache holds a row per hypothesis and beam search gathers the rows after every step; the
+Transformer keeps its keys and values in place, see models.transformer). Both
 searches are one tf.while_loop over static shapes (fixed max_length, fixed beam), so they trace
 once per input shape and compile under XLA. keras-hub's BeamSampler is not used: it has no
 length penalty and keeps scoring beams after EOS.
@@ -56,8 +58,22 @@ def _batch_size(source):
     return source.shape[0] if source.shape[0] is not None else tf.shape(source)[0]
 
 
-def _tile(x, beam):
-    return tf.repeat(x, beam, axis=0)
+def expand_cache(model, cache, beam_size):
+    """The cache for beam_size hypotheses a sentence: the model's expand_cache, else a row per
+    hypothesis (a sentence's rows consecutive)."""
+    if hasattr(model, "expand_cache"):
+        return model.expand_cache(cache, beam_size)
+    return tf.nest.map_structure(lambda t: tf.repeat(t, beam_size, axis=0), cache)
+
+
+def reorder_cache(model, cache, origin, position):
+    """Hypothesis j of sentence b continues hypothesis origin[b, j] [B, K] after step
+    `position`: the model's reorder_cache, else the rows gathered."""
+    if hasattr(model, "reorder_cache"):
+        return model.reorder_cache(cache, origin, position)
+    batch, beam = tf.shape(origin)[0], origin.shape[1]
+    rows = tf.reshape(origin + beam * tf.range(batch)[:, None], [-1])
+    return tf.nest.map_structure(lambda t: tf.gather(t, rows), cache)
 
 
 def step_memory(model, memory, vocab_ids=None):
@@ -88,7 +104,7 @@ def beam_search(model, source, max_length, limits, beam_size, alpha=0.0, min_len
     batch = _batch_size(source)
     state = model.initial_state(source, max_length)
     memory = step_memory(model, state["memory"], vocab_ids)  # once per sentence: grouped queries
-    cache = tf.nest.map_structure(lambda t: _tile(t, k), state["cache"])
+    cache = expand_cache(model, state["cache"], k)
     best_possible_lp = length_penalty(limits, alpha)  # the largest lp an alive beam can reach
     positions = tf.range(max_length)
 
@@ -112,8 +128,7 @@ def beam_search(model, source, max_length, limits, beam_size, alpha=0.0, min_len
         # Alive: the best k candidates that did not end.
         alive_logp, _, alive_ids, origin = _top_k_gather(
             k, tf.where(is_eos, NEG, cand_logp), cand_ids, origin)
-        flat_origin = tf.reshape(origin + k * tf.range(batch)[:, None], [-1])
-        cache = tf.nest.map_structure(lambda t: tf.gather(t, flat_origin), cache)
+        cache = reorder_cache(model, cache, origin, i)
 
         # Finished: candidates that end here and rank in the top k (as fairseq does, so beam 1
         # is greedy search), merged with the ones kept so far.

@@ -14,7 +14,7 @@ import tensorflow as tf
 from tfnmt.data.tokenizer import EOS_ID
 from tfnmt.decoding import search
 from tfnmt.models.recurrent import RecurrentDecoderModel
-from tfnmt.models.transformer import Transformer
+from tfnmt.models.transformer import Transformer, visible_slots
 
 COMPONENTS = ("encoding", "attention", "self-attention/GRU", "FFN", "softmax")
 
@@ -27,10 +27,10 @@ def pseudo_source(vocab_size, batch, length, seed=0):
     return tf.constant(ids)
 
 
-def _tile(state, beam):
-    """The decode loop's state: the cache once per hypothesis, the memory once per sentence."""
-    return {"cache": tf.nest.map_structure(lambda t: tf.repeat(t, beam, axis=0), state["cache"]),
-            "memory": state["memory"]}
+def _tile(model, state, beam):
+    """The decode loop's state: the cache for `beam` hypotheses a sentence, the memory once per
+    sentence."""
+    return {"cache": search.expand_cache(model, state["cache"], beam), "memory": state["memory"]}
 
 
 def _varying(x, i):
@@ -47,11 +47,13 @@ def component_steps(model, state, rows):
         x = tf.zeros([rows, 1, d])
 
         def self_attention(i, carry):
+            visible = visible_slots(carry["cache"]["ancestry"], i)
             caches = []
-            for layer, cache in zip(model.decoder_layers, carry["cache"]):
-                y, cache = layer.self_attention_step(_varying(x, i), i, cache)
+            for layer, cache in zip(model.decoder_layers, carry["cache"]["layers"]):
+                y, cache = layer.self_attention_step(_varying(x, i), i, cache, visible)
                 caches.append(cache)
-            return {"cache": caches, "sum": carry["sum"] + tf.reduce_sum(y)}
+            return {"cache": dict(carry["cache"], layers=caches),
+                    "sum": carry["sum"] + tf.reduce_sum(y)}
 
         def attention(i, carry):
             y = [layer.cross_attention_step(_varying(x, i), kv, memory["mask"])
@@ -119,7 +121,7 @@ def breakdown(model, sentences=1000, batch_size=1, source_length=20, target_leng
     encode = tf.function(lambda s: model.initial_state(s, target_length), **jit)
     result = {"total": _timed(total, source, repeats=repeats),
               "encoding": _timed(encode, source, repeats=repeats)}
-    state = _tile(model.initial_state(source, target_length), beam_size)
+    state = _tile(model, model.initial_state(source, target_length), beam_size)
     carry = {"sum": tf.constant(0.0)}
     if "h" in state["cache"]:
         carry["h"] = state["cache"]["h"]

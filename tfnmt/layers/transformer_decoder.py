@@ -76,27 +76,28 @@ class TransformerDecoderLayer(keras.layers.Layer):
     def project_memory(self, memory):
         return self.cross_attention.project_memory(memory)
 
-    def step(self, x, position, cache, memory_kv, memory_mask):
-        """One decoding step. x [G*B, 1, d] at time `position`; cache {"k", "v"}: [G*B, H, L, D];
-        memory_kv [B, H, S, D] (G hypotheses a sentence share it, see dot_product_attention).
+    def step(self, x, position, cache, memory_kv, memory_mask, visible):
+        """One decoding step. x [G*B, 1, d] at time `position` (G hypotheses a sentence,
+        consecutive rows); cache {"k", "v"}: [B, H, L*G, D] (see update_cache); visible
+        [B, G, L*G] bool: the cache slots each hypothesis attends to; memory_kv [B, H, S, D]
+        (the G hypotheses of a sentence share it, see dot_product_attention).
 
-        Attends to cached positions <= `position`; returns (y [B, 1, d], updated cache).
+        Returns (y [G*B, 1, d], updated cache).
         """
-        x, cache = self.self_attention_step(x, position, cache)
+        x, cache = self.self_attention_step(x, position, cache, visible)
         x = self.cross_attention_step(x, memory_kv, memory_mask)
         return self.ffn_step(x), cache
 
     # The three sub-layers of a step, separately callable (the time breakdown times each).
-    def self_attention_step(self, x, position, cache):
+    def self_attention_step(self, x, position, cache, visible):
         new_cache = {}
 
         def self_attend(h):
             q, k, v = self.self_attention.project_self(h)
-            new_cache["k"] = update_cache(cache["k"], k, position)
-            new_cache["v"] = update_cache(cache["v"], v, position)
-            visible = tf.range(tf.shape(cache["k"])[2]) <= position
-            return self.self_attention.attend(q, new_cache["k"], new_cache["v"],
-                                              visible[None, None, :])[0]
+            group = visible.shape[1]
+            new_cache["k"] = update_cache(cache["k"], k, position, group)
+            new_cache["v"] = update_cache(cache["v"], v, position, group)
+            return self.self_attention.attend(q, new_cache["k"], new_cache["v"], visible)[0]
 
         return self._block(0, x, self_attend), new_cache
 

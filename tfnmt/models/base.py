@@ -3,8 +3,9 @@
 Decoding interface of every incremental model (see tfnmt/decoding.py):
   state = model.initial_state(source_ids, max_length)   # {"cache": ..., "memory": ...}
   logits, cache = model.step(ids [B], position, state["cache"], state["memory"])
-"cache" is reordered by beam search; "memory" (encoder keys/values, source mask) is per sentence,
-and the decode loops add model.decoding_constants() to it once per call.
+"cache" follows the hypotheses (beam search expands and reorders it, see decoding/search.py);
+"memory" (encoder keys/values, source mask) is per sentence, and the decode loops add
+model.decoding_constants() to it once per call.
 """
 
 import keras

@@ -14,6 +14,15 @@ def causal_mask(length):
     return (idx[None, :] <= idx[:, None])[None]
 
 
+def visible_slots(ancestry, position):
+    """ancestry [B, G, L] -> [B, G, L*G] bool: the cache slots (t*G + g) hypothesis g attends
+    to at step `position`, its ancestors' at times t <= position."""
+    group = ancestry.shape[1]
+    visible = ((ancestry[..., None] == tf.range(group)) &
+               (tf.range(tf.shape(ancestry)[2]) <= position)[None, None, :, None])
+    return tf.reshape(visible, [tf.shape(ancestry)[0], group, -1])
+
+
 class Transformer(EncoderDecoder):
     decoder_layer_class = TransformerDecoderLayer
 
@@ -86,24 +95,48 @@ class Transformer(EncoderDecoder):
         return self.state_from_encoding(*self.encode(source), max_length)
 
     def state_from_encoding(self, encoded, source_mask, max_length):
+        """The cache: every layer's keys and values [B, H, L, D] (a slot per time and
+        hypothesis, see attention.update_cache) and "ancestry" [B, 1, L]: for each hypothesis,
+        the slot its prefix was computed in at every time (expand_cache and reorder_cache keep
+        it, so beam search moves no keys or values)."""
         batch = tf.shape(encoded)[0]
         heads = self.config.num_heads
         shape = [batch, heads, max_length, self.config.d_model // heads]
-        cache = [{"k": tf.zeros(shape, encoded.dtype), "v": tf.zeros(shape, encoded.dtype)}
-                 for _ in self.decoder_layers]
+        layers = [{"k": tf.zeros(shape, encoded.dtype), "v": tf.zeros(shape, encoded.dtype)}
+                  for _ in self.decoder_layers]
         memory = {"kv": [layer.project_memory(encoded) for layer in self.decoder_layers],
                   "mask": source_mask[:, None, :]}
-        return {"cache": cache, "memory": memory}
+        return {"cache": {"layers": layers, "ancestry": tf.zeros([batch, 1, max_length],
+                                                                 tf.int32)},
+                "memory": memory}
+
+    def expand_cache(self, cache, beam_size):
+        """A fresh cache for `beam_size` hypotheses a sentence: beam_size slots a time, each
+        hypothesis its own ancestor so far."""
+        layers = tf.nest.map_structure(lambda t: tf.repeat(t, beam_size, axis=2),
+                                       cache["layers"])
+        ancestry = tf.repeat(cache["ancestry"], beam_size, axis=1)
+        return {"layers": layers, "ancestry": ancestry + tf.range(beam_size)[None, :, None]}
+
+    def reorder_cache(self, cache, origin, position):
+        """After step `position`, hypothesis j continues hypothesis origin[:, j] [B, K]: it
+        takes over that one's ancestry up to `position`; later slots stay its own."""
+        beam = cache["ancestry"].shape[1]
+        ancestry = tf.gather(cache["ancestry"], origin, batch_dims=1)
+        future = tf.range(tf.shape(ancestry)[2]) > position
+        own = tf.broadcast_to(tf.range(beam)[None, :, None], tf.shape(ancestry))
+        return dict(cache, ancestry=tf.where(future[None, None, :], own, ancestry))
 
     def step(self, ids, position, cache, memory, embedding_position=None):
-        """ids [B] at cache slot `position` -> (logits [B, V], updated cache). The position
+        """ids [G*B] at cache slot `position` -> (logits [G*B, V], updated cache). The position
         encoding is `embedding_position` when given (Skip-AT: position * k)."""
         x = self.target_embedder(ids[:, None], start_index=position if embedding_position is None
                                  else embedding_position)
-        new_cache = []
-        for i, (layer, layer_cache, kv) in enumerate(zip(self.decoder_layers, cache,
+        visible = visible_slots(cache["ancestry"], position)
+        layers = []
+        for i, (layer, layer_cache, kv) in enumerate(zip(self.decoder_layers, cache["layers"],
                                                          memory["kv"])):
             x, _ = self.layer_input(i, x)
-            x, layer_cache = layer.step(x, position, layer_cache, kv, memory["mask"])
-            new_cache.append(layer_cache)
-        return self.logits(x, memory)[:, 0], new_cache
+            x, layer_cache = layer.step(x, position, layer_cache, kv, memory["mask"], visible)
+            layers.append(layer_cache)
+        return self.logits(x, memory)[:, 0], dict(cache, layers=layers)
