@@ -11,7 +11,11 @@ import pytest
 
 from tests.conftest import REPO
 
-CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.flags")))
+# The recipes (each names its run); a flag file without --run_dir is a part other recipes
+# include (configs/multi30k_bf16.flags), checked through them.
+CONFIGS = sorted(path for path in glob.glob(os.path.join(REPO, "configs", "*.flags"))
+                 if "\n--run_dir=" in "\n" + open(path, encoding="utf-8").read())
+PARTS = sorted(set(glob.glob(os.path.join(REPO, "configs", "*.flags"))) - set(CONFIGS))
 DISTILLED = re.compile(r"data/distilled/(.+)\.train\.\w+$")
 
 
@@ -146,3 +150,9 @@ def test_the_frontier_chain_trains_existing_configs_after_what_they_build_on(rec
         for run in filter(None, needs):
             base = os.path.basename(run.rstrip("/"))
             assert base in order[:position], f"{name} needs {base} first"
+
+
+@pytest.mark.parametrize("path", PARTS, ids=os.path.basename)
+def test_every_part_is_included_by_a_recipe(path):
+    include = f"--flagfile=configs/{os.path.basename(path)}"
+    assert any(include in open(c, encoding="utf-8").read() for c in CONFIGS), path

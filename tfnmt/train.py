@@ -53,6 +53,7 @@ flags.DEFINE_float("label_smoothing", 0.1, "Label smoothing epsilon.")
 flags.DEFINE_integer("accumulate_steps", 1, "Batches accumulated into one update.")
 flags.DEFINE_enum("mixed_precision", "float32", ["float32", "mixed_bfloat16"], "Precision policy.")
 flags.DEFINE_bool("xla", True, "Compile the forward/backward pass with XLA.")
+flags.DEFINE_bool("xla_elementwise", False, "With --noxla: XLA compiles only the element-wise ops; matrix products run on TensorFlow's kernels (oneDNN), which use AMX for bfloat16 (with --mixed_precision=mixed_bfloat16 on such a CPU, the fastest way to train; see docs/decisions.md).")
 flags.DEFINE_integer("save_every", 1000, "Steps between checkpoints.")
 flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept.")
 flags.DEFINE_integer("log_every", 100, "Steps between console/TensorBoard lines.")
@@ -134,7 +135,8 @@ def configs_from_flags():
         model, train_steps=FLAGS.train_steps, learning_rate=FLAGS.learning_rate,
         warmup_steps=FLAGS.warmup_steps, clip_norm=FLAGS.clip_norm,
         label_smoothing=FLAGS.label_smoothing, accumulate_steps=FLAGS.accumulate_steps,
-        mixed_precision=FLAGS.mixed_precision, xla=FLAGS.xla, save_every=FLAGS.save_every,
+        mixed_precision=FLAGS.mixed_precision, xla=FLAGS.xla,
+        xla_elementwise=FLAGS.xla_elementwise, save_every=FLAGS.save_every,
         keep_checkpoints=FLAGS.keep_checkpoints, log_every=FLAGS.log_every,
         eval_every=FLAGS.eval_every, eval_bleu_sentences=FLAGS.eval_bleu_sentences,
         patience=FLAGS.patience, seed=FLAGS.seed, init_from=FLAGS.init_from,
@@ -177,10 +179,19 @@ def main(argv):
             raise UserError(f"--{name} is required.")
     if bool(FLAGS.valid_source) != bool(FLAGS.valid_target):
         raise UserError("--valid_source and --valid_target go together.")
+    from tfnmt.training.trainer import ELEMENTWISE_CLUSTERS, Trainer
+
+    if (FLAGS.xla_elementwise and not FLAGS.xla and
+            ELEMENTWISE_CLUSTERS not in os.environ.get("TF_XLA_FLAGS", "")):
+        # TensorFlow has read TF_XLA_FLAGS by now (absl's app.run makes it): start again with
+        # them set (the same process id, so signals and the run's lock are unaffected).
+        env = dict(os.environ, TF_XLA_FLAGS=f"{os.environ.get('TF_XLA_FLAGS', '')} "
+                                            f"{ELEMENTWISE_CLUSTERS}".strip())
+        sys.stdout.flush()
+        os.execve(sys.executable, [sys.executable, "-m", "tfnmt.train", *sys.argv[1:]], env)
     # The strategy first: multi-worker collectives must be configured before any TF op runs.
     strategy = make_strategy(FLAGS.distribution, FLAGS.devices, FLAGS.tpu)
     model, data, train = configs_from_flags()
-    from tfnmt.training.trainer import Trainer
 
     if model.architecture == "nart":  # C of N = M + C, measured on what the model learns
         from tfnmt.data.pipeline import measure_length_offset

@@ -71,3 +71,17 @@ def test_cmlm_objective_trains_length_and_tokens():
     logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     np.testing.assert_allclose(float(terms["length_nll"]), -(logp[0, 4] + logp[1, 2]), rtol=1e-5)
     assert float(terms["tokens"]) >= 2  # at least one masked token per row
+
+
+def test_mask_predict_runs_on_a_model_computing_in_bfloat16():
+    """Validation decodes the model being trained, which computes in bfloat16 under
+    --mixed_precision=mixed_bfloat16: the same lengths and tokens as float32 on these weights."""
+    from tfnmt.runs import at_precision
+
+    m = model()
+    low = at_precision(m, "mixed_bfloat16")
+    full, half = (mask_predict(x, SOURCE, MASK, iterations=2, length_beam=2) for x in (m, low))
+    assert half["scores"].dtype == tf.float32
+    np.testing.assert_array_equal(half["lengths"].numpy(), full["lengths"].numpy())
+    agree = (half["ids"].numpy() == full["ids"].numpy()).mean()
+    assert agree >= 0.8, agree

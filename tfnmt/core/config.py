@@ -158,6 +158,9 @@ class TrainConfig:
     accumulate_steps: int = 1
     mixed_precision: str = "float32"  # float32, mixed_float16, mixed_bfloat16
     xla: bool = True  # compile the forward/backward pass with XLA
+    # Without xla: XLA compiles only the element-wise ops (auto-clustering); matrix products
+    # stay TensorFlow's (oneDNN: bfloat16 on AMX cores, which XLA's CPU dots do not use).
+    xla_elementwise: bool = False
     save_every: int = 1000
     keep_checkpoints: int = 5
     log_every: int = 100

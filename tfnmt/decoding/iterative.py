@@ -150,7 +150,8 @@ def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_lengt
     width = model.config.max_length if max_length is None else max_length
     encoded, source_mask = model.encode(source)
     batch = tf.shape(source)[0]
-    length_logp = tf.nn.log_softmax(model.length_logits(encoded, source_mask)[:, : width + 1])
+    length_logp = tf.nn.log_softmax(tf.cast(model.length_logits(encoded, source_mask),
+                                            tf.float32)[:, : width + 1])
     # L counts EOS: at least one token and EOS.
     length_logp = tf.concat([tf.fill([batch, 2], NEG), length_logp[:, 2:]], axis=1)
     _, lengths = tf.math.top_k(length_logp, k=length_beam)               # [B, l]

@@ -54,7 +54,8 @@ class Run:
 # Settings a resumed run may change without --allow_config_change: they decide how long and how
 # often, not what is learned.
 FREE_TO_CHANGE = {"train_steps", "save_every", "keep_checkpoints", "log_every", "eval_every",
-                  "eval_bleu_sentences", "eval_beam_size", "patience", "xla", "init_from"}
+                  "eval_bleu_sentences", "eval_beam_size", "patience", "xla", "xla_elementwise",
+                  "init_from"}
 PATH_FIELDS = {"train_source", "train_target", "train_distilled", "valid_source", "valid_target",
                "teacher.run"}
 CHECKED_BY_CONTENT = {"source_vocab", "target_vocab"}  # prepare compares the files themselves

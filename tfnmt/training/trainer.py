@@ -55,6 +55,21 @@ def worker_index(strategy):
                                "chief" in resolver.cluster_spec().as_dict() else 0)
 
 
+# TensorFlow's auto-clustering, limited to the ops XLA fuses (element-wise, reductions); CPU
+# graphs need the global switch. Matrix products stay outside the clusters.
+ELEMENTWISE_CLUSTERS = "--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit --tf_xla_ops_to_cluster=FUSIBLE"
+
+
+def cluster_elementwise():
+    """Turns on XLA auto-clustering of the fusible ops for every function not compiled whole
+    (jit_compile unset), for the rest of the process. TensorFlow reads TF_XLA_FLAGS once and
+    early (absl's app.run already makes it), so this works in a library process that has run
+    nothing yet; the tfnmt.train command instead starts again with the variable set."""
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    if ELEMENTWISE_CLUSTERS not in flags:
+        os.environ["TF_XLA_FLAGS"] = f"{flags} {ELEMENTWISE_CLUSTERS}".strip()
+
+
 class Trainer:
     def __init__(self, run: runs.Run, strategy, objective=None, log=None):
         self.run, self.strategy = run, strategy
@@ -63,6 +78,11 @@ class Trainer:
         if cfg.mixed_precision not in PRECISIONS:
             raise UserError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, got "
                             f"{cfg.mixed_precision!r}.")
+        if cfg.xla_elementwise:
+            if cfg.xla:
+                raise UserError("--xla_elementwise is for training without --xla (which "
+                                "compiles the whole step); add --noxla.")
+            cluster_elementwise()
         if cfg.accumulate_steps < 1:
             raise UserError(f"accumulate_steps must be positive, got {cfg.accumulate_steps}.")
         corpus.check_parallel(run.data.train_source, run.data.train_target)
@@ -153,7 +173,10 @@ class Trainer:
                 terms = objective(model, batch, training=True)
             return tape.gradient(terms["loss"], variables), terms
 
-        forward_backward = tf.function(forward_backward, jit_compile=cfg.xla, autograph=False)
+        # Without --xla, jit_compile stays unset (not False), so --xla_elementwise's clusters
+        # can form.
+        forward_backward = tf.function(forward_backward, jit_compile=cfg.xla or None,
+                                       autograph=False)
 
         def replica_step(batches):
             ctx = tf.distribute.get_replica_context()
