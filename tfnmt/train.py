@@ -179,16 +179,13 @@ def main(argv):
             raise UserError(f"--{name} is required.")
     if bool(FLAGS.valid_source) != bool(FLAGS.valid_target):
         raise UserError("--valid_source and --valid_target go together.")
-    from tfnmt.training.trainer import ELEMENTWISE_CLUSTERS, Trainer
+    from tfnmt.training.trainer import cluster_elementwise, Trainer
 
-    if (FLAGS.xla_elementwise and not FLAGS.xla and
-            ELEMENTWISE_CLUSTERS not in os.environ.get("TF_XLA_FLAGS", "")):
+    if FLAGS.xla_elementwise and not FLAGS.xla and cluster_elementwise():
         # TensorFlow has read TF_XLA_FLAGS by now (absl's app.run makes it): start again with
-        # them set (the same process id, so signals and the run's lock are unaffected).
-        env = dict(os.environ, TF_XLA_FLAGS=f"{os.environ.get('TF_XLA_FLAGS', '')} "
-                                            f"{ELEMENTWISE_CLUSTERS}".strip())
+        # it set (the same process id, so signals and the run's lock are unaffected).
         sys.stdout.flush()
-        os.execve(sys.executable, [sys.executable, "-m", "tfnmt.train", *sys.argv[1:]], env)
+        os.execv(sys.executable, [sys.executable, "-m", "tfnmt.train", *sys.argv[1:]])
     # The strategy first: multi-worker collectives must be configured before any TF op runs.
     strategy = make_strategy(FLAGS.distribution, FLAGS.devices, FLAGS.tpu)
     model, data, train = configs_from_flags()

@@ -62,12 +62,14 @@ ELEMENTWISE_CLUSTERS = "--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit --tf_xla_ops
 
 def cluster_elementwise():
     """Turns on XLA auto-clustering of the fusible ops for every function not compiled whole
-    (jit_compile unset), for the rest of the process. TensorFlow reads TF_XLA_FLAGS once and
-    early (absl's app.run already makes it), so this works in a library process that has run
-    nothing yet; the tfnmt.train command instead starts again with the variable set."""
+    (jit_compile unset), for the rest of the process; True if TF_XLA_FLAGS changed. TensorFlow
+    reads that variable once and early (absl's app.run already makes it), so this works in a
+    library process that has run nothing yet; the tfnmt.train command starts again after it."""
     flags = os.environ.get("TF_XLA_FLAGS", "")
-    if ELEMENTWISE_CLUSTERS not in flags:
-        os.environ["TF_XLA_FLAGS"] = f"{flags} {ELEMENTWISE_CLUSTERS}".strip()
+    if ELEMENTWISE_CLUSTERS in flags:
+        return False
+    os.environ["TF_XLA_FLAGS"] = f"{flags} {ELEMENTWISE_CLUSTERS}".strip()
+    return True
 
 
 class Trainer:
