@@ -1,6 +1,8 @@
 """Builds a run's lexical shortlist from its training pairs:
-python -m tfnmt.shortlist --run_dir=runs/x [--per_source=20 --frequent=200 --ranking=dice]
-writes runs/x/shortlist.npz, which translate/evaluate/benchmark use with --shortlist."""
+python -m tfnmt.shortlist --run_dir=runs/x [--per_source=100 --frequent=100 --ranking=ibm1]
+writes runs/x/shortlist.npz, which translate/evaluate/benchmark use with --shortlist. The
+defaults are the lists that cost the Multi30k teacher least BLEU at batch 1 for their size
+(docs/decisions.md, "Lexical shortlist")."""
 
 from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
 
@@ -10,10 +12,11 @@ from tfnmt.core.errors import UserError, run_main
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "Trained run directory (its training pairs and vocabularies).")
-flags.DEFINE_integer("per_source", 20, "Target pieces kept per source piece (co-occurrence).")
-flags.DEFINE_integer("frequent", 200, "Most frequent target pieces always kept.")
-flags.DEFINE_enum("ranking", "count", ["count", "dice"], "How a source piece's targets are "
-                  "ranked: pairs holding both, or their Dice coefficient.")
+flags.DEFINE_integer("per_source", 100, "Target pieces kept per source piece.")
+flags.DEFINE_integer("frequent", 100, "Most frequent target pieces always kept.")
+flags.DEFINE_enum("ranking", "ibm1", ["count", "dice", "ibm1"], "How a source piece's targets "
+                  "are ranked: pairs holding both, their Dice coefficient, or IBM Model 1's "
+                  "p(target | source).")
 
 
 def token_lists(tokenizer, lines, chunk=4096):

@@ -21,8 +21,41 @@ def test_dice_ranking_by_hand():
     count = shortlist.build(sources, targets, 9, per_source=2, frequent=2)
     assert dice["table"][6].tolist() == [11, 12] and count["table"][6].tolist() == [10, 11]
     assert dice["table"][5].tolist() == [10, 11]  # Dice 1 and 2/3
-    with pytest.raises(UserError, match="ranking must be one of count, dice"):
+    with pytest.raises(UserError, match="ranking must be one of count, dice, ibm1"):
         shortlist.build(sources, targets, 9, ranking="alignment")
+
+
+def test_ibm1_one_em_pass_by_hand():
+    # Pair ([5, 6], [10]): 10 shares 1/3 with 5, 6 and NULL; pair ([5], [10, 11]): 10 and 11
+    # each share 1/2 with 5 and NULL. Counts for 5: 10 -> 1/3 + 1/2, 11 -> 1/2: p = 5/8, 3/8.
+    keys = np.array([5 << 32 | 10, 5 << 32 | 11, 6 << 32 | 10], np.int64)
+    p = shortlist.ibm1([[5, 6], [5]], [[10], [10, 11]], keys, iterations=1)
+    np.testing.assert_allclose(p, [5 / 8, 3 / 8, 1.0])
+
+
+def test_ibm1_equals_a_dense_em_and_ranks_by_it():
+    rng = np.random.default_rng(3)
+    sources = [rng.integers(4, 12, rng.integers(1, 6)).tolist() for _ in range(40)]
+    targets = [rng.integers(4, 15, rng.integers(1, 6)).tolist() for _ in range(40)]
+    prob = np.ones([13, 15])  # row 12: NULL; every pair starts equal, as in the sparse code
+    for _ in range(4):
+        counts = np.zeros_like(prob)
+        for source, target in zip(sources, targets):
+            rows = source + [12]
+            for t in target:
+                share = prob[rows, t] / prob[rows, t].sum()
+                np.add.at(counts, (rows, t), share)
+        seen = counts > 0
+        prob = np.where(seen, counts / counts.sum(1, keepdims=True), 1.0)
+    built = shortlist.build(sources, targets, 12, per_source=3, frequent=0, ranking="ibm1")
+    for s in set(sum(sources, [])):
+        listed = built["table"][s]
+        observed = np.nonzero(seen[s])[0]
+        best = observed[np.lexsort((observed, -prob[s, observed]))][:3]
+        assert listed[:len(best)].tolist() == best.tolist()
+    keys = np.array([s << 32 | t for s in range(12) for t in range(15) if seen[s, t]])
+    np.testing.assert_allclose(shortlist.ibm1(sources, targets, keys, iterations=4),
+                               [prob[k >> 32, k & 0xFFFFFFFF] for k in keys], rtol=1e-12)
 
 
 @pytest.mark.parametrize("listed,size", [(1, 256), (252, 256), (253, 512), (600, 1024),

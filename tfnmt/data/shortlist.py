@@ -4,7 +4,9 @@ frequent target pieces. A batch is decoded over the union of its sources' lists 
 output layer multiplies by those rows of the embedding table instead of all V.
 
 Written here: neither keras-hub nor TensorFlow Text has one; Marian and CTranslate2 read lists
-made by external aligners (fast_align), a dependency this project does not have.
+made by external aligners (fast_align), a dependency this project does not have. The "ibm1"
+ranking is that aligner's model without its diagonal prior: IBM Model 1's p(target | source),
+estimated by a few EM passes over the pairs (Brown et al. 1993).
 """
 
 import os
@@ -18,7 +20,8 @@ FILE = "shortlist.npz"
 BUCKET = 256  # shortlist sizes are padded to BUCKET * 2**k (one compiled program each)
 
 
-RANKINGS = ("count", "dice")
+RANKINGS = ("count", "dice", "ibm1")
+IBM1_ITERATIONS = 5
 
 
 def build(source_ids, target_ids, source_vocab_size, per_source=20, frequent=200,
@@ -28,7 +31,9 @@ def build(source_ids, target_ids, source_vocab_size, per_source=20, frequent=200
     most frequent targets), "frequent": [frequent] the most frequent target ids}; ties go to
     the smaller id. A source piece's targets are ranked by the number of pairs holding both
     ("count"), or by their Dice coefficient 2 c(s, t) / (c(s) + c(t)) over pairs ("dice"),
-    which does not favour the frequent target pieces the "frequent" list already has."""
+    which does not favour the frequent target pieces the "frequent" list already has, or by
+    IBM Model 1's translation probability p(t | s) ("ibm1"), which credits a target piece to
+    the source pieces that explain it best instead of to every piece of its sentence."""
     if per_source < 1 or frequent < 0:
         raise UserError(f"need per_source >= 1 and frequent >= 0, got {per_source} and "
                         f"{frequent}.")
@@ -52,6 +57,8 @@ def build(source_ids, target_ids, source_vocab_size, per_source=20, frequent=200
                              np.zeros([0], np.int64), return_counts=True)
     sources, targets = (keys >> 32).astype(np.int64), (keys & 0xFFFFFFFF).astype(np.int32)
     score = counts.astype(np.float64)
+    if ranking == "ibm1":
+        score = ibm1(source_ids, target_ids, keys)
     if ranking == "dice":
         target_total = np.array([target_pairs[t] for t in targets.tolist()], np.float64)
         score = 2.0 * score / (source_pairs[sources] + target_total)
@@ -64,6 +71,34 @@ def build(source_ids, target_ids, source_vocab_size, per_source=20, frequent=200
         table[piece, :len(chosen)] = chosen
         table[piece, len(chosen):] = chosen[0]  # padded with a listed id: the union is a set
     return {"table": table, "frequent": top[:frequent]}
+
+
+def ibm1(source_ids, target_ids, keys, iterations=IBM1_ITERATIONS):
+    """IBM Model 1 by EM from uniform p(t | s): each target token's count is shared among the
+    source pieces of its pair and a NULL source in proportion to p(t | s), then p(t | s) is
+    the shared counts normalised per s. keys: the sorted (s << 32 | t) pairs that co-occur
+    (only they get probability) -> p(t | s) for each, float64."""
+    null = np.int64(1) << 31  # a source id no vocabulary reaches
+    link_keys, group_sizes = [], []
+    for source, target in zip(source_ids, target_ids):
+        s = np.append(np.asarray(source, np.int64), null)
+        t = np.asarray(target, np.int64)
+        link_keys.append((s[None, :] << 32 | t[:, None]).ravel())  # [target token, source]
+        group_sizes.append(np.full(len(t), len(s)))
+    if not link_keys:
+        return np.zeros([len(keys)])
+    link_keys = np.concatenate(link_keys)
+    token = np.repeat(np.arange(sum(len(g) for g in group_sizes)), np.concatenate(group_sizes))
+    all_keys, link = np.unique(link_keys, return_inverse=True)  # keys plus the NULL pairs
+    source_of = all_keys >> 32
+    _, source_index = np.unique(source_of, return_inverse=True)
+    prob = np.ones(len(all_keys))
+    for _ in range(iterations):
+        weight = prob[link]
+        share = weight / np.bincount(token, weights=weight)[token]
+        counts = np.bincount(link, weights=share, minlength=len(all_keys))
+        prob = counts / np.bincount(source_index, weights=counts)[source_index]
+    return prob[np.searchsorted(all_keys, keys)]
 
 
 def save(run_dir, shortlist):
