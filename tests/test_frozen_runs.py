@@ -4,6 +4,7 @@ working, and an optimised decode loop is checked against the code it replaced.""
 
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -148,6 +149,16 @@ def test_the_shortlist_command_and_decoding_over_it(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     lists = shortlist.load(str(run_dir))
     assert lists["table"].shape == (24, 3) and len(lists["frequent"]) == 2
+    assert shortlist.settings(str(run_dir)).startswith("3 targets per source piece by ibm1, 2 ")
+    checked = run_module("tfnmt.shortlist", f"--run_dir={run_dir}",
+                         f"--check_source={paths['test.src']}",
+                         f"--check_target={paths['test.tgt']}")
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    assert re.search(r"\d+ sentences, batch 1: union \d+ ids .* \d+\.\d\d% of the pieces are "
+                     r"outside", checked.stdout)
+    lone = run_module("tfnmt.shortlist", f"--run_dir={run_dir}",
+                      f"--check_source={paths['test.src']}")
+    assert lone.returncode == 1 and "go together" in lone.stderr and "Traceback" not in lone.stderr
     run = runs.load(str(run_dir))
     model, _ = runs.restore_model(run, "latest")
     recorded = expected()

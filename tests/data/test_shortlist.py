@@ -65,7 +65,7 @@ def test_the_union_is_padded_to_few_sizes(listed, size):
     lists = {"table": np.full([10, 1], 4, np.int32),
              "frequent": np.arange(4, 4 + listed, dtype=np.int32)}
     ids = shortlist.union(lists, np.array([[5, EOS_ID]]), 8000).numpy()
-    assert len(ids) == size
+    assert len(ids) == size == shortlist.padded_size(4 + listed, 8000)  # + PAD UNK BOS EOS
     if size < 8000:
         assert set(ids[ids != PAD_ID]) == set(range(1, 4 + listed))
     else:
@@ -86,11 +86,27 @@ def test_build_by_hand_and_the_union_of_a_batch(tmp_path):
     assert ids[:7].tolist() == [0, 1, 2, 3, 10, 11, 12] and len(ids) == shortlist.BUCKET
     assert not ids[7:].any()  # padded with PAD, which is never generated
     assert shortlist.union(built, np.array([[7]]), 200).numpy().tolist() == list(range(200))
-    path = shortlist.save(str(tmp_path), built)
+    path = shortlist.save(str(tmp_path), built, "2 by count")
     loaded = shortlist.load(str(tmp_path))
     assert path.endswith("shortlist.npz") and (loaded["table"] == built["table"]).all()
+    assert sorted(loaded) == ["frequent", "table"]
+    assert shortlist.settings(str(tmp_path)) == "2 by count"
     with pytest.raises(UserError, match="python -m tfnmt.shortlist"):
         shortlist.load(str(tmp_path / "none"))
+
+
+def test_coverage_by_hand():
+    # Source piece 5 lists 10, 11; 6 lists 12; 13 is always kept. Sentence 1 ([5] -> [10, 12])
+    # has 12 outside its union {0-3, 13, 10, 11}; sentence 2 ([6] -> [12, 13, 12]) has none.
+    # Decoded together they share {0-3, 10-13}: nothing is outside.
+    lists = {"table": np.array([[13, 13]] * 5 + [[10, 11], [12, 12]], np.int32),
+             "frequent": np.array([13], np.int32)}
+    alone = shortlist.coverage(lists, [[5], [6]], [[10, 12], [12, 13, 12]], 300)
+    assert alone == {"sentences": 2, "mean_union": 6.5, "mean_padded": 256.0,
+                     "sentences_outside": 1, "pieces_outside_percent": 20.0}
+    together = shortlist.coverage(lists, [[5], [6]], [[10, 12], [12, 13, 12]], 200, 2)
+    assert together == {"sentences": 2, "mean_union": 8.0, "mean_padded": 200.0,
+                        "sentences_outside": 0, "pieces_outside_percent": 0.0}
 
 
 def test_greedy_over_a_shortlist_holding_the_full_searchs_tokens_picks_them():

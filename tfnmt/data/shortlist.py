@@ -101,13 +101,20 @@ def ibm1(source_ids, target_ids, keys, iterations=IBM1_ITERATIONS):
     return prob[np.searchsorted(all_keys, keys)]
 
 
-def save(run_dir, shortlist):
-    """Writes <run_dir>/shortlist.npz under a temporary name, then renames it."""
+def save(run_dir, shortlist, settings=""):
+    """Writes <run_dir>/shortlist.npz under a temporary name, then renames it; `settings`
+    (how the lists were built, one line) is stored beside them for the records."""
     path = os.path.join(run_dir, FILE)
     tmp = f"{path}.tmp-{os.getpid()}.npz"
-    np.savez(tmp, **shortlist)
+    np.savez(tmp, **shortlist, settings=np.array(settings))
     os.replace(tmp, path)
     return path
+
+
+def settings(run_dir):
+    """The line save() stored ("" for lists saved without one)."""
+    with np.load(os.path.join(run_dir, FILE)) as values:
+        return str(values["settings"]) if "settings" in values.files else ""
 
 
 def load(run_dir):
@@ -117,6 +124,40 @@ def load(run_dir):
                         f"--run_dir={run_dir}.")
     with np.load(path) as values:
         return {"table": values["table"], "frequent": values["frequent"]}
+
+
+def padded_size(count, vocab_size):
+    """The size union() pads `count` listed ids to: BUCKET * 2**k, or V when that is no
+    smaller."""
+    size = BUCKET
+    while size < count:
+        size *= 2
+    return vocab_size if size >= vocab_size else size
+
+
+def coverage(shortlist, source_ids, target_ids, vocab_size, batch_size=1):
+    """How much of some target sentences (a model's translations, or references) the lists of
+    their sources hold, decoded `batch_size` sentences at a time (consecutive lines, as a
+    decode run batches them): {"sentences", "mean_union" (listed ids), "mean_padded" (the size
+    decoded, padded as union() pads it), "sentences_outside" (with a piece outside their
+    union), "pieces_outside_percent"}. Plain numpy: checks lists without decoding."""
+    table, always = shortlist["table"], np.asarray(shortlist["frequent"])
+    specials = np.array([PAD_ID, UNK_ID, BOS_ID, EOS_ID])
+    sizes, padded, outside_sentences, outside, pieces = [], [], 0, 0, 0
+    for start in range(0, len(source_ids), batch_size):
+        listed = [table[np.asarray(s, np.int64)].ravel() for s in
+                  source_ids[start:start + batch_size]]
+        allowed = np.unique(np.concatenate([always, specials] + listed))
+        sizes.append(len(allowed))
+        padded.append(padded_size(len(allowed), vocab_size))
+        for target in target_ids[start:start + batch_size]:
+            missing = int((~np.isin(np.asarray(target, np.int64), allowed)).sum())
+            outside += missing
+            outside_sentences += missing > 0
+            pieces += len(target)
+    return {"sentences": len(source_ids), "mean_union": float(np.mean(sizes)),
+            "mean_padded": float(np.mean(padded)), "sentences_outside": outside_sentences,
+            "pieces_outside_percent": 100.0 * outside / max(pieces, 1)}
 
 
 def union(shortlist, source, vocab_size):

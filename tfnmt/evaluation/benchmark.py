@@ -106,8 +106,7 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
                 for s in decode_settings(resolved, beam_sizes, iterations, halfwidths)]
     lists = None
     if shortlist and resolved.method != "mask_predict":
-
-        lists = shortlist_lib.load(path)
+        lists, lists_settings = shortlist_lib.load(path), shortlist_lib.settings(path)
         settings += [dataclasses.replace(s, shortlist=True) for s in settings]
     for setting in settings:
         model = models[setting.precision]
@@ -141,6 +140,8 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
                     row["bleu"] = round(sacrebleu.corpus_bleu(hyps, [references]).score, 2)
                     row["chrf"] = round(sacrebleu.corpus_chrf(hyps, [references]).score, 2)
                 row["repeated_tokens_percent"] = round(repeated_token_rate(hyps), 2)
+                if config.shortlist:
+                    row["shortlist_settings"] = lists_settings
                 row["peak_rss_mb"] = peak_rss_mb()  # this run's process so far
                 rows.append(row)
                 print(" ".join(f"{k}={v}" for k, v in row.items()
