@@ -3,11 +3,13 @@
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from concurrent import futures
 
 import numpy as np
+import pytest
 import sacrebleu
 import tensorflow as tf
 
@@ -15,7 +17,7 @@ from tfnmt import runs
 from tfnmt.core.config import DecodeConfig
 from tfnmt.inference.translator import Translator
 
-from tests.conftest import run_module, run_modules
+from tests.conftest import REPO, run_module, run_modules
 
 
 def in_process(run, sentences, **config):
@@ -324,6 +326,38 @@ def test_help_shows_the_decoding_flags_and_commands_start_quietly(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'nothing'} is not a tfnmt run directory (no config.json)."]
+
+
+def test_flag_errors_are_one_line(tmp_path):
+    """absl's own parser would print 'FATAL Flags parsing error' and a usage hint."""
+    results = [run_module("tfnmt.translate", "--no_such_flag=1"),
+               run_module("tfnmt.train", f"--flagfile={tmp_path / 'missing.flags'}"),
+               run_module("tfnmt.evaluate", "--beam_size=four")]
+    for result, said in zip(results, ("no_such_flag", "missing.flags", "four")):
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1 and len(lines) == 1, result.stderr[-2000:]
+        assert lines[0].startswith("error: ") and said in lines[0], lines
+
+
+@pytest.mark.parametrize("signum,to_group", [(signal.SIGTERM, False), (signal.SIGINT, True)])
+def test_a_stopped_quickstart_stage_saves_before_the_job_exits(tmp_path, signum, to_group):
+    """SIGTERM to the job, or Ctrl-C (SIGINT to its whole process group): the job waits for
+    its stage to save and exits with the stage's code (subprocess.run killed it instead)."""
+    saved = tmp_path / "saved"
+    job = subprocess.Popen(
+        [sys.executable, "-c", "from tfnmt.quickstart import stage; "
+         f"stage('train', 'tests.fixtures.slow_stop', {str(saved)!r})"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    while job.stdout.readline().strip() != "ready":  # the stage's title and command first
+        assert job.poll() is None, job.stderr.read()[-2000:]
+    if to_group:
+        os.killpg(job.pid, signum)
+    else:
+        job.send_signal(signum)
+    code = job.wait(timeout=30)
+    assert saved.read_text() == "saved" and code == 128 + signum, job.stderr.read()[-2000:]
+    assert "run the same command to resume" in job.stderr.read()
 
 
 def test_quickstart_never_writes_into_the_recorded_results_by_default():

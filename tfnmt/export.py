@@ -2,7 +2,7 @@
 TensorFlow Serving (the default),
 python -m tfnmt.export --run_dir=runs/<name> --export_base=export/models/<name>
 or, for an autoregressive Transformer run, a CTranslate2 model (the optional ctranslate2
-package; tfnmt/ctranslate2_export.py lists the options that make it decode as tfnmt does),
+package; tfnmt/serving/ctranslate2_export.py lists the options that make it decode as tfnmt does),
 python -m tfnmt.export --run_dir=runs/<name> --export_base=export/ct2/<name> --format=ctranslate2
 with --quantization=int8 (or another CTranslate2 weight type) for quantized weights."""
 

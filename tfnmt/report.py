@@ -14,6 +14,8 @@ import glob
 import json
 import os
 
+from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
+
 from absl import flags
 
 from tfnmt.core.errors import run_main, UserError

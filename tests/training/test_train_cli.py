@@ -159,7 +159,7 @@ def test_a_failed_start_leaves_no_run_and_no_pipeline_hangs(tmp_path, reverse_ta
     result = run_module("tfnmt.train", *train_args(reverse_task, run_dir, "--max_length=2",
                                                    "--train_steps=2"), timeout=300)
     assert_one_clear_error(result, r"error: no training pair of .* fits max_length 2")
-    assert not (run_dir / "config.json").exists()
+    assert not run_dir.exists()  # not even the directory or its lock file
     fixed = run_module("tfnmt.train", *train_args(reverse_task, run_dir, "--train_steps=2"))
     assert fixed.returncode == 0, fixed.stderr[-2000:]
     assert (run_dir / "config.json").exists()

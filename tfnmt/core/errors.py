@@ -20,9 +20,17 @@ def run_main(main):
             print(f"error: {e}", file=sys.stderr)
             sys.exit(1)
 
+    def parse(argv):  # absl's own parser prints "FATAL Flags parsing error" and a usage hint
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as e:
+            reason = str(e).removeprefix("ERROR:: ")  # how absl words an unreadable flag file
+            print(f"error: {reason} (--help lists the flags).", file=sys.stderr)
+            sys.exit(1)
+
     if any(arg in ("-h", "--help", "--helpshort") for arg in sys.argv[1:]):
         app.usage(shorthelp=True, writeto_stdout=True)  # absl's own --help exits with 1
         if "tfnmt.cli" in sys.modules:  # --verbose, defined outside the command's module
             print("\n" + flags.FLAGS.module_help(sys.modules["tfnmt.cli"]))
         sys.exit(0)
-    app.run(wrapped)
+    app.run(wrapped, flags_parser=parse)

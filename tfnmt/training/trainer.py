@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import time
 
@@ -328,7 +329,10 @@ class Trainer:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def train(self, max_steps=None):
-        """Trains to cfg.train_steps (or max_steps more steps); returns the final step."""
+        """Trains to cfg.train_steps (or max_steps more steps); returns the final step. A run
+        directory this call made is removed again if training never started (no config.json:
+        a bad corpus, say), so the failed command leaves nothing to clean up."""
+        made_dir = self.chief and not os.path.exists(self.run.run_dir)
         if self.chief:
             self.lock()
         try:
@@ -336,6 +340,8 @@ class Trainer:
         finally:
             if self.chief:
                 self._lock_file.close()
+                if made_dir and not os.path.exists(os.path.join(self.run.run_dir, runs.CONFIG)):
+                    shutil.rmtree(self.run.run_dir, ignore_errors=True)
 
     def _train(self, max_steps):
         cfg = self.run.train
