@@ -33,6 +33,7 @@ def test_unknown_and_missing_keys_are_named(tmp_path, reverse_task, capsys):
         values["model"]["gru"] = {"hidden": 8}  # a section a Transformer does not read
         values["train"]["settings"]["future_weight"] = 1.0
         del values["train"]["settings"]["curriculum_lambda"]
+        del values["train"]["xla_elementwise"]  # free to change: its absence is not reported
     _rewrite(run, change)
     loaded = runs.load(run.run_dir)
     err = capsys.readouterr().err
@@ -41,6 +42,7 @@ def test_unknown_and_missing_keys_are_named(tmp_path, reverse_task, capsys):
         assert f"{unknown} is unknown" in err
     default = hrt.Settings().curriculum_lambda
     assert f"train.settings.curriculum_lambda is missing (today's default {default!r})" in err
+    assert "xla_elementwise" not in err
     assert loaded.model.gru is None
     assert (loaded.train.train_steps, loaded.train.settings.p_raw) == (7, 0.5)
     assert loaded.train.settings.curriculum_lambda == default

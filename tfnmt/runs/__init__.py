@@ -185,7 +185,8 @@ def load(run_dir) -> Run:
     for part, given in (("model", model_values), ("data", data_values), ("train", train_values)):
         unknown, missing = config_lib.key_differences(expected[part], given)
         notes += [f"{part}.{k} is unknown to this version (ignored)" for k in unknown]
-        notes += [f"{part}.{k} is missing (today's default {v!r})" for k, v in missing.items()]
+        notes += [f"{part}.{k} is missing (today's default {v!r})" for k, v in missing.items()
+                  if not (part == "train" and k in FREE_TO_CHANGE)]  # how, not what, it learns
     if notes:  # a run written by another version of tfnmt
         print(f"warning: {path}: {'; '.join(notes)}.", file=sys.stderr, flush=True)
     return Run(run_dir, model, config_lib.from_dict(config_lib.DataConfig, data_values),
