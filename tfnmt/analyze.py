@@ -91,6 +91,9 @@ def actions():
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}.")
+    for path in (FLAGS.result, FLAGS.output):
+        if path:
+            corpus.check_output_path(path)
     if FLAGS.mode == "heatmaps":
         values = heatmaps()
     elif FLAGS.mode == "actions":

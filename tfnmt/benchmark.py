@@ -81,9 +81,17 @@ flags.DEFINE_integer("breakdown_batch", 1, "Breakdown: sentences per batch.")
 def breakdown_main():
     from tfnmt.evaluation.breakdown import COMPONENTS, breakdown
 
+    for name in ("pseudo_sentences", "pseudo_length", "breakdown_beam", "breakdown_batch"):
+        if getattr(FLAGS, name) < 1:
+            raise UserError(f"--{name} must be at least 1, got {getattr(FLAGS, name)}.")
+    if FLAGS.output:
+        corpus.check_output_path(FLAGS.output + ".json")
     rows = []
     for name, path, checkpoint in parse_runs(FLAGS.runs, FLAGS.checkpoint):
         run = runs.load(path)
+        if run.model.architecture not in ("transformer", "dat", "hybrid", "rnmt"):
+            raise UserError(f"the breakdown times autoregressive beam search; {path} is a "
+                            f"{run.model.architecture} run.")
         model, ckpt = runs.restore_model(run, checkpoint)
         seconds = breakdown(model, FLAGS.pseudo_sentences, FLAGS.breakdown_batch,
                             FLAGS.pseudo_length, FLAGS.pseudo_length, FLAGS.breakdown_beam,
@@ -120,7 +128,7 @@ def side_by_side_main():
     except ValueError:
         raise UserError("--batch_sizes, --beam_sizes and --ct2_threads take comma-separated "
                         "integers.") from None
-    if min(batches + beams + threads) < 1:
+    if not (batches and beams and threads) or min(batches + beams + threads) < 1:
         raise UserError("batch sizes, beam sizes and thread counts must be positive.")
     output = FLAGS.output or "results/ctranslate2_side_by_side"
     corpus.check_output_path(output + ".json")
@@ -161,6 +169,12 @@ def main(argv):
     if unknown or not FLAGS.precisions:
         raise UserError(f"--precisions takes {', '.join(runs.PRECISIONS)}, got "
                         f"{', '.join(FLAGS.precisions)}.")
+    if not (batch_sizes and beam_sizes and iterations and halfwidths):
+        raise UserError("--batch_sizes, --beam_sizes, --iterations and --length_halfwidths "
+                        "need at least one value each.")
+    if FLAGS.repeats < 1 or FLAGS.num_sentences < 0:
+        raise UserError(f"--repeats must be at least 1 and --num_sentences at least 0, got "
+                        f"{FLAGS.repeats} and {FLAGS.num_sentences}.")
     if min(batch_sizes + beam_sizes + iterations) < 1 or min(halfwidths) < 0:
         raise UserError("batch sizes, beam sizes and iterations must be positive, halfwidths "
                         ">= 0.")

@@ -8,6 +8,7 @@ from absl import flags
 
 from tfnmt.cli import decode_flags
 from tfnmt.core.errors import run_main, UserError
+from tfnmt.data import corpus
 from tfnmt.training.distillation import distill_file
 
 FLAGS = flags.FLAGS
@@ -24,6 +25,7 @@ def main(argv):
     for name in ("teacher_run", "source", "output"):
         if not getattr(FLAGS, name):
             raise UserError(f"--{name} is required.")
+    corpus.check_output_path(FLAGS.output, [FLAGS.source])
     translator, checkpoint = decode_flags.load_translator(FLAGS.teacher_run)
     job = {"teacher": checkpoint, "decode": vars(translator.config)}
     lines = distill_file(translator, FLAGS.source, FLAGS.output, job, FLAGS.chunk_size)

@@ -44,6 +44,8 @@ def main(argv):
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}.")
     if not FLAGS.reference:
         raise UserError("--reference is required.")
+    if FLAGS.result:
+        corpus.check_output_path(FLAGS.result, [FLAGS.reference, FLAGS.source, FLAGS.hypothesis])
     references = corpus.read_lines(FLAGS.reference)
     values = {"reference": FLAGS.reference}
     if FLAGS.hypothesis:

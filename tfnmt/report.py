@@ -20,6 +20,7 @@ from absl import flags
 
 from tfnmt.core.errors import run_main, UserError
 from tfnmt.core.files import write_atomic
+from tfnmt.data.corpus import check_output_path
 from tfnmt.core.provenance import write_result
 from tfnmt.evaluation import frontier, trainings
 from tfnmt.evaluation.analysis import markdown_table
@@ -210,14 +211,24 @@ def main(argv):
     del argv
     if not FLAGS.output:
         raise UserError("--output must name the markdown file to write.")
-    if FLAGS.record_runs:
+    check_output_path(FLAGS.output)
+    if FLAGS.record_runs:  # creates --results if need be
         record_trainings(FLAGS.record_runs,
                          os.path.join(FLAGS.results, f"{FLAGS.trainings}.json"))
+    if not os.path.isdir(FLAGS.results):
+        raise UserError(f"--results {FLAGS.results} is not a directory of result files.")
     paths = sorted(glob.glob(os.path.join(FLAGS.results, "*.json")))
     records = []
     for path in paths:
         with open(path, encoding="utf-8") as f:
-            records.append((path, json.load(f)))
+            try:
+                record = json.load(f)
+            except ValueError as e:
+                raise UserError(f"{path} is not valid JSON ({e}).") from None
+        if not (isinstance(record, dict) and "kind" in record and "values" in record):
+            raise UserError(f"{path} is not a tfnmt result file (no kind and values); move it "
+                            f"out of {FLAGS.results}.")
+        records.append((path, record))
     body = render(records, relative_to(FLAGS.output)) if records else "No results recorded yet.\n"
     write_atomic(FLAGS.output, f"{HEADER}\n{body}")
     print(f"wrote {FLAGS.output} from {len(records)} result file(s)")

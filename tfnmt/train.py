@@ -148,7 +148,7 @@ def configs_from_flags():
         raise UserError(f"--max_length must be at least 2 (a token and EOS), got "
                         f"{FLAGS.max_length}.")
     for name in ("train_steps", "warmup_steps", "batch_tokens", "save_every", "log_every",
-                 "eval_every"):
+                 "eval_every", "keep_checkpoints"):
         if getattr(FLAGS, name) <= 0:
             raise UserError(f"--{name} must be positive, got {getattr(FLAGS, name)}.")
     if FLAGS.learning_rate <= 0:

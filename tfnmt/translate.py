@@ -82,7 +82,7 @@ def stream_batches(lines, batch_size, wait):
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}.")
-    corpus.check_output_path(FLAGS.output)
+    corpus.check_output_path(FLAGS.output, [FLAGS.input])
     if FLAGS.wait_ms < 0:
         raise UserError(f"--wait_ms must be >= 0, got {FLAGS.wait_ms}.")
     lines = None if FLAGS.input == "-" else corpus.read_lines(FLAGS.input)

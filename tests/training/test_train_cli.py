@@ -41,6 +41,8 @@ BAD_FLAGS = [
     (["--max_length=0"], r"error: --max_length must be at least 2"),
     (["--distribution=mirrored", "--devices=GPU:7"], r"error: device GPU:7 is not on this "),
     (["--xla", "--xla_elementwise"], r"error: --xla_elementwise is for training without --xla"),
+    (["--keep_checkpoints=0"], r"error: --keep_checkpoints must be positive"),
+    (["--num_heads=0"], r"error: num_heads must be at least 1, got 0"),
 ]
 
 

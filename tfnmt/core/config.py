@@ -115,6 +115,9 @@ class ModelConfig:
         return self.target_vocab_size or self.vocab_size
 
     def validate(self):
+        for name in ("d_model", "ffn_dim", "num_heads", "encoder_layers", "decoder_layers"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}.")
         if self.d_model % self.num_heads:
             raise UserError(f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}.")
         if self.share_embeddings and self.target_vocab_size not in (0, self.vocab_size):

@@ -12,6 +12,8 @@ def count_lines(path: str) -> int:
         raise UserError("a corpus path is empty; pass the file with its flag.")
     if not os.path.isfile(path):
         raise UserError(f"corpus file {path} does not exist.")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"corpus file {path} cannot be read (permissions).")
     lines = 0
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
@@ -61,10 +63,14 @@ def iter_stdin_lines():
         yield _text_line(raw, number, "stdin")
 
 
-def check_output_path(path: str) -> None:
-    """Refuses an output path that cannot be written, before any work is done."""
+def check_output_path(path: str, inputs=()) -> None:
+    """Refuses an output path that cannot be written, or that names one of `inputs` (it would
+    replace them), before any work is done."""
     if path == "-":
         return
+    for given in inputs:
+        if given and given != "-" and os.path.abspath(given) == os.path.abspath(path):
+            raise UserError(f"output {path} is also an input; name another file.")
     if os.path.isdir(path):
         raise UserError(f"output {path} is a directory; name a file.")
     parent = os.path.dirname(os.path.abspath(path))

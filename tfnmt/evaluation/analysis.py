@@ -16,7 +16,7 @@ from tfnmt.data.tokenizer import EOS_ID, PAD_ID
 from tfnmt.decoding import search
 from tfnmt.decoding.parallel import nat_translate
 from tfnmt.methods.at import label_smoothed_cross_entropy
-from tfnmt.methods.hint_nart import HintBased
+from tfnmt.methods.hint_nart import check_hint_teacher, HintBased
 from tfnmt.models import build_model
 from tfnmt.models.nat import NART
 from tfnmt.models.transformer import Transformer
@@ -115,6 +115,7 @@ def hint_scales(teacher_run, data, batches=10, gamma_st=0.5, gamma_tr=0.5, seed=
     i.e. the same normalisation as in training."""
 
     run = runs.load(teacher_run)
+    check_hint_teacher(run.model, teacher_run)
     teacher, _ = runs.restore_model(run, "averaged" if os.path.isdir(
         os.path.join(run.checkpoint_dir, "averaged")) else "best")
     set_seed(seed)

@@ -2,6 +2,7 @@
 a compiled decode function per bucket shape, detokenization, original order restored."""
 
 import dataclasses
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -29,6 +30,13 @@ def resolve_method(config: DecodeConfig, run):
     own way, else the strategy's generic ones; a NAT's rescorer is then its teacher."""
     own = methods.of_run(run.model, run.train).decode_defaults(run.model.architecture)
     method = own["method"] if config.method == "auto" else config.method
+    if method == "hrt" and run.model.architecture != "transformer":
+        raise UserError(f"hrt decoding needs a Transformer trained with --objective=hrt; "
+                        f"{run.run_dir} is a {run.model.architecture} run.")
+    if method == "hrt" and run.train.objective != "hrt":
+        print(f"warning: {run.run_dir} was trained with --objective={run.train.objective}, "
+              "not hrt: its Skip-AT and Skip-CMLM outputs are not what it learned.",
+              file=sys.stderr, flush=True)
     chunk = config.hrt_chunk or (run.train.settings.hrt_chunk if run.train.objective == "hrt"
                                    else 2)
     defaults = dict(_FALLBACK)

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from tfnmt.core.errors import UserError
 from tfnmt.methods.base import Method
 from tfnmt.methods.losses import label_smoothed_cross_entropy, word_level_kl
 
@@ -41,6 +42,9 @@ def build_objective(ctx):
     if not teacher_config:
         return MaximumLikelihood(ctx.train.label_smoothing)
     teacher, path = ctx.teacher()
+    if teacher.config.architecture not in ("transformer", "dat", "hybrid", "rnmt"):
+        raise UserError(f"word-level KD needs an autoregressive teacher (its next-token "
+                        f"distributions); {path} is a {teacher.config.architecture} run.")
     ctx.log(f"distilling from {path} (lambda {teacher_config.kd_lambda})")
     return KnowledgeDistillation(teacher, teacher_config.kd_lambda,
                                  teacher_config.kd_label_smoothing)

@@ -101,6 +101,13 @@ class Settings:  # objective hint: L_nll + hint_lambda L_hid + hint_mu L_align
     gamma_tr: float = 0.5  # ... whose teacher cosine is <= gamma_tr
 
 
+def check_hint_teacher(config, path):
+    """Hints read a Transformer decoder's states and attention: an AT teacher of that family."""
+    if config.architecture not in ("transformer", "dat"):
+        raise UserError(f"hints come from an autoregressive Transformer teacher; {path} is a "
+                        f"{config.architecture} run.")
+
+
 def build_objective(ctx):
     """objective hint: the paper's loss; objective mle: the NAT on the NLL alone (or word-level
     KD with a --teacher_run), the ablation without hints."""
@@ -111,6 +118,7 @@ def build_objective(ctx):
         raise UserError("objective hint needs --architecture=nart and a --teacher_run.")
     teacher, path = ctx.teacher()
     theirs = teacher.config
+    check_hint_teacher(theirs, path)
     if (mine.decoder_layers, mine.num_heads) != (theirs.decoder_layers, theirs.num_heads):
         raise UserError(f"hints need the teacher's decoder depth and heads: the teacher "
                         f"has {theirs.decoder_layers} layers and {theirs.num_heads} "

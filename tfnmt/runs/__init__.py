@@ -170,8 +170,13 @@ def load(run_dir) -> Run:
     path = os.path.join(run_dir, CONFIG)
     if not os.path.isfile(path):
         raise UserError(f"{run_dir} is not a tfnmt run directory (no {CONFIG}).")
-    with open(path, encoding="utf-8") as f:
-        values = json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path} cannot be read as a run configuration ({e}).") from None
+    if not isinstance(values, dict):
+        raise UserError(f"{path} is not a run configuration (a JSON object).")
     # Flat names (config.json before sections) move into their sections.
     model_values = config_lib.nest_model(values.get("model", {}))
     model = config_lib.from_dict(config_lib.ModelConfig, model_values)
@@ -307,14 +312,25 @@ def restore_model(run, which="best", precision="float32"):
     path = find_checkpoint(run, which)
     weights = named_weights(model)
     try:
+        saved = saved_weight_shapes(path)
+    except UserError:
+        saved = None  # an unreadable index: the restore below names the intact checkpoints
+    if saved is not None:  # a checkpoint of another model: say so before restoring
+        missing = sorted(set(weights) - set(saved))
+        if missing:
+            raise UserError(f"checkpoint {path} lacks {len(missing)} weights of this model "
+                            f"(first: {missing[0]}): is it another run's?")
+        wrong = [(name, saved[name], list(v.shape)) for name, v in sorted(weights.items())
+                 if list(saved[name]) != list(v.shape)]
+        if wrong:
+            name, theirs, mine = wrong[0]
+            raise UserError(f"checkpoint {path} holds {len(wrong)} weights of other shapes "
+                            f"(first: {name} {theirs}, this model {mine}): is it another run's?")
+    try:
         status = tf.train.Checkpoint(weights=weights).restore(path).expect_partial()
         status.assert_existing_objects_matched()
-    except READ_ERRORS as e:
+    except (AssertionError, *READ_ERRORS) as e:
         raise unreadable(run, path, checkpoint_problem(path) or str(e)) from None
-    missing = sorted(set(weights) - set(saved_weight_shapes(path)))
-    if missing:
-        raise UserError(f"checkpoint {path} lacks {len(missing)} weights of this model "
-                        f"(first: {missing[0]}).")
     if precision != "float32":
         model = at_precision(model, precision)
     return model, path

@@ -1,6 +1,7 @@
 """A client for tensorflow_model_server: TF Serving's REST predict JSON ("instances", row
 format) or gRPC PredictionService from tensorflow-serving-api."""
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -58,6 +59,10 @@ def translate(sentences, server, model, protocol="rest", signature="translate", 
             raise UserError(f"the server answered {e.code}: {e.read().decode()[:300]}") from None
         except (urllib.error.URLError, OSError) as e:
             raise UserError(f"cannot reach {server}: {e}.") from None
+        except (http.client.HTTPException, ValueError, KeyError, TypeError) as e:
+            raise UserError(f"{server} did not answer as TensorFlow Serving's REST API does "
+                            f"({type(e).__name__}: {str(e)[:200]}); is it the REST port, "
+                            f"--protocol=grpc for the gRPC one?") from None
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 

@@ -1,0 +1,91 @@
+"""Bad input to the commands other than train: one line `error: ...`, exit 1, no traceback, and
+nothing written (test_cli.py and training/test_train_cli.py have the earlier cases)."""
+
+import http.server
+import json
+import os
+import shutil
+import threading
+
+import pytest
+
+from tfnmt.core.errors import UserError
+from tfnmt.serving.client import translate
+
+from tests.conftest import run_modules
+
+FROZEN = os.path.join(os.path.dirname(__file__), "fixtures", "frozen_runs")
+
+
+def assert_one_error(result, said):
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert lines and lines[-1].startswith("error: ") and said in lines[-1], lines[-3:]
+
+
+def test_bad_paths_and_values_each_give_one_error(tmp_path, trained_run, reverse_task):
+    run, src, tgt = trained_run.run_dir, reverse_task["test.src"], reverse_task["test.tgt"]
+    results_dir = tmp_path / "results"
+    results_dir.mkdir()
+    (results_dir / "notes.json").write_text(json.dumps([1, 2]))
+    copy = tmp_path / "copy.src"
+    shutil.copyfile(src, copy)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    hybrid = os.path.join(FROZEN, "hybrid")
+    cases = [
+        (("tfnmt.distill", f"--teacher_run={run}", f"--source={src}", f"--output={tmp_path}"),
+         "is a directory"),
+        (("tfnmt.translate", f"--run_dir={run}", f"--input={copy}", f"--output={copy}"),
+         "is also an input"),
+        (("tfnmt.evaluate", f"--hypothesis={tgt}", f"--reference={tgt}",
+          f"--result={results_dir}"), "is a directory"),
+        (("tfnmt.report", f"--results={tmp_path / 'nothing'}",
+          f"--output={tmp_path / 'r.md'}"), "is not a directory of result files"),
+        (("tfnmt.report", f"--results={results_dir}", f"--output={tmp_path / 'r.md'}"),
+         "is not a tfnmt result file"),
+        (("tfnmt.benchmark", f"--runs=a={run}", f"--source={src}", "--repeats=0"),
+         "--repeats must be at least 1"),
+        (("tfnmt.benchmark", f"--runs=a={run}", f"--source={src}", "--length_halfwidths="),
+         "need at least one value each"),
+        (("tfnmt.benchmark", "--mode=breakdown", f"--runs=a={run}", "--breakdown_batch=0"),
+         "--breakdown_batch must be at least 1"),
+        (("tfnmt.translate", f"--run_dir={run}", f"--input={src}",
+          f"--checkpoint={os.path.join(hybrid, 'checkpoints', 'ckpt-200')}"), "another run's"),
+        (("tfnmt.translate", f"--run_dir={hybrid}", f"--input={src}", "--method=hrt"),
+         "hrt decoding needs a Transformer"),
+        (("tfnmt.translate", f"--run_dir={broken}", f"--input={src}"),
+         "cannot be read as a run configuration"),
+        (("tfnmt.analyze", "--mode=hint_scales", f"--teacher_run={hybrid}", f"--source={src}",
+          f"--target={tgt}"), "hints come from an autoregressive Transformer teacher"),
+        (("tfnmt.saved_model_cli", "show", "--dir", str(tmp_path / "none"), "--all"),
+         "holds no SavedModel"),
+    ]
+    for (command, said), result in zip(cases, run_modules(*[c for c, _ in cases])):
+        assert_one_error(result, said)
+    assert sorted(os.listdir(tmp_path)) == ["broken", "copy.src", "results"]  # nothing written
+    assert open(copy).read() == open(src).read()
+    assert sorted(os.listdir(results_dir)) == ["notes.json"]
+
+
+class NotServing(http.server.BaseHTTPRequestHandler):
+    """Answers every request, as a web server that is not TensorFlow Serving might."""
+
+    def do_POST(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"<html>hello</html>")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_client_names_a_server_that_is_not_tensorflow_serving():
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotServing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(UserError, match="did not answer as TensorFlow Serving's REST API"):
+            translate(["a"], f"127.0.0.1:{server.server_port}", "teacher")
+    finally:
+        server.shutdown()
