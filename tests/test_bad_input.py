@@ -59,6 +59,9 @@ def test_bad_paths_and_values_each_give_one_error(tmp_path, trained_run, reverse
          "cannot be read as a run configuration"),
         (("tfnmt.analyze", "--mode=hint_scales", f"--teacher_run={hybrid}", f"--source={src}",
           f"--target={tgt}"), "hints come from an autoregressive Transformer teacher"),
+        (("tfnmt.export", f"--run_dir={run}", f"--export_base={tmp_path / 'ct2'}",
+          "--format=ctranslate2", "--precision=int8", "--beam_size=2"),
+         "drop --beam_size, --precision; --quantization"),
         (("tfnmt.saved_model_cli", "show", "--dir", str(tmp_path / "none"), "--all"),
          "holds no SavedModel"),
     ]

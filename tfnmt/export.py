@@ -40,6 +40,12 @@ def main(argv):
     if not FLAGS.run_dir:
         raise UserError("--run_dir is required.")
     if FLAGS.format == "ctranslate2":
+        given = [f"--{f.name}" for f in FLAGS.get_flags_for_module(decode_flags.__name__)
+                 if f.present and f.name != "checkpoint"]
+        if given:
+            raise UserError(f"--format=ctranslate2 exports weights only: CTranslate2 takes its "
+                            f"decoding options when it translates (drop {', '.join(given)}; "
+                            "--quantization sets the weight type).")
         version = export_ctranslate2(FLAGS.run_dir, FLAGS.export_base, FLAGS.checkpoint,
                                      FLAGS.quantization)
         print(f"exported {version}")
