@@ -43,6 +43,12 @@ def test_killed_distillation_resumes_to_the_same_file(tmp_path, trained_run, rev
     assert "resuming at line" in resumed.stderr
     assert out.read_text() == full.read_text()
     assert not partial.exists() and not os.path.exists(f"{partial}.json")
+    # The same job again returns at once; another job does not replace the file.
+    again, other = run_module("tfnmt.distill", *distill_args(trained_run, source, out)), \
+        run_module("tfnmt.distill", *distill_args(trained_run, source, out), "--beam_size=1")
+    assert again.returncode == 0 and "already distilled by this job" in again.stderr
+    assert other.returncode == 1 and "was distilled by another job" in other.stderr
+    assert out.read_text() == full.read_text()
 
 
 def test_a_partial_file_of_another_job_is_refused(tmp_path, trained_run, reverse_task):

@@ -3,7 +3,8 @@
 The output is built in <output>.partial, chunk by chunk (each chunk written whole and synced),
 with <output>.partial.json naming the job; an interrupted job resumes at the last complete
 chunk, so the batches, and so the translations, are exactly those of an uninterrupted run. The
-finished file is renamed into place.
+finished file is renamed into place and its job record kept as <output>.job.json: the same job
+run again returns at once, another job refuses to replace the file.
 """
 
 import json
@@ -39,6 +40,19 @@ def distill_file(translator, source_path, output_path, job, chunk_size=1000, log
     sources = corpus.read_lines(source_path)
     job = dict(job, source=os.path.abspath(source_path), lines=len(sources), chunk_size=chunk_size)
     partial, meta = output_path + ".partial", output_path + ".partial.json"
+    record = output_path + ".job.json"
+    if os.path.exists(output_path):
+        if not os.path.exists(record) and os.path.exists(meta):  # stopped between the renames
+            os.replace(meta, record)
+        if not os.path.exists(record):
+            raise UserError(f"{output_path} exists and has no job record ({record}); remove it "
+                            "or pass another --output.")
+        with open(record, encoding="utf-8") as f:
+            if json.load(f) != job:
+                raise UserError(f"{output_path} was distilled by another job ({record}); "
+                                "remove both or pass another --output.")
+        log(f"{output_path} is already distilled by this job")
+        return len(sources)
     if os.path.exists(meta):
         with open(meta, encoding="utf-8") as f:
             if json.load(f) != job:
@@ -67,5 +81,5 @@ def distill_file(translator, source_path, output_path, job, chunk_size=1000, log
             log(f"distilled {finished}/{len(sources)} lines ({rate:.1f} lines/s, "
                 f"{(len(sources) - finished) / max(rate, 1e-9) / 60:.1f} min left)")
     os.replace(partial, output_path)
-    os.remove(meta)
+    os.replace(meta, record)
     return len(sources)
