@@ -20,8 +20,8 @@ from absl import flags
 
 from tfnmt.core.errors import run_main, UserError
 from tfnmt.core.files import write_atomic
-from tfnmt.data.corpus import check_output_path
 from tfnmt.core.provenance import write_result
+from tfnmt.data.corpus import check_output_path
 from tfnmt.evaluation import frontier, trainings
 from tfnmt.evaluation.analysis import markdown_table
 from tfnmt.runs import records as run_records
