@@ -93,3 +93,22 @@ def test_grouped_queries_equal_queries_on_repeated_memory(steps):
     context_1, _ = dot_product_attention(q, repeat(k), repeat(v), repeat(tf.constant(causal)),
                                          no_dropout)
     np.testing.assert_allclose(context.numpy(), context_1.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_causal_mask_shared_by_the_batch_in_a_graph(dtype):
+    """A [1, T, T] causal mask for a batch of 3, in a plain graph (where TensorFlow fuses the
+    scores' scale and mask into oneDNN's matmul), equals numpy with the mask repeated."""
+    rng = np.random.default_rng(3)
+    batch, heads, steps, depth = 3, 2, 6, 4
+    q = rng.normal(size=(batch, steps, heads, depth)).astype(np.float32)
+    k, v = (rng.normal(size=(batch, heads, steps, depth)).astype(np.float32) for _ in range(2))
+    causal = np.tril(np.ones((steps, steps), bool))[None]
+    attend = tf.function(lambda q, k, v: dot_product_attention(
+        q, k, v, tf.constant(causal), lambda x, training: x)[0], jit_compile=False)
+    context = attend(*(tf.cast(t, dtype) for t in (q, k, v)))
+    flat = lambda t: np.transpose(t, (0, 2, 1, 3)).reshape(batch, steps, heads * depth)  # noqa
+    expected = numpy_attention(q.reshape(batch, steps, -1), flat(k), flat(v),
+                               causal.repeat(batch, 0), heads)
+    np.testing.assert_allclose(tf.cast(context, tf.float32).numpy(), expected,
+                               atol=1e-5 if dtype == "float32" else 5e-2)

@@ -40,6 +40,9 @@ def dot_product_attention(q, k, v, mask, dropout, training=False):
     scores = tf.matmul(grouped, k, transpose_b=True) * (1.0 / math.sqrt(q.shape[-1]))
     if mask.shape[1] != 1:  # [B, T, S]: one pattern for every group; [B, G*T, S]: a row each
         mask = tf.tile(mask, [1, group * steps // tf.shape(mask)[1], 1])
+    if mask.shape[0] == 1:  # the causal [1, T, T]: oneDNN's fused matmul + add has only a
+        # reference kernel for an addend broadcast over batch and heads (~100x slower)
+        mask = tf.broadcast_to(mask, tf.concat([[memory_batch], tf.shape(mask)[1:]], 0))
     scores += tf.cast(tf.logical_not(mask[:, None]), scores.dtype) * NEG_INF
     probs = tf.nn.softmax(scores, axis=-1)                              # [B, H, G*T, S]
     context = tf.matmul(dropout(probs, training=training), v)           # [B, H, G*T, D]
