@@ -51,6 +51,8 @@ def test_bad_paths_and_values_each_give_one_error(tmp_path, trained_run, reverse
          "need at least one value each"),
         (("tfnmt.benchmark", "--mode=breakdown", f"--runs=a={run}", "--breakdown_batch=0"),
          "--breakdown_batch must be at least 1"),
+        (("tfnmt.benchmark", "--mode=ctranslate2", "--tfnmt_configs=float16_xla",
+          f"--output={tmp_path / 'side'}"), "--tfnmt_configs takes some of"),
         (("tfnmt.translate", f"--run_dir={run}", f"--input={src}",
           f"--checkpoint={os.path.join(hybrid, 'checkpoints', 'ckpt-200')}"), "another run's"),
         (("tfnmt.translate", f"--run_dir={hybrid}", f"--input={src}", "--method=hrt"),

@@ -72,6 +72,9 @@ flags.DEFINE_list("ct2_compute_types", [],
                   "rows for every autoregressive Transformer run (its checkpoint converted); "
                   "ctranslate2 mode defaults to float32,int8.")
 flags.DEFINE_list("ct2_threads", ["1", "2"], "CTranslate2 intra-op threads, a row each.")
+flags.DEFINE_list("tfnmt_configs", ["float32_xla", "int8_xla", "bfloat16_plain"],
+                  "ctranslate2 mode: tfnmt's decoding configurations timed in every cell "
+                  "(precision_xla or precision_plain); a cell compares the fastest.")
 flags.DEFINE_integer("pseudo_sentences", 1000, "Breakdown: number of pseudo sentences.")
 flags.DEFINE_integer("pseudo_length", 20, "Breakdown: source and target length (tokens).")
 flags.DEFINE_integer("breakdown_beam", 8, "Breakdown: beam size.")
@@ -130,15 +133,23 @@ def side_by_side_main():
                         "integers.") from None
     if not (batches and beams and threads) or min(batches + beams + threads) < 1:
         raise UserError("batch sizes, beam sizes and thread counts must be positive.")
+    unknown = [c for c in FLAGS.tfnmt_configs if c not in side_by_side.TFNMT_CONFIGS]
+    if unknown or not FLAGS.tfnmt_configs:
+        raise UserError(f"--tfnmt_configs takes some of "
+                        f"{', '.join(side_by_side.TFNMT_CONFIGS)}; got "
+                        f"{', '.join(FLAGS.tfnmt_configs) or 'none'}.")
     output = FLAGS.output or "results/ctranslate2_side_by_side"
     corpus.check_output_path(output + ".json")
     cells = side_by_side.side_by_side(FLAGS.shapes, batches, beams,
                                       FLAGS.ct2_compute_types or ["float32", "int8"], threads,
-                                      max(FLAGS.repeats, 3))
+                                      max(FLAGS.repeats, 3),
+                                      tfnmt_configs=FLAGS.tfnmt_configs)
     table = side_by_side.markdown(cells)
     print(table)
     settings = {"source_tokens": side_by_side.SOURCE_TOKENS, "steps": side_by_side.STEPS,
-                "vocab_size": side_by_side.VOCAB_SIZE, "tfnmt_decoding": "XLA",
+                "vocab_size": side_by_side.VOCAB_SIZE, "tfnmt_configs": {
+                    c: dict(zip(("precision", "xla"), side_by_side.TFNMT_CONFIGS[c]))
+                    for c in FLAGS.tfnmt_configs},
                 "repeats": max(FLAGS.repeats, 3)}
     write_result(output + ".json", "ctranslate2_side_by_side",
                  {**settings, "cells": cells, "markdown": table})

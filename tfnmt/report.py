@@ -55,13 +55,22 @@ TABLE_TITLES = {"benchmark": "Decoding speed", "serving_benchmark": "Exported Sa
                 "ctranslate2_side_by_side": "tfnmt beside CTranslate2 (random weights)"}
 
 
+def tfnmt_configs(v):
+    """How the side-by-side file's tfnmt decoded (files before its configurations: XLA)."""
+    configs = v.get("tfnmt_configs", {"float32_xla": {"precision": "float32", "xla": True}})
+    return "tfnmt decodes " + ", ".join(
+        f"{c['precision']} {'with' if c['xla'] else 'without'} XLA ({name})"
+        for name, c in configs.items())
+
+
 def table_intro(kind, v):
     if kind == "ctranslate2_side_by_side":
         return (f"Target tokens/s with outputs forced to {v['steps']} decoder steps from "
                 f"{v['source_tokens']}-token random sources (vocabulary {v['vocab_size']}), the "
-                f"same random weights in both; tfnmt decodes with XLA, float32; the fastest of "
+                f"same random weights in both; {tfnmt_configs(v)}; the fastest of "
                 f"{v['repeats']} calls after a warm-up; each configuration in a process of its "
-                "own, whose peak RSS (VmHWM) is given.")
+                "own, whose peak RSS (VmHWM) is given (tfnmt's: its fastest configuration's); "
+                "the ratio is tfnmt's fastest configuration over CTranslate2's.")
     if kind == "breakdown":
         return (f"{v['sentences']} pseudo sentences of {v['length']} tokens decoded to "
                 f"{v['length']} tokens, beam {v['beam']}, batch {v['batch']}, XLA "

@@ -229,13 +229,20 @@ def test_side_by_side_times_the_same_computation_on_both(tmp_path):
         assert vocabulary.pieces(row[:-1].tolist()) == result.hypotheses[0][:-1]
     cells = side_by_side.side_by_side(["tiny"], batches=(2,), beams=(2,),
                                       compute_types=("int8",), threads=(1,), repeats=1,
-                                      log=lambda line: None)
+                                      log=lambda line: None,
+                                      tfnmt_configs=("float32_xla", "int8_xla"))
     assert [(c["shape"], c["batch"], c["beam"]) for c in cells] == [("tiny", 2, 2)]
     cell = cells[0]
     assert set(cell["ctranslate2"]) == {"int8_1thr"}
-    assert cell["tfnmt_tokens_per_second"] > 0 and cell["ctranslate2"]["int8_1thr"] > 0
+    assert set(cell["tfnmt"]) == {"float32_xla", "int8_xla"}
+    assert cell["tfnmt_tokens_per_second"] == max(cell["tfnmt"].values()) > 0
+    assert cell["tfnmt"][cell["tfnmt_best"]] == cell["tfnmt_tokens_per_second"]
+    assert cell["tfnmt_over_best_ctranslate2"] == round(
+        cell["tfnmt_tokens_per_second"] / cell["ctranslate2"]["int8_1thr"], 2)
+    assert cell["ctranslate2"]["int8_1thr"] > 0
     assert cell["tfnmt_peak_rss_mb"] > cell["ctranslate2_peak_rss_mb"] > 0  # TF vs no TF
     assert "| tiny | 2 | 2 |" in side_by_side.markdown(cells)
+    assert "tfnmt int8_xla" in side_by_side.markdown(cells)
 
 
 def test_benchmark_rows_of_ctranslate2_translate_as_tfnmt_greedy(trained_run, reverse_task):

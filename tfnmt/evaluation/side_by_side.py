@@ -7,7 +7,9 @@ added by both), every hypothesis forced to STEPS decoder steps (tfnmt: STEPS - 1
 forced EOS; CTranslate2: min = max decoding length = STEPS), tokens/s = batch * STEPS / the
 fastest of `repeats` timed calls after one warm-up call. Every measurement runs in a child
 process of its own, so its peak RSS is that configuration's alone; the CTranslate2 children
-never import TensorFlow.
+never import TensorFlow. tfnmt is timed in each of its decoding configurations (TFNMT_CONFIGS,
+what `tfnmt.translate --precision [--noxla]` offers), and a cell compares its fastest with
+CTranslate2's fastest.
 """
 
 import json
@@ -21,6 +23,7 @@ from tfnmt.core.provenance import peak_rss_mb
 from tfnmt.decoding import search
 from tfnmt.evaluation.analysis import markdown_table
 from tfnmt.models import build_model, named_weights
+from tfnmt.runs import at_precision
 from tfnmt.serving import ctranslate2_export
 
 SOURCE_TOKENS = 16
@@ -28,6 +31,10 @@ STEPS = SOURCE_TOKENS + 1
 VOCAB_SIZE = 8000
 SHAPES = ("small", "base", "12-1")
 SPECIAL = ("<pad>", "<unk>", "<s>", "</s>")
+# name: (precision, XLA). int8 is fastest with XLA, bfloat16 without it (oneDNN's AMX or
+# AVX-512 BF16 kernels; XLA's CPU dots widen bfloat16 to float32): docs/decisions.md.
+TFNMT_CONFIGS = {"float32_xla": ("float32", True), "int8_xla": ("int8", True),
+                 "bfloat16_plain": ("bfloat16", False)}
 
 
 class SyntheticVocabulary:
@@ -89,12 +96,14 @@ def _fastest(call, repeats):
     return best
 
 
-def time_tfnmt(shape, batch, beam, repeats, xla=True, seed=0):
-    """tokens/s of tfnmt's compiled decode loop on the random model (run in a child)."""
+def time_tfnmt(shape, batch, beam, repeats, precision="float32", xla=True, seed=0):
+    """tokens/s of tfnmt's decode loop on the random model at `precision` (run in a child)."""
     import tensorflow as tf
 
 
     model = random_model(shape, seed)
+    if precision != "float32":
+        model = at_precision(model, precision)
     source = tf.constant(sources(batch), tf.int32)
     source = tf.concat([source, tf.fill([batch, 1], 3)], axis=1)  # EOS
     decode = tf.function(lambda s: search.decode(
@@ -133,7 +142,8 @@ def in_child(function, **kwargs):
 
 
 def side_by_side(shapes=SHAPES, batches=(1, 32), beams=(1, 4),
-                 compute_types=("float32", "int8"), threads=(1, 2), repeats=3, log=print):
+                 compute_types=("float32", "int8"), threads=(1, 2), repeats=3, log=print,
+                 tfnmt_configs=tuple(TFNMT_CONFIGS)):
     """The cells of results/ctranslate2_side_by_side.json (see the module docstring)."""
     cells = []
     for shape in shapes:
@@ -141,8 +151,13 @@ def side_by_side(shapes=SHAPES, batches=(1, 32), beams=(1, 4),
             in_child("convert_random", shape=shape, output_dir=model_dir)
             for batch in batches:
                 for beam in beams:
-                    mine = in_child("time_tfnmt", shape=shape, batch=batch, beam=beam,
-                                    repeats=repeats)
+                    mine = {}
+                    for name in tfnmt_configs:
+                        precision, xla = TFNMT_CONFIGS[name]
+                        mine[name] = in_child("time_tfnmt", shape=shape, batch=batch,
+                                              beam=beam, repeats=repeats,
+                                              precision=precision, xla=xla)
+                    fastest = max(mine, key=lambda name: mine[name]["tokens_per_second"])
                     theirs, rss = {}, 0.0
                     for compute in compute_types:
                         for count in threads:
@@ -153,11 +168,14 @@ def side_by_side(shapes=SHAPES, batches=(1, 32), beams=(1, 4),
                             rss = max(rss, got["peak_rss_mb"])
                     best = max(theirs.values())
                     cell = {"shape": shape, "batch": batch, "beam": beam,
-                            "tfnmt_tokens_per_second": mine["tokens_per_second"],
-                            "tfnmt_peak_rss_mb": mine["peak_rss_mb"], "ctranslate2": theirs,
-                            "ctranslate2_peak_rss_mb": rss,
+                            "tfnmt": {name: got["tokens_per_second"]
+                                      for name, got in mine.items()},
+                            "tfnmt_best": fastest,
+                            "tfnmt_tokens_per_second": mine[fastest]["tokens_per_second"],
+                            "tfnmt_peak_rss_mb": mine[fastest]["peak_rss_mb"],
+                            "ctranslate2": theirs, "ctranslate2_peak_rss_mb": rss,
                             "tfnmt_over_best_ctranslate2": round(
-                                mine["tokens_per_second"] / best, 2)}
+                                mine[fastest]["tokens_per_second"] / best, 2)}
                     cells.append(cell)
                     log(json.dumps(cell))
     return cells
@@ -165,9 +183,13 @@ def side_by_side(shapes=SHAPES, batches=(1, 32), beams=(1, 4),
 
 def markdown(cells):
     configs = list(cells[0]["ctranslate2"]) if cells else []
-    head = (["shape", "batch", "beam", "tfnmt tok/s"] + [f"CT2 {c}" for c in configs] +
+    # Cells recorded before tfnmt had several configurations hold float32 with XLA only.
+    mine = list(cells[0].get("tfnmt", {"float32_xla": None})) if cells else []
+    head = (["shape", "batch", "beam"] + [f"tfnmt {c}" for c in mine]
+            + [f"CT2 {c}" for c in configs] +
             ["tfnmt / best CT2", "tfnmt RSS (MB)", "CT2 RSS (MB)"])
-    rows = [[c["shape"], c["batch"], c["beam"], c["tfnmt_tokens_per_second"]]
+    rows = [[c["shape"], c["batch"], c["beam"]]
+            + [c.get("tfnmt", {"float32_xla": c["tfnmt_tokens_per_second"]})[k] for k in mine]
             + [c["ctranslate2"][k] for k in configs]
             + [c["tfnmt_over_best_ctranslate2"], c["tfnmt_peak_rss_mb"],
                c["ctranslate2_peak_rss_mb"]] for c in cells]
