@@ -82,8 +82,9 @@ def test_a_pinned_commits_run_exports(tmp_path):
 @pytest.mark.parametrize("xla", [False, True])
 def test_low_precision_decoding_stays_close_to_float32(precision, xla):
     """--precision on the pinned Transformer run, with a stated tolerance: at least 90% of the
-    best translations identical to float32's, and their scores within 5% (bfloat16 keeps 8 bits
-    of mantissa, int8 kernels ~2 significant digits; near-ties between tokens may flip)."""
+    best translations identical to float32's, and their scores within 5% or 0.05 nats (bfloat16
+    keeps 8 bits of mantissa, int8 kernels and output table ~2 significant digits; near-ties
+    between tokens may flip)."""
     recorded = expected()
     run = runs.load(os.path.join(FIXTURE, "transformer"))
     model, _ = runs.restore_model(run, "latest", precision)
@@ -99,7 +100,7 @@ def test_low_precision_decoding_stays_close_to_float32(precision, xla):
     want = recorded["runs"]["transformer"]["beam4_plain"]
     same = [(s[0], w[0][1]) for g, s, w in zip(got, scores, want) if g[0][0] == w[0][0]]
     assert len(same) >= 0.9 * len(want), len(same)
-    np.testing.assert_allclose(*zip(*same), rtol=0.05)
+    np.testing.assert_allclose(*zip(*same), rtol=0.05, atol=0.05)
 
 
 def test_int8_is_refused_for_the_gru_decoders():

@@ -68,3 +68,32 @@ def test_named_weights_cover_every_weight_once():
 def test_shapes(shape, layers):
     cfg = ModelConfig.from_shape(shape, vocab_size=100)
     assert (cfg.encoder_layers, cfg.decoder_layers) == layers
+
+
+def test_int8_output_table_equals_numpy_quantization():
+    """runs.at_precision("int8") on a tied table: a decode step's logits are the int8 product of
+    quantize_columns, as numpy computes it (row and column scales by largest magnitude), and
+    stay within 2% of the largest float32 logit."""
+    from tfnmt.runs import at_precision
+
+    model = make()
+    rng = np.random.default_rng(0)
+    for weight in model.weights:  # peaked logits, as in a trained model
+        if len(weight.shape) == 2:
+            weight.assign(rng.normal(scale=weight.shape[0] ** -0.5, size=weight.shape))
+    low = at_precision(model, "int8")
+    assert low.int8_output and not model.int8_output
+    hidden = rng.normal(size=(3, 2, 32)).astype(np.float32)
+    constants = low.decoding_constants()
+    assert constants["output_kernel"].dtype == tf.int8
+    got = low.project(tf.constant(hidden), constants).numpy()
+    table = model.target_table.embeddings.numpy().T                      # [d, V]
+    column_scale = 127.0 / np.abs(table).max(0)
+    rows = hidden.reshape(-1, 32)
+    row_scale = 127.0 / np.abs(rows).max(-1, keepdims=True)
+    product = (np.round(rows * row_scale).astype(np.int64)
+               @ np.round(table * column_scale).astype(np.int64))
+    want = (product / (row_scale * column_scale)).reshape(3, 2, -1)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    exact = hidden @ table
+    assert np.abs(got - exact).max() < 0.02 * np.abs(exact).max()

@@ -1,10 +1,11 @@
 """A/B timing of the autoregressive decode loop in ONE process: an earlier commit's code
 against the working tree, on the same random weights, interleaved repeats (ratios from one
 invocation, never absolute times). Run on an idle CPU from the repository root:
-    python tests/perf/decode_loop_ab.py <commit> [shape [max_length steps]]
+    python tests/perf/decode_loop_ab.py <commit> [shape [max_length steps [precision]]]
 Random Transformer of `shape` (default small: d 256, 3-3, vocabulary 8000), 20-token sources,
 `steps` forced steps (default 30) in a loop of `max_length` slots (default 32); prints one JSON line per (batch, beam, XLA) cell with both times, the ratio and
-whether the two produced the same ids."""
+whether the two produced the same ids. precision (float32, bfloat16 or int8): both models at it
+(runs.at_precision of each side's code)."""
 import json
 import os
 import sys
@@ -21,18 +22,23 @@ sys.path.insert(0, os.getcwd())
 import tfnmt_old.core.config  # noqa: E402
 import tfnmt_old.decoding.search  # noqa: E402
 import tfnmt_old.models  # noqa: E402
+import tfnmt_old.runs  # noqa: E402
+from tfnmt import runs  # noqa: E402
 from tfnmt.core.config import ModelConfig  # noqa: E402
 from tfnmt.decoding import search  # noqa: E402
 from tfnmt.models import build_model, named_weights  # noqa: E402
 
 shape = sys.argv[2] if len(sys.argv) > 2 else "small"
 limit, steps = (int(a) for a in (sys.argv[3:5] if len(sys.argv) > 4 else (32, 30)))
+precision = sys.argv[5] if len(sys.argv) > 5 else "float32"
 new = build_model(ModelConfig.from_shape(shape, vocab_size=8000, dropout=0.0))
 old = tfnmt_old.models.build_model(
     tfnmt_old.core.config.ModelConfig.from_shape(shape, vocab_size=8000, dropout=0.0))
 old_weights = tfnmt_old.models.named_weights(old)
 for name, weight in named_weights(new).items():
     old_weights[name].assign(weight)
+if precision != "float32":
+    new, old = runs.at_precision(new, precision), tfnmt_old.runs.at_precision(old, precision)
 rng = np.random.default_rng(0)
 for batch, beam in [(32, 4), (32, 1), (1, 4), (1, 1)]:
     ids = rng.integers(8, 8000, size=(batch, 20)).astype(np.int32)

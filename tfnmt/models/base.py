@@ -18,6 +18,26 @@ from tfnmt.layers.attention import NEG_INF
 from tfnmt.layers.embedding import Embedder, token_embedding
 
 
+def quantize_columns(kernel):
+    """[d, V] float -> (int8 [d, V], scale [V]): each column by its largest magnitude, so that
+    column = int8 column / scale (Keras's int8 scheme, per output unit)."""
+    peak = tf.reduce_max(tf.abs(tf.cast(kernel, tf.float32)), axis=0)
+    scale = 127.0 / tf.maximum(peak, 1e-12)
+    return tf.cast(tf.round(tf.cast(kernel, tf.float32) * scale), tf.int8), scale
+
+
+def int8_product(x, kernel, scale):
+    """x [..., d] float times the quantize_columns kernel: each row of x quantized to int8 by
+    its largest magnitude, an int8 x int8 -> int32 matmul (oneDNN's or XLA's int8 kernels),
+    then both scales undone."""
+    rows = tf.reshape(tf.cast(x, tf.float32), [-1, tf.shape(x)[-1]])
+    row_scale = 127.0 / tf.maximum(tf.reduce_max(tf.abs(rows), axis=-1, keepdims=True), 1e-12)
+    product = tf.raw_ops.BatchMatMulV3(x=tf.cast(tf.round(rows * row_scale), tf.int8),
+                                       y=kernel, Tout=tf.int32)
+    out = tf.cast(product, tf.float32) / (row_scale * scale)
+    return tf.cast(tf.reshape(out, tf.concat([tf.shape(x)[:-1], [-1]], 0)), x.dtype)
+
+
 class EncoderDecoder(keras.Model):
     """Subclasses set self.encoder (call(x, padding_mask, training)) and implement decode,
     initial_state and step; `source_positions`/`target_positions` say whether embeddings get
@@ -25,6 +45,9 @@ class EncoderDecoder(keras.Model):
 
     source_positions = True
     target_positions = True
+    # Set by runs.at_precision("int8") on a tied output table (Keras leaves the shared table
+    # float32): decode loops then quantize its [d, V] layout once per call (decoding_constants).
+    int8_output = False
 
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
@@ -63,7 +86,10 @@ class EncoderDecoder(keras.Model):
         with the tied table laid out once per call by decoding_constants (in `memory`)."""
         if memory is not None and "output_kernel" in memory:
             kernel = memory["output_kernel"]
-            logits = tf.einsum("...d,dv->...v", tf.cast(hidden, kernel.dtype), kernel)
+            if "output_scale" in memory:
+                logits = int8_product(hidden, kernel, memory["output_scale"])
+            else:
+                logits = tf.einsum("...d,dv->...v", tf.cast(hidden, kernel.dtype), kernel)
             return logits + memory["output_bias"] if "output_bias" in memory else logits
         if self.config.tie_output:
             return self.target_table(hidden, reverse=True)
@@ -73,7 +99,8 @@ class EncoderDecoder(keras.Model):
         """What a decode loop computes once per call and adds to every step's `memory`: the tied
         output table as a [d, V] matrix (inside the loop, XLA on CPU would otherwise lay the
         [V, d] table out again at every step: measured +0.2 ms on a 0.6 ms beam-12 step); with
-        a shortlist `vocab_ids` [N], only its N columns (and biases) of the output layer."""
+        a shortlist `vocab_ids` [N], only its N columns (and biases) of the output layer; with
+        int8_output, the table's columns in int8 and their scales (quantize_columns)."""
         if self.config.tie_output:
             kernel = tf.transpose(tf.cast(self.target_table.embeddings, self.compute_dtype))
             bias = None
@@ -92,7 +119,10 @@ class EncoderDecoder(keras.Model):
             filler = tf.where((pads > 0) & (tf.cumsum(pads) > 1), NEG_INF, 0.0)
             filler = tf.cast(filler, kernel.dtype)
             bias = filler if bias is None else tf.gather(bias, vocab_ids) + filler
-        return {"output_kernel": kernel, **({} if bias is None else {"output_bias": bias})}
+        constants = {"output_kernel": kernel, **({} if bias is None else {"output_bias": bias})}
+        if self.int8_output:
+            constants["output_kernel"], constants["output_scale"] = quantize_columns(kernel)
+        return constants
 
     def call(self, inputs, training=False):
         """inputs {"source": [B, S], "target": [B, T]} -> logits [B, T, V] (teacher forcing)."""

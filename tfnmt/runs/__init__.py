@@ -298,7 +298,8 @@ def restore_shared_weights(model, run_dir, which="best"):
 
 PRECISIONS = ("float32", "bfloat16", "int8")
 # int8: Keras's quantization of every Dense/EinsumDense kernel (int8 weights, inputs quantized
-# on the fly); the GRU decoders read some kernels directly, so the Transformer family only.
+# on the fly), and the tied output table in int8 in decode loops (EncoderDecoder.int8_output);
+# the GRU decoders read some kernels directly, so the Transformer family only.
 INT8_ARCHITECTURES = ("transformer", "dat", "cmlm")
 
 
@@ -360,4 +361,5 @@ def at_precision(model, precision):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "X does not have a quantize method" (norms, ...)
             copy.quantize("int8")
+        copy.int8_output = copy.config.tie_output
     return copy
