@@ -207,7 +207,7 @@ def test_missing_package_is_explained(monkeypatch):
 def test_side_by_side_times_the_same_computation_on_both(tmp_path):
     """The forced-length protocol: on the same random weights, tfnmt and CTranslate2 emit the
     same greedy tokens for every forced step but tfnmt's last (its forced EOS); the cells carry
-    both speeds and peak RSS."""
+    both speeds and peak RSS, CTranslate2's from a child without TensorFlow."""
     from tfnmt.evaluation import side_by_side
 
     model_dir = str(tmp_path / "ct2")
@@ -241,6 +241,10 @@ def test_side_by_side_times_the_same_computation_on_both(tmp_path):
         cell["tfnmt_tokens_per_second"] / cell["ctranslate2"]["int8_1thr"], 2)
     assert cell["ctranslate2"]["int8_1thr"] > 0
     assert cell["tfnmt_peak_rss_mb"] > cell["ctranslate2_peak_rss_mb"] > 0  # TF vs no TF
+    alone = side_by_side.in_child("ct2_timing", "time_ctranslate2", model_dir=model_dir,
+                                  batch=1, beam=1, compute_type="float32", threads=1,
+                                  repeats=1)
+    assert alone["tensorflow_loaded"] is False  # its peak RSS is CTranslate2's own
     assert "| tiny | 2 | 2 |" in side_by_side.markdown(cells)
     assert "tfnmt int8_xla" in side_by_side.markdown(cells)
 

@@ -14,45 +14,26 @@ CTranslate2's fastest.
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
+
+import numpy as np
+import tensorflow as tf
 
 from tfnmt.core.config import ModelConfig
 from tfnmt.core.provenance import peak_rss_mb
 from tfnmt.decoding import search
+from tfnmt.evaluation.ct2_timing import (SOURCE_TOKENS, STEPS, VOCAB_SIZE,  # noqa: F401
+                                         SyntheticVocabulary, fastest, in_child, sources)
 from tfnmt.evaluation.analysis import markdown_table
 from tfnmt.models import build_model, named_weights
 from tfnmt.runs import at_precision
 from tfnmt.serving import ctranslate2_export
 
-SOURCE_TOKENS = 16
-STEPS = SOURCE_TOKENS + 1
-VOCAB_SIZE = 8000
 SHAPES = ("small", "base", "12-1")
-SPECIAL = ("<pad>", "<unk>", "<s>", "</s>")
 # name: (precision, XLA). int8 is fastest with XLA, bfloat16 without it (oneDNN's AMX or
 # AVX-512 BF16 kernels; XLA's CPU dots widen bfloat16 to float32): docs/decisions.md.
 TFNMT_CONFIGS = {"float32_xla": ("float32", True), "int8_xla": ("int8", True),
                  "bfloat16_plain": ("bfloat16", False)}
-
-
-class SyntheticVocabulary:
-    """What the CTranslate2 converter reads of a tokenizer, for random weights: tfnmt's four
-    special pieces, then "w4", "w5", ..."""
-
-    def __init__(self, size):
-        self.vocab_size = size
-
-    def pieces(self, ids):
-        return [SPECIAL[i] if i < len(SPECIAL) else f"w{i}" for i in ids]
-
-
-def sources(batch, seed=0):
-    """[batch, SOURCE_TOKENS] random ids of ordinary pieces (no special ones)."""
-    import numpy as np
-
-    return np.random.default_rng(seed).integers(8, VOCAB_SIZE, size=(batch, SOURCE_TOKENS))
 
 
 def random_model(shape, seed=0):
@@ -60,9 +41,6 @@ def random_model(shape, seed=0):
     table from N(0, 1) (peaked output distributions) by numpy's `seed`
     (the same weights in every process; keras.utils.set_random_seed would reset TensorFlow's
     context, and with it the resources of tokenizers already loaded)."""
-    import numpy as np
-
-
     model = build_model(ModelConfig.from_shape(shape, vocab_size=VOCAB_SIZE, dropout=0.0))
     rng = np.random.default_rng(seed)
     for name, weight in sorted(named_weights(model).items()):
@@ -74,7 +52,6 @@ def random_model(shape, seed=0):
 
 def convert_random(shape, output_dir, seed=0):
     """The random model of `shape` as a float32 CTranslate2 model in output_dir."""
-
     model = random_model(shape, seed)
     vocabulary = SyntheticVocabulary(VOCAB_SIZE)
     spec = ctranslate2_export.build_spec(model, vocabulary, vocabulary)
@@ -84,23 +61,8 @@ def convert_random(shape, output_dir, seed=0):
     spec.save(output_dir)
 
 
-def _fastest(call, repeats):
-    import time
-
-    call()  # warm-up (compiles, allocates)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def time_tfnmt(shape, batch, beam, repeats, precision="float32", xla=True, seed=0):
     """tokens/s of tfnmt's decode loop on the random model at `precision` (run in a child)."""
-    import tensorflow as tf
-
-
     model = random_model(shape, seed)
     if precision != "float32":
         model = at_precision(model, precision)
@@ -109,36 +71,9 @@ def time_tfnmt(shape, batch, beam, repeats, precision="float32", xla=True, seed=
     decode = tf.function(lambda s: search.decode(
         model, s, STEPS, beam, 1.0, max_length_a=0.0, max_length_b=STEPS,
         min_length=STEPS)["ids"], jit_compile=xla)
-    seconds = _fastest(lambda: decode(source).numpy(), repeats)
+    seconds = fastest(lambda: decode(source).numpy(), repeats)
     return {"tokens_per_second": round(batch * STEPS / seconds, 1),
             "peak_rss_mb": peak_rss_mb()}
-
-
-def time_ctranslate2(model_dir, batch, beam, compute_type, threads, repeats):
-    """tokens/s of CTranslate2 on the converted model (run in a child without TensorFlow)."""
-    import ctranslate2
-
-    translator = ctranslate2.Translator(model_dir, device="cpu", compute_type=compute_type,
-                                        intra_threads=threads, inter_threads=1)
-    vocabulary = SyntheticVocabulary(VOCAB_SIZE)
-    pieces = [vocabulary.pieces(row.tolist()) for row in sources(batch)]
-    seconds = _fastest(lambda: translator.translate_batch(
-        pieces, beam_size=beam, max_batch_size=batch, min_decoding_length=STEPS,
-        max_decoding_length=STEPS, suppress_sequences=[["<pad>"], ["<s>"]]), repeats)
-    return {"tokens_per_second": round(batch * STEPS / seconds, 1),
-            "peak_rss_mb": peak_rss_mb()}
-
-
-def in_child(function, **kwargs):
-    """Runs tfnmt.side_by_side.<function>(**kwargs) in a fresh interpreter; returns its dict."""
-    code = ("import json, sys; from tfnmt.evaluation import side_by_side; "
-            f"print(json.dumps(side_by_side.{function}(**json.loads(sys.stdin.read()))))")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-c", code], input=json.dumps(kwargs),
-                          capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{function}({kwargs}) failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def side_by_side(shapes=SHAPES, batches=(1, 32), beams=(1, 4),
@@ -148,22 +83,27 @@ def side_by_side(shapes=SHAPES, batches=(1, 32), beams=(1, 4),
     cells = []
     for shape in shapes:
         with tempfile.TemporaryDirectory() as model_dir:
-            in_child("convert_random", shape=shape, output_dir=model_dir)
+            in_child("side_by_side", "convert_random", shape=shape, output_dir=model_dir)
             for batch in batches:
                 for beam in beams:
                     mine = {}
                     for name in tfnmt_configs:
                         precision, xla = TFNMT_CONFIGS[name]
-                        mine[name] = in_child("time_tfnmt", shape=shape, batch=batch,
+                        mine[name] = in_child("side_by_side", "time_tfnmt", shape=shape,
+                                              batch=batch,
                                               beam=beam, repeats=repeats,
                                               precision=precision, xla=xla)
                     fastest = max(mine, key=lambda name: mine[name]["tokens_per_second"])
                     theirs, rss = {}, 0.0
                     for compute in compute_types:
                         for count in threads:
-                            got = in_child("time_ctranslate2", model_dir=model_dir,
-                                           batch=batch, beam=beam, compute_type=compute,
-                                           threads=count, repeats=repeats)
+                            got = in_child("ct2_timing", "time_ctranslate2",
+                                           model_dir=model_dir, batch=batch, beam=beam,
+                                           compute_type=compute, threads=count,
+                                           repeats=repeats)
+                            if got["tensorflow_loaded"]:
+                                raise RuntimeError("the CTranslate2 child loaded TensorFlow: "
+                                                   "its peak RSS would not be its own.")
                             theirs[f"{compute}_{count}thr"] = got["tokens_per_second"]
                             rss = max(rss, got["peak_rss_mb"])
                     best = max(theirs.values())
