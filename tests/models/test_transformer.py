@@ -88,9 +88,9 @@ def test_int8_output_table_equals_numpy_quantization():
     assert constants["output_kernel"].dtype == tf.int8
     got = low.project(tf.constant(hidden), constants).numpy()
     table = model.target_table.embeddings.numpy().T                      # [d, V]
-    column_scale = 127.0 / np.abs(table).max(0)
+    column_scale = 127.0 / (np.abs(table).max(0) + 1e-7)  # Keras's epsilon
     rows = hidden.reshape(-1, 32)
-    row_scale = 127.0 / np.abs(rows).max(-1, keepdims=True)
+    row_scale = 127.0 / (np.abs(rows).max(-1, keepdims=True) + 1e-7)
     product = (np.round(rows * row_scale).astype(np.int64)
                @ np.round(table * column_scale).astype(np.int64))
     want = (product / (row_scale * column_scale)).reshape(3, 2, -1)

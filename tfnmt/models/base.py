@@ -19,21 +19,17 @@ from tfnmt.layers.embedding import Embedder, token_embedding
 
 
 def quantize_columns(kernel):
-    """[d, V] float -> (int8 [d, V], scale [V]): each column by its largest magnitude, so that
-    column = int8 column / scale (Keras's int8 scheme, per output unit)."""
-    peak = tf.reduce_max(tf.abs(tf.cast(kernel, tf.float32)), axis=0)
-    scale = 127.0 / tf.maximum(peak, 1e-12)
-    return tf.cast(tf.round(tf.cast(kernel, tf.float32) * scale), tf.int8), scale
+    """[d, V] float -> (int8 [d, V], scale [1, V]): Keras's abs-max scheme per output unit, as
+    its int8 Dense layers quantize their kernels (column = int8 column / scale)."""
+    return keras.quantizers.abs_max_quantize(tf.cast(kernel, tf.float32), axis=0)
 
 
 def int8_product(x, kernel, scale):
-    """x [..., d] float times the quantize_columns kernel: each row of x quantized to int8 by
-    its largest magnitude, an int8 x int8 -> int32 matmul (oneDNN's or XLA's int8 kernels),
-    then both scales undone."""
+    """x [..., d] float times the quantize_columns kernel: each row of x quantized the same way,
+    an int8 x int8 -> int32 matmul (oneDNN's or XLA's int8 kernels), then both scales undone."""
     rows = tf.reshape(tf.cast(x, tf.float32), [-1, tf.shape(x)[-1]])
-    row_scale = 127.0 / tf.maximum(tf.reduce_max(tf.abs(rows), axis=-1, keepdims=True), 1e-12)
-    product = tf.raw_ops.BatchMatMulV3(x=tf.cast(tf.round(rows * row_scale), tf.int8),
-                                       y=kernel, Tout=tf.int32)
+    rows, row_scale = keras.quantizers.abs_max_quantize(rows, axis=-1)
+    product = tf.raw_ops.BatchMatMulV3(x=rows, y=kernel, Tout=tf.int32)
     out = tf.cast(product, tf.float32) / (row_scale * scale)
     return tf.cast(tf.reshape(out, tf.concat([tf.shape(x)[:-1], [-1]], 0)), x.dtype)
 
