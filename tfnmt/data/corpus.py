@@ -1,6 +1,7 @@
 """Checks that parallel text files are usable before any TensorFlow graph touches them."""
 
 import os
+import sys
 
 from tfnmt.core.errors import UserError
 from tfnmt.core.files import write_atomic
@@ -57,8 +58,6 @@ def read_lines(path: str) -> list:
 
 def iter_stdin_lines():
     """Lines of standard input as they arrive (split on \n only, UTF-8 checked per line)."""
-    import sys
-
     for number, raw in enumerate(iter(sys.stdin.buffer.readline, b""), start=1):
         yield _text_line(raw, number, "stdin")
 
@@ -84,8 +83,6 @@ def check_output_path(path: str, inputs=()) -> None:
 
 def write_lines(path: str, lines) -> None:
     """Writes lines to path ('-': stdout) whole, with write_atomic."""
-    import sys
-
     text = "".join(line + "\n" for line in lines)
     if path == "-":
         sys.stdout.write(text)

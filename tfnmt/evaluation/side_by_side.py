@@ -15,8 +15,11 @@ CTranslate2's fastest.
 import json
 import os
 import tempfile
+import time
 
 import numpy as np
+import sacrebleu
+import sentencepiece
 import tensorflow as tf
 
 from tfnmt.core.config import ModelConfig
@@ -141,11 +144,7 @@ def ctranslate2_rows(run, checkpoint, name, sentences, references, batch_sizes, 
     sentences as its tfnmt rows: SentencePiece in Python, length-sorted batches, one output
     limit per batch (the largest of its sentences' tfnmt limits: CTranslate2 takes one),
     CTranslate2's own length normalisation (length ** alpha) in beam search."""
-    import time
-
     import ctranslate2
-    import sacrebleu
-    import sentencepiece
 
 
     max_length = run.model.max_length

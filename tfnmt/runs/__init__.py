@@ -10,7 +10,9 @@ import os
 import shutil
 import sys
 import time
+import warnings
 
+import keras
 import tensorflow as tf
 
 from tfnmt import methods
@@ -340,11 +342,6 @@ def restore_model(run, which="best", precision="float32"):
 def at_precision(model, precision):
     """A copy of `model` for decoding at `precision`: a Keras dtype policy (bfloat16: variables
     and computations in it), or int8 (Keras quantization of the float32 copy's kernels)."""
-    import warnings
-
-    import keras
-
-
     if precision == "int8" and model.config.architecture not in INT8_ARCHITECTURES:
         raise UserError(f"precision int8 is for the {', '.join(INT8_ARCHITECTURES)} "
                         f"architectures, not {model.config.architecture}.")

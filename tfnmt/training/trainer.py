@@ -5,6 +5,7 @@ A method supplies an objective (callable(model, batch, training) -> dict of sums
 global norm, applies Adam, checkpoints, validates and logs.
 """
 
+import fcntl
 import hashlib
 import json
 import os
@@ -296,8 +297,6 @@ class Trainer:
     def lock(self):
         """An exclusive lock on the run directory while train() runs (the kernel releases it
         when the process ends, so a crash leaves no stale lock)."""
-        import fcntl
-
         os.makedirs(self.run.run_dir, exist_ok=True)
         self._lock_file = open(os.path.join(self.run.run_dir, LOCK), "a+")
         try:
