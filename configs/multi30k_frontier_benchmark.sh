@@ -4,8 +4,9 @@
 # + .md), then tfnmt.report draws results/frontier_multi30k.png and regenerates docs/results.md.
 # Run it on an idle CPU (no training in the background). --resume continues an interrupted one.
 #   cd <working directory with runs/> && bash configs/multi30k_frontier_benchmark.sh
-# Every autoregressive search uses beams 4 (the teacher's reference) and 5 (the HRT paper's b_at,
-# and the AT the lean-decoding issue compares mask-predict with), length penalty 1.0; the
+# Every autoregressive search uses beams 1 (greedy: the fastest point an AT offers, what a NAT's
+# single length competes with), 4 (the teacher's reference) and 5 (the HRT paper's b_at, and
+# the AT the lean-decoding issue compares mask-predict with), length penalty 1.0; the
 # NATs decode 1 length and 2B+1 lengths rescored by the AT they learned from (B = 3: LPD, B = 4:
 # the hint paper's 9); mask-predict 4 iterations over 5 length candidates.
 set -euo pipefail
@@ -19,7 +20,7 @@ resume=()
 [ -e results/frontier_multi30k.json ] && resume=(--resume)
 "$PY" -m tfnmt.benchmark --runs="$RUNS" --checkpoint=averaged \
     --source="$DATA/test2016.en" --reference="$DATA/test2016.de" \
-    --batch_sizes=1,8,16,32 --beam_sizes=4,5 --reference_beam=4 --reference_run=teacher \
+    --batch_sizes=1,8,16,32 --beam_sizes=1,4,5 --reference_beam=4 --reference_run=teacher \
     --length_penalty=1.0 --xla=on --length_halfwidths=0,3,4 --iterations=4 --length_beam=5 \
     --output=results/frontier_multi30k "${resume[@]}"
 "$PY" -m tfnmt.report
