@@ -167,6 +167,9 @@ class _FakeNAT:
     def length_bound(self, source_width, halfwidth):
         return None
 
+    def pass_constants(self, vocab_ids=None):
+        return None
+
     def encode(self, source):
         return tf.zeros(tf.concat([tf.shape(source), [4]], 0)), source != PAD_ID
 
@@ -186,7 +189,10 @@ class FakeAT:
     def encode(self, source):
         return tf.zeros(tf.concat([tf.shape(source), [4]], 0)), source != PAD_ID
 
-    def decode(self, decoder_input, encoded, source_mask):
+    def pass_constants(self, vocab_ids=None):
+        return None
+
+    def decode(self, decoder_input, encoded, source_mask, constants=None):
         width = decoder_input.shape[1]
         logits = np.full([width, self.vocab], -3.0, np.float32)
         logits[:, self.word] = 3.0
@@ -300,3 +306,42 @@ def test_nat_translate_equals_each_candidate_decoded_alone(architecture):
         np.testing.assert_array_equal(got["ids"].numpy()[b, 0, :n], ids)
         assert not got["ids"].numpy()[b, 0, n:].any()
         np.testing.assert_allclose(got["scores"].numpy()[b, 0], score, rtol=1e-4)
+
+
+def test_int8_nat_and_rescorer_read_their_tables_in_int8():
+    """At int8 the NAT pass and the AT rescoring project through the int8 table
+    (pass_constants), as the autoregressive loops do: nat_translate equals the same steps with
+    decoding_constants given by hand, and not the float32 table's result."""
+    from tfnmt.data.sequences import shift_right
+    from tfnmt.runs import at_precision
+
+    config = ModelConfig.from_shape("tiny", architecture="nart", vocab_size=20, dropout=0.0,
+                                    length_offset=0.6, max_length=12)
+    model = at_precision(build_model(config), "int8")
+    teacher = at_precision(build_model(ModelConfig.from_shape("tiny", vocab_size=20,
+                                                              dropout=0.0)), "int8")
+    assert model.pass_constants()["output_kernel"].dtype == tf.int8
+    source = tf.constant([[5, 6, 7, 8, EOS_ID], [9, 10, EOS_ID, PAD_ID, PAD_ID]])
+    got = nat_translate(model, source, 12, halfwidth=1, rescorer=teacher)
+    width = min(12, model.length_bound(5, 1))
+    encoded, mask = model.encode(source)
+    lengths = tf.reshape(candidate_lengths(model.predicted_lengths(source, encoded, mask), 1,
+                                           width), [-1])
+
+    def translate(table):
+        constants = model.decoding_constants() if table == "int8" else None
+        logits = model.nat_decode(tf.repeat(source, 3, axis=0), encoded, mask, lengths, width,
+                                  constants=constants)
+        ids, _ = argmax_fill(logits, lengths)
+        at = teacher.decode(shift_right(ids), *teacher.encode(source),
+                            constants=teacher.decoding_constants() if table == "int8" else None)
+        at = numpy_log_softmax(at.numpy().astype(np.float64))
+        chosen = np.take_along_axis(at, ids.numpy()[..., None], -1)[..., 0]
+        return ids.numpy(), np.where(ids.numpy() != PAD_ID, chosen, 0.0).sum(1)
+
+    ids, scores = translate("int8")
+    best = (scores / lengths.numpy()).reshape(2, 3).argmax(1) + [0, 3]
+    np.testing.assert_array_equal(got["ids"].numpy()[:, 0], ids[best])
+    np.testing.assert_allclose(got["scores"].numpy()[:, 0], scores[best], rtol=1e-4)
+    float_scores = translate("float32")[1]
+    assert np.abs(float_scores[best] - scores[best]).max() > 1e-3

@@ -70,7 +70,8 @@ def predict_masks(model, tokens, positions, encoded, source_mask, mask_id, lengt
     `encoded` and `source_mask` may have one row per sentence for several token rows each;
     `memory_kv` are its keys/values when already projected."""
     logits = model.decode(tokens, encoded, source_mask, self_mask=bidirectional_mask(tokens),
-                          positions=positions, memory_kv=memory_kv)
+                          positions=positions, memory_kv=memory_kv,
+                          constants=model.pass_constants())
     allowed = common.fixed_length_allowed(lengths, tf.shape(tokens)[1],
                                           common.output_tokens(logits, None), banned=(mask_id,))
     return common.best_tokens(logits, allowed)
@@ -92,7 +93,7 @@ def skip_cmlm_fill(model, y_nat, positions, encoded, source_mask, mask_id, k, me
     def mask_slots(hidden):  # [R, m*k, d] -> [R, m, k-1, d]
         return tf.reshape(hidden, [rows, width // k, k, hidden.shape[-1]])[:, :, : k - 1]
 
-    constants = None if vocab_ids is None else model.decoding_constants(vocab_ids)
+    constants = model.pass_constants(vocab_ids)
     logits = model.decode(y_nat, encoded, source_mask, self_mask=bidirectional_mask(y_nat),
                           positions=positions, memory_kv=memory_kv, outputs=mask_slots,
                           constants=constants)

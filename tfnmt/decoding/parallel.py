@@ -35,7 +35,8 @@ def teacher_scores(teacher, source, candidates):
     source [B, S] encoded once (its keys and values shared by a sentence's candidates),
     candidates [B * c, W] (a sentence's consecutive; ending with EOS, PAD after) -> [B * c]."""
     encoded, source_mask = teacher.encode(source)
-    logits = tf.cast(teacher.decode(shift_right(candidates), encoded, source_mask), tf.float32)
+    logits = tf.cast(teacher.decode(shift_right(candidates), encoded, source_mask,
+                                    constants=teacher.pass_constants()), tf.float32)
     token_logp = (tf.gather(logits, candidates, batch_dims=2) -
                   tf.reduce_logsumexp(logits, axis=-1))
     real = candidates != PAD_ID
@@ -70,7 +71,7 @@ def nat_translate(model, source, max_length, halfwidth=0, rescorer=None, selecti
     centers = model.predicted_lengths(source, encoded, source_mask)
     lengths = tf.reshape(candidate_lengths(centers, halfwidth, max_length), [-1])
     # One row per candidate; the encoder output stays one row per sentence (grouped attention).
-    constants = None if vocab_ids is None else model.decoding_constants(vocab_ids)
+    constants = model.pass_constants(vocab_ids)
     logits = model.nat_decode(tf.repeat(source, count, axis=0), encoded, source_mask, lengths,
                               max_length, constants=constants)
     ids, token_logp = argmax_fill(logits, lengths, vocab_ids)

@@ -100,8 +100,11 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
     models = {p: model if p == "float32" else runs.at_precision(model, p) for p in precisions}
     source_tok, target_tok = run.tokenizers()
     resolved = resolve_method(base_config, run)
-    # Loaded once per run (None unless a NAT run has rows with candidates to rescore).
-    rescorer = load_rescorer(dataclasses.replace(resolved, length_halfwidth=max(halfwidths)), run)
+    # Loaded once per run and precision (None unless a NAT run has rows with candidates to
+    # rescore).
+    rescorers = {p: load_rescorer(dataclasses.replace(resolved, precision=p,
+                                                      length_halfwidth=max(halfwidths)), run)
+                 for p in precisions}
     settings = [dataclasses.replace(s, precision=p) for p in precisions
                 for s in decode_settings(resolved, beam_sizes, iterations, halfwidths)]
     lists = None
@@ -122,7 +125,7 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
                     rows.append(old)
                     print(f"kept {name} {old['decoding']} xla={xla} batch={batch}", flush=True)
                     continue
-                used = rescorer if config.length_halfwidth > 0 else None
+                used = rescorers[config.precision] if config.length_halfwidth > 0 else None
                 translator = Translator(model, source_tok, target_tok, config,
                                         run.model.max_length, used, lists)
                 seconds, hyps = time_translation(translator, sentences, repeats)

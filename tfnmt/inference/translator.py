@@ -54,8 +54,8 @@ def resolve_method(config: DecodeConfig, run):
 
 
 def load_rescorer(config: DecodeConfig, run):
-    """The AT model that rescores NAT candidates (None without rescoring); it must share the
-    run's vocabularies."""
+    """The AT model that rescores NAT candidates (None without rescoring), at the decoding's
+    precision; it must share the run's vocabularies."""
 
     if config.method != "nat" or not config.rescore_run or config.length_halfwidth == 0:
         return None
@@ -64,7 +64,7 @@ def load_rescorer(config: DecodeConfig, run):
     if teacher_run.model.architecture not in ("transformer", "dat"):
         raise UserError(f"the rescoring run must be an autoregressive transformer or DAT, got "
                         f"{teacher_run.model.architecture}.")
-    return runs.restore_model(teacher_run, config.rescore_checkpoint)[0]
+    return runs.restore_model(teacher_run, config.rescore_checkpoint, config.precision)[0]
 
 
 def check_config(config: DecodeConfig, model):

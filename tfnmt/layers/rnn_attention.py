@@ -18,6 +18,7 @@ class AdditiveAttention(keras.layers.Layer):
         self.query_dim = units
         self.keys = keras.layers.Dense(units, use_bias=False, name="keys")
         self.v = keras.layers.Dense(1, use_bias=False, name="v")
+        self.v.keep_float32 = True  # its kernel is read directly (attend): int8 leaves it be
 
     def build(self, memory_shape):
         self.keys.build(memory_shape)

@@ -120,6 +120,14 @@ class EncoderDecoder(keras.Model):
             constants["output_kernel"], constants["output_scale"] = quantize_columns(kernel)
         return constants
 
+    def pass_constants(self, vocab_ids=None):
+        """decoding_constants for one parallel pass (NAT, rescoring, mask-predict, Skip-CMLM)
+        when they change its projection: a shortlist, or the int8 table; else None (the table
+        is read as it is, once)."""
+        if vocab_ids is None and not self.int8_output:
+            return None
+        return self.decoding_constants(vocab_ids)
+
     def call(self, inputs, training=False):
         """inputs {"source": [B, S], "target": [B, T]} -> logits [B, T, V] (teacher forcing)."""
         encoded, source_mask = self.encode(inputs["source"], training=training)

@@ -300,9 +300,8 @@ def restore_shared_weights(model, run_dir, which="best"):
 
 PRECISIONS = ("float32", "bfloat16", "int8")
 # int8: Keras's quantization of every Dense/EinsumDense kernel (int8 weights, inputs quantized
-# on the fly), and the tied output table in int8 in decode loops (EncoderDecoder.int8_output);
-# the GRU decoders read some kernels directly, so the Transformer family only.
-INT8_ARCHITECTURES = ("transformer", "dat", "cmlm")
+# on the fly), and the tied output table in int8 when decoding (EncoderDecoder.int8_output).
+# Layers Keras cannot quantize (its GRU layers: the RNMT encoder) stay float32.
 
 
 def restore_model(run, which="best", precision="float32"):
@@ -342,9 +341,6 @@ def restore_model(run, which="best", precision="float32"):
 def at_precision(model, precision):
     """A copy of `model` for decoding at `precision`: a Keras dtype policy (bfloat16: variables
     and computations in it), or int8 (Keras quantization of the float32 copy's kernels)."""
-    if precision == "int8" and model.config.architecture not in INT8_ARCHITECTURES:
-        raise UserError(f"precision int8 is for the {', '.join(INT8_ARCHITECTURES)} "
-                        f"architectures, not {model.config.architecture}.")
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32" if precision == "int8" else precision)
     try:
@@ -357,6 +353,7 @@ def at_precision(model, precision):
     if precision == "int8":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "X does not have a quantize method" (norms, ...)
-            copy.quantize("int8")
+            copy.quantize("int8", filters=lambda layer: not getattr(layer, "keep_float32",
+                                                                     False))
         copy.int8_output = copy.config.tie_output
     return copy
