@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tfnmt.core.config import ModelConfig
@@ -85,3 +86,59 @@ def test_mask_predict_runs_on_a_model_computing_in_bfloat16():
     np.testing.assert_array_equal(half["lengths"].numpy(), full["lengths"].numpy())
     agree = (half["ids"].numpy() == full["ids"].numpy()).mean()
     assert agree >= 0.8, agree
+
+
+def log_softmax(x):
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def direct_mask_predict(m, source, iterations, length_beam, width):
+    """The rule written out: every candidate at its own length, every position projected in
+    every pass -> per sentence (mean, length, tokens, total) of the best candidate."""
+    encoded, mask = m.encode(source)
+    length_logp = log_softmax(m.length_logits(encoded, mask).numpy()[:, : width + 1])
+    length_logp[:, :2] = -np.inf
+    best = []
+    for b in range(source.shape[0]):
+        chosen = None
+        for n in np.argsort(-length_logp[b], kind="stable")[:length_beam]:
+            tokens, probs = np.full(n, MASK), np.zeros(n)
+            for t in range(iterations):
+                masked = tokens == MASK
+                logits = m.decode(tf.constant([tokens]), encoded[b:b + 1], mask[b:b + 1],
+                                  self_mask=tf.ones([1, 1, n], tf.bool),
+                                  positions=tf.constant([list(range(1, n + 1))])).numpy()[0]
+                logp = log_softmax(logits.astype(np.float64))
+                logp[:, [PAD_ID, BOS_ID, MASK]] = -np.inf
+                logp[: n - 1, EOS_ID] = -np.inf
+                logp[n - 1, np.arange(logp.shape[1]) != EOS_ID] = -np.inf
+                tokens = np.where(masked, logp.argmax(-1), tokens)
+                probs = np.where(masked, logp.max(-1), probs)
+                if t < iterations - 1:
+                    tokens[np.argsort(probs, kind="stable")[: n * (iterations - 1 - t) // iterations]] = MASK
+            if chosen is None or probs.sum() / n > chosen[0]:
+                chosen = (probs.sum() / n, n, tokens, probs.sum())
+        best.append(chosen)
+    return best
+
+
+@pytest.mark.parametrize("short", [False, True])
+def test_mask_predict_equals_the_rule_written_out(short):
+    """The optimised passes (a bucket width that holds the longest candidate, only the
+    re-predicted positions projected after the first pass) choose and score as the rule
+    applied to each candidate alone. `short`: lengths pushed below 8, so the 8-wide branch of
+    a 24-token limit runs."""
+    m = build_model(ModelConfig.from_shape("tiny", architecture="cmlm", vocab_size=30,
+                                           dropout=0.0, max_length=24))
+    if short:
+        bias = np.full(25, -20.0, np.float32)
+        bias[2:8] = np.arange(6, dtype=np.float32)
+        m.length_predictor.bias.assign(bias)
+    got = mask_predict(m, SOURCE, MASK, iterations=4, length_beam=3, max_length=24)
+    assert not short or got["lengths"].numpy().max() < 8
+    for b, (mean, n, tokens, total) in enumerate(direct_mask_predict(m, SOURCE, 4, 3, 24)):
+        assert int(got["lengths"][b, 0]) == n
+        np.testing.assert_array_equal(got["ids"].numpy()[b, 0, :n], tokens)
+        assert not got["ids"].numpy()[b, 0, n:].any()
+        np.testing.assert_allclose(got["scores"].numpy()[b, 0], total, rtol=1e-4)

@@ -62,12 +62,13 @@ def best_tokens(logits, allowed):
     return ids, chosen - tf.reduce_logsumexp(logits, axis=-1)
 
 
-def fixed_length_allowed(lengths, width, words, banned=()):
+def fixed_length_allowed(lengths, width, words, banned=(), slots=None):
     """The one rule of every parallel (non-autoregressive) decoder that fills a candidate of a
     known length N (EOS included): [R, W, V] bool over the ids `words` [V] the logits stand for
     (output_tokens), EOS allowed only at position N - 1 and nothing else there; PAD, BOS and
-    the `banned` ids never."""
-    last = (tf.range(width)[None] == lengths[:, None] - 1)[:, :, None]      # [R, W, 1]
+    the `banned` ids never. With `slots` [R, m], for those positions only: [R, m, V]."""
+    at = tf.range(width)[None] if slots is None else slots
+    last = (at == lengths[:, None] - 1)[:, :, None]                          # [R, W, 1]
     is_eos = words == EOS_ID
     return tf.where(last, is_eos, ~(never(words, banned) | is_eos))
 

@@ -10,6 +10,7 @@ least confident tokens.
 
 import tensorflow as tf
 
+from tfnmt.data.pipeline import padded_lengths
 from tfnmt.data.sequences import row_ranks
 from tfnmt.data.tokenizer import BOS_ID, PAD_ID
 from tfnmt.decoding import common, search
@@ -63,18 +64,34 @@ def skip_cmlm_input(z, k, mask_id):
 
 
 def predict_masks(model, tokens, positions, encoded, source_mask, mask_id, lengths,
-                  memory_kv=None):
+                  memory_kv=None, slots=None):
     """One bidirectional decoder pass of mask-predict: for every position of a candidate of
     `lengths` [R] tokens (EOS included), the best token that is not PAD, BOS or [MASK], with EOS
     exactly at position N - 1 (common.fixed_length_allowed), and its log-probability.
     `encoded` and `source_mask` may have one row per sentence for several token rows each;
-    `memory_kv` are its keys/values when already projected."""
+    `memory_kv` are its keys/values when already projected. With `slots` (a Python int at
+    least the number of [MASK]s in any row) only that many positions a row, its [MASK]s
+    first, go through the vocabulary projection; the other positions' outputs are 0."""
+    width = tf.shape(tokens)[1]
+    at = None
+    if slots is not None:  # the [MASK]s first (top_k: an argsort compiles badly under XLA)
+        order = (tf.cast(tokens == mask_id, tf.float32) -
+                 tf.cast(tf.range(width), tf.float32)[None] / tf.cast(width, tf.float32))
+        at = tf.math.top_k(order, k=slots).indices                           # [R, slots]
     logits = model.decode(tokens, encoded, source_mask, self_mask=bidirectional_mask(tokens),
                           positions=positions, memory_kv=memory_kv,
+                          outputs=None if at is None else
+                          (lambda hidden: tf.gather(hidden, at, batch_dims=1)),
                           constants=model.pass_constants())
-    allowed = common.fixed_length_allowed(lengths, tf.shape(tokens)[1],
-                                          common.output_tokens(logits, None), banned=(mask_id,))
-    return common.best_tokens(logits, allowed)
+    allowed = common.fixed_length_allowed(lengths, width, common.output_tokens(logits, None),
+                                          banned=(mask_id,), slots=at)
+    ids, log_probs = common.best_tokens(logits, allowed)
+    if at is None:
+        return ids, log_probs
+    rows = tf.shape(tokens)[0]
+    index = tf.stack([tf.broadcast_to(tf.range(rows)[:, None], tf.shape(at)), at], axis=-1)
+    return (tf.scatter_nd(index, ids, [rows, width]),
+            tf.scatter_nd(index, log_probs, [rows, width]))
 
 
 def fill_tokens(tokens, mask_id):
@@ -147,6 +164,11 @@ def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_lengt
 
     Returns ids [B, 1, W] (W = max_length), lengths [B, 1], scores [B, 1] (total log-probability)
     and selection [B, 1] (its mean over the L positions).
+
+    When max_length is a Python int (a static limit, as under XLA), the passes run at the
+    smallest bucket width that holds the batch's longest candidate (a branch per bucket up to
+    max_length), and each pass after the first projects only the positions it re-predicts:
+    the same outputs for less work.
     """
     width = model.config.max_length if max_length is None else max_length
     encoded, source_mask = model.encode(source)
@@ -161,24 +183,40 @@ def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_lengt
     # encoded stays one row per sentence: its length_beam candidates share it, and its keys
     # and values are projected once for every iteration.
     memory_kv = [layer.project_memory(encoded) for layer in model.decoder_layers]
-    positions = tf.broadcast_to(tf.range(1, width + 1)[None], [rows, width])
-    real = positions <= lengths[:, None]
-    tokens = tf.where(real, mask_id, PAD_ID)
-    probs = tf.zeros([rows, width])
 
-    for t in range(iterations):
-        masked = tokens == mask_id
-        predicted, confidence = predict_masks(model, tokens, positions, encoded, source_mask,
-                                              mask_id, lengths, memory_kv)
-        tokens = tf.where(masked, predicted, tokens)
-        probs = tf.where(masked, confidence, probs)
-        if t == iterations - 1:
-            break
-        n = lengths * (iterations - 1 - t) // iterations                # to re-mask
-        ranked = tf.where(real, probs, -NEG)                             # padding last
-        rank = row_ranks(ranked)
-        tokens = tf.where(real & (rank < n[:, None]), mask_id, tokens)
+    def fill(w):
+        """The iterations at width w -> (tokens, log-probabilities) [rows, width]."""
+        positions = tf.broadcast_to(tf.range(1, w + 1)[None], [rows, w])
+        real = positions <= lengths[:, None]
+        tokens = tf.where(real, mask_id, PAD_ID)
+        probs = tf.zeros([rows, w])
+        for t in range(iterations):
+            masked = tokens == mask_id
+            # After the first pass a row holds n = L (I - t) / I [MASK]s, L <= w.
+            slots = (w * (iterations - t) // iterations
+                     if t > 0 and isinstance(w, int) else None)
+            predicted, confidence = predict_masks(model, tokens, positions, encoded,
+                                                  source_mask, mask_id, lengths, memory_kv,
+                                                  slots)
+            tokens = tf.where(masked, predicted, tokens)
+            probs = tf.where(masked, confidence, probs)
+            if t == iterations - 1:
+                break
+            n = lengths * (iterations - 1 - t) // iterations            # to re-mask
+            ranked = tf.where(real, probs, -NEG)                         # padding last
+            rank = row_ranks(ranked)
+            tokens = tf.where(real & (rank < n[:, None]), mask_id, tokens)
+        pad = [[0, 0], [0, width - w]]
+        return tf.pad(tokens, pad, constant_values=PAD_ID), tf.pad(probs, pad)
 
+    if isinstance(width, int):
+        widths = [w for w in padded_lengths(model.config.max_length) if w < width] + [width]
+        longest = tf.reduce_max(lengths)
+        branch = tf.reduce_sum(tf.cast(tf.constant(widths) < longest, tf.int32))
+        tokens, probs = tf.switch_case(branch, [lambda w=w: fill(w) for w in widths])
+    else:
+        tokens, probs = fill(width)
+    real = tf.range(1, width + 1)[None] <= lengths[:, None]
     total = tf.reduce_sum(tf.where(real, probs, 0.0), 1)
     mean_logp = total / tf.cast(lengths, tf.float32)
     return best_of_candidates(mean_logp, {"ids": tokens, "lengths": lengths, "scores": total,

@@ -133,7 +133,8 @@ def make_decode_fn(model, config: DecodeConfig, model_max_length, jit_compile,
                    target_tokenizer=None, rescorer=None):
     """tf.function(source [B, S]) -> decoding outputs [B, K, ...]; used in process and in
     SavedModels alike. The output length is the bucket of min(floor(a*S + b), model maximum),
-    computed from the input shape, so under XLA it is a constant of each compilation.
+    computed from the input shape: a Python int when the traced width is known (in process),
+    else a tensor (a SavedModel signature), which XLA still sees as a constant.
     hrt and mask_predict read [MASK] and [BOS_k] from the target tokenizer; nat rescores its
     length candidates with `rescorer` when given."""
     check_config(config, model)
@@ -144,9 +145,16 @@ def make_decode_fn(model, config: DecodeConfig, model_max_length, jit_compile,
     decoder = DECODERS[config.method]
 
     def fn(source, vocab_ids=None):
-        width = tf.cast(tf.shape(source)[1], tf.float32)
-        limit = tf.cast(tf.floor(config.max_length_a * width + config.max_length_b), tf.int32)
-        max_length = bucket_length_tensor(tf.minimum(limit, model_max_length), model_max_length)
+        if source.shape[1] is not None:  # traced for one width: the limit as a Python int
+            limit = np.floor(np.float32(config.max_length_a) * np.float32(source.shape[1]) +
+                             np.float32(config.max_length_b))   # float32, as the graph's below
+            max_length = bucket_length(min(int(limit), model_max_length), model_max_length)
+        else:
+            width = tf.cast(tf.shape(source)[1], tf.float32)
+            limit = tf.cast(tf.floor(config.max_length_a * width + config.max_length_b),
+                            tf.int32)
+            max_length = bucket_length_tensor(tf.minimum(limit, model_max_length),
+                                              model_max_length)
         return decoder(model, source, max_length, config, special, rescorer, vocab_ids)
     return tf.function(fn, jit_compile=jit_compile, autograph=False)
 
