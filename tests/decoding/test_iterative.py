@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from tfnmt.core.config import ModelConfig
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
-from tfnmt.decoding import search
+from tfnmt.decoding import common, search
 from tfnmt.decoding.iterative import (bidirectional_mask, hybrid_regressive_decode,
                                       skip_cmlm_input, SkipAT)
 from tfnmt.methods.hrt import skip_at_sample
@@ -96,3 +96,22 @@ def test_two_stage_decode_is_the_same_under_xla():
     xla = tf.function(run, jit_compile=True)(SOURCE)
     np.testing.assert_array_equal(xla["ids"].numpy(), plain["ids"].numpy())
     np.testing.assert_allclose(xla["scores"].numpy(), plain["scores"].numpy(), rtol=1e-4)
+
+
+def test_the_fill_as_wide_as_the_longest_skip_at_output_changes_nothing(trained_run):
+    """With the limit a Python int the Skip-CMLM pass covers the longest z's bucket only; with
+    it a tensor, the whole limit: the same translations and scores (the trained run's short
+    outputs take the narrow branch)."""
+    from tfnmt import runs
+
+    model, _ = runs.restore_model(trained_run, "latest")
+    _, target = trained_run.tokenizers()
+    mask, bos2 = target.piece_id("<mask>"), target.piece_id("<bos_2>")
+    source = tf.constant([[5, 6, EOS_ID, PAD_ID], [7, EOS_ID, PAD_ID, PAD_ID]])
+    narrow, full = (hybrid_regressive_decode(model, source, limit, 2, mask, bos2, beam_size=3,
+                                             n_nat=2)
+                    for limit in (16, tf.constant(16)))
+    assert common.sequence_lengths(narrow["skip_ids"]).numpy().max() <= 4  # the 8-wide branch
+    for key in ("ids", "lengths", "skip_ids"):
+        np.testing.assert_array_equal(narrow[key].numpy(), full[key].numpy())
+    np.testing.assert_allclose(narrow["scores"].numpy(), full["scores"].numpy(), rtol=1e-5)

@@ -134,6 +134,8 @@ def hybrid_regressive_decode(model, source, max_length, k, mask_id, bos_k_id, be
 
     Returns ids [B, 1, L] (L = k * ceil(max_length / k)), lengths [B, 1], scores [B, 1] (Eq. 3)
     and, for the chosen hypothesis, its Skip-AT ids z [B, 1, m] and the two terms of Eq. 3.
+    When max_length is a Python int, the Skip-CMLM pass covers only as many Skip-AT positions
+    as the longest z holds (bucketed; nothing after an EOS is filled), not the limit's.
     """
     skip = SkipAT(model, k, bos_k_id)
     skip_length = -(-max_length // k)
@@ -143,9 +145,22 @@ def hybrid_regressive_decode(model, source, max_length, k, mask_id, bos_k_id, be
     encoded, source_mask = skip.encoded
     batch = tf.shape(source)[0]
     z = tf.reshape(beams["ids"][:, :n_nat], [batch * n_nat, skip_length])
-    y_nat, positions = skip_cmlm_input(z, k, mask_id)
-    filled, cmlm_score = skip_cmlm_fill(model, y_nat, positions, encoded, source_mask, mask_id, k,
-                                        skip.memory_kv, vocab_ids)
+
+    def fill(m):
+        """Skip-CMLM over the first m Skip-AT positions, padded back to skip_length * k."""
+        y_nat, positions = skip_cmlm_input(z[:, :m], k, mask_id)
+        filled, score = skip_cmlm_fill(model, y_nat, positions, encoded, source_mask, mask_id,
+                                       k, skip.memory_kv, vocab_ids)
+        return tf.pad(filled, [[0, 0], [0, (skip_length - m) * k]], constant_values=PAD_ID), score
+
+    if isinstance(max_length, int):  # the fill as wide as the longest z (a branch per bucket)
+        options = sorted({-(-w // k) for w in padded_lengths(model.config.max_length)
+                          if w < max_length} | {skip_length})
+        longest = tf.reduce_max(common.sequence_lengths(z))
+        branch = tf.reduce_sum(tf.cast(tf.constant(options) < longest, tf.int32))
+        filled, cmlm_score = tf.switch_case(branch, [lambda m=m: fill(m) for m in options])
+    else:
+        filled, cmlm_score = fill(skip_length)
     skip_score = tf.reshape(beams["scores"][:, :n_nat], [-1])
     scores = skip_score + cmlm_score                                               # Eq. 3
     lengths = common.sequence_lengths(filled)
