@@ -146,7 +146,6 @@ def ctranslate2_rows(run, checkpoint, name, sentences, references, batch_sizes, 
     CTranslate2's own length normalisation (length ** alpha) in beam search."""
     import ctranslate2
 
-
     max_length = run.model.max_length
     source_sp = sentencepiece.SentencePieceProcessor(model_file=run.source_vocab)
     target_sp = sentencepiece.SentencePieceProcessor(model_file=run.target_vocab)
