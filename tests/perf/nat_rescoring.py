@@ -29,9 +29,10 @@ def timed_ms(fn, *args, repeats=15):
     return 1e3 * best
 
 
-# Matmul MFLOP per target position: self-attention (4 d^2), cross-attention queries and
-# outputs (2 d^2; the memory's keys and values are per sentence), FFN (2 d FFN), per layer; the
-# NART adds positional attention (4 d^2); the output layer 2 d V... all times 2 FLOPs.
+# Matmul MFLOP per target position (2 FLOPs a multiply-add): per layer self-attention (4 d^2
+# multiply-adds), cross-attention queries and outputs (2 d^2; the memory's keys and values are
+# per sentence), FFN (2 d FFN); the NART adds positional attention (4 d^2 a layer); the output
+# layer d V.
 AT_POSITION = 2 * LAYERS * (6 * D * D + 2 * D * FFN) / 1e6
 NAT_POSITION = AT_POSITION + 2 * LAYERS * 4 * D * D / 1e6
 OUTPUT = 2 * D * VOCAB / 1e6
