@@ -10,8 +10,6 @@ bias puts the 5 candidates at 13-17 tokens. XLA, batch 1 and 32, one process. Th
 as a tensor keeps mask-predict on one width with every position projected (what it did
 before); as a Python int (what the translator passes now) it branches."""
 
-import time
-
 import numpy as np
 import tensorflow as tf
 
@@ -20,17 +18,9 @@ from tfnmt.decoding import search
 from tfnmt.decoding.iterative import mask_predict
 from tfnmt.models import build_model
 
+from timing import best_ms  # tests/perf/timing.py
+
 VOCAB, LIMIT, REAL, CENTRE, MASK = 8000, 40, 13, 15, 4
-
-
-def timed_ms(fn, *args, repeats=10):
-    tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
-        best = min(best, time.perf_counter() - start)
-    return 1e3 * best
 
 
 cmlm = build_model(ModelConfig.from_shape("small", architecture="cmlm", vocab_size=VOCAB,
@@ -57,7 +47,7 @@ for batch in (1, 32):
     }
     reference = None
     for name, fn in rows.items():
-        ms = timed_ms(fn, source) / batch
+        ms = best_ms(fn, source, repeats=10) / batch
         reference = reference or ms
         print(f"batch {batch:2d} | {name:26s} | {ms:7.2f} ms a sentence | "
               f"alpha {reference / ms:5.2f}", flush=True)

@@ -7,8 +7,6 @@ steps (the NAT's centre length, so both produce the same lengths); the NAT with 
 candidates (width M + C + B), and 9 rescored, XLA, batch 1 and 32, one process. The FLOPs column
 counts the matmuls only (2 per multiply-add), the GFLOP/s column is their rate."""
 
-import time
-
 import numpy as np
 import tensorflow as tf
 
@@ -16,17 +14,9 @@ from tfnmt.core.config import ModelConfig
 from tfnmt.decoding import parallel, search
 from tfnmt.models import build_model
 
+from timing import best_ms  # tests/perf/timing.py
+
 D, FFN, LAYERS, VOCAB, REAL, BUCKET, BEAM = 256, 1024, 3, 8000, 13, 16, 4
-
-
-def timed_ms(fn, *args, repeats=15):
-    tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
-        best = min(best, time.perf_counter() - start)
-    return 1e3 * best
 
 
 # Matmul MFLOP per target position (2 FLOPs a multiply-add): per layer self-attention (4 d^2
@@ -65,7 +55,7 @@ for batch in (1, 32):
     }
     reference = None
     for name, (fn, mflop) in rows.items():
-        ms = timed_ms(fn, source) / batch
+        ms = best_ms(fn, source, repeats=15) / batch
         reference = reference or ms
         print(f"batch {batch:2d} | {name:28s} | {ms:7.2f} ms a sentence | alpha "
               f"{reference / ms:5.2f} | {mflop / 1e3:5.2f} GFLOP a sentence | "
