@@ -196,6 +196,9 @@ def test_benchmark_saves_every_run_resumes_and_computes_alpha(tmp_path, trained_
     values = record["values"]
     rows = values["rows"]
     assert values["complete"] is True
+    # The BLEU and chrF of the rows are sacreBLEU's defaults against one reference.
+    assert values["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp")
+    assert values["chrf_signature"].startswith("nrefs:1|")
     # a's rows are the stopped invocation's (not timed again); b's were timed now, and alpha
     # divides by a's kept time.
     assert [r["seconds"] for r in rows[:4]] == [r["seconds"] for r in partial["rows"]]

@@ -22,7 +22,7 @@ from tfnmt.core.provenance import write_result
 from tfnmt.data import corpus
 from tfnmt.evaluation.analysis import markdown_table
 from tfnmt.evaluation.benchmark import (add_alpha, benchmark, by_batch_markdown, markdown,
-                                        parse_runs, previous_rows)
+                                        metric_signatures, parse_runs, previous_rows)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("runs", None, "name=run_dir[@checkpoint] (or run dirs; the name is the base "
@@ -215,7 +215,8 @@ def main(argv):
                 "rescore_checkpoint": FLAGS.rescore_checkpoint,
                 "nat_selection": FLAGS.nat_selection, "precisions": FLAGS.precisions,
                 "shortlist": FLAGS.shortlist,
-                "ct2_compute_types": FLAGS.ct2_compute_types}
+                "ct2_compute_types": FLAGS.ct2_compute_types,
+                **(metric_signatures() if FLAGS.reference else {})}
     kept = previous_rows(FLAGS.output, settings) if FLAGS.resume else []
 
     def save(rows, complete=False):

@@ -188,6 +188,16 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
     return rows
 
 
+def metric_signatures():
+    """sacreBLEU's signatures of the BLEU and chrF that benchmark rows report (its defaults,
+    as sacrebleu.corpus_bleu / corpus_chrf compute them, against one reference)."""
+    out = {}
+    for name, metric in (("bleu", sacrebleu.metrics.BLEU()), ("chrf", sacrebleu.metrics.CHRF())):
+        metric.corpus_score(["x"], [["x"]])  # a signature names the number of references
+        out[f"{name}_signature"] = str(metric.get_signature())
+    return out
+
+
 def add_alpha(rows, reference_run, reference_beam):
     """alpha of every row against the reference run's float32 rows of the same batch size and
     XLA setting (CTranslate2 rows, which have none, against the XLA ones)."""
