@@ -115,3 +115,11 @@ def test_the_fill_as_wide_as_the_longest_skip_at_output_changes_nothing(trained_
     for key in ("ids", "lengths", "skip_ids"):
         np.testing.assert_array_equal(narrow[key].numpy(), full[key].numpy())
     np.testing.assert_allclose(narrow["scores"].numpy(), full["scores"].numpy(), rtol=1e-5)
+
+
+def test_narrowest_runs_the_smallest_width_that_holds_the_longest():
+    widths = common.bucket_widths(64, 20)
+    assert widths == [8, 16, 20]  # the buckets below the limit, then the limit
+    for longest, want in ((1, 8), (8, 8), (9, 16), (17, 20), (20, 20)):
+        got = common.narrowest(widths, tf.constant(longest), lambda w: tf.constant(w))
+        assert int(got) == want, longest

@@ -8,6 +8,7 @@ also returns that as "selection"."""
 
 import tensorflow as tf
 
+from tfnmt.data.pipeline import padded_lengths
 from tfnmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from tfnmt.layers.attention import NEG_INF
 
@@ -71,6 +72,21 @@ def fixed_length_allowed(lengths, width, words, banned=(), slots=None):
     last = (at == lengths[:, None] - 1)[:, :, None]                          # [R, W, 1]
     is_eos = words == EOS_ID
     return tf.where(last, is_eos, ~(never(words, banned) | is_eos))
+
+
+def bucket_widths(model_max_length, limit):
+    """The bucket sizes below a static decode `limit`, then the limit: the widths a parallel
+    pass may narrow to (data.pipeline's buckets)."""
+    return [w for w in padded_lengths(model_max_length) if w < limit] + [limit]
+
+
+def narrowest(widths, longest, fn):
+    """fn(w) for the smallest of the ascending Python ints `widths` that is >= `longest` (a
+    scalar tensor; the last width when none is): one tf.switch_case branch per width, so every
+    shape stays static under XLA and only the chosen branch runs."""
+    branch = tf.reduce_sum(tf.cast(tf.constant(widths) < longest, tf.int32))
+    return tf.switch_case(tf.minimum(branch, len(widths) - 1),
+                          [lambda w=w: fn(w) for w in widths])
 
 
 def best_of_candidates(selection, tensors, batch, per_sentence):

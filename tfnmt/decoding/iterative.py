@@ -10,7 +10,6 @@ least confident tokens.
 
 import tensorflow as tf
 
-from tfnmt.data.pipeline import padded_lengths
 from tfnmt.data.sequences import row_ranks
 from tfnmt.data.tokenizer import BOS_ID, PAD_ID
 from tfnmt.decoding import common, search
@@ -64,14 +63,15 @@ def skip_cmlm_input(z, k, mask_id):
 
 
 def predict_masks(model, tokens, positions, encoded, source_mask, mask_id, lengths,
-                  memory_kv=None, slots=None):
+                  memory_kv=None, slots=None, constants=None):
     """One bidirectional decoder pass of mask-predict: for every position of a candidate of
     `lengths` [R] tokens (EOS included), the best token that is not PAD, BOS or [MASK], with EOS
     exactly at position N - 1 (common.fixed_length_allowed), and its log-probability.
     `encoded` and `source_mask` may have one row per sentence for several token rows each;
-    `memory_kv` are its keys/values when already projected. With `slots` (a Python int at
-    least the number of [MASK]s in any row) only that many positions a row, its [MASK]s
-    first, go through the vocabulary projection; the other positions' outputs are 0."""
+    `memory_kv` are its keys/values when already projected, `constants` the model's
+    pass_constants() (computed once for all passes). With `slots` (a Python int at least the
+    number of [MASK]s in any row) only that many positions a row, its [MASK]s first, go
+    through the vocabulary projection; the other positions' outputs are 0."""
     width = tf.shape(tokens)[1]
     at = None
     if slots is not None:  # the [MASK]s first (top_k: an argsort compiles badly under XLA)
@@ -82,7 +82,7 @@ def predict_masks(model, tokens, positions, encoded, source_mask, mask_id, lengt
                           positions=positions, memory_kv=memory_kv,
                           outputs=None if at is None else
                           (lambda hidden: tf.gather(hidden, at, batch_dims=1)),
-                          constants=model.pass_constants())
+                          constants=constants)
     allowed = common.fixed_length_allowed(lengths, width, common.output_tokens(logits, None),
                                           banned=(mask_id,), slots=at)
     ids, log_probs = common.best_tokens(logits, allowed)
@@ -154,11 +154,10 @@ def hybrid_regressive_decode(model, source, max_length, k, mask_id, bos_k_id, be
         return tf.pad(filled, [[0, 0], [0, (skip_length - m) * k]], constant_values=PAD_ID), score
 
     if isinstance(max_length, int):  # the fill as wide as the longest z (a branch per bucket)
-        options = sorted({-(-w // k) for w in padded_lengths(model.config.max_length)
-                          if w < max_length} | {skip_length})
-        longest = tf.reduce_max(common.sequence_lengths(z))
-        branch = tf.reduce_sum(tf.cast(tf.constant(options) < longest, tf.int32))
-        filled, cmlm_score = tf.switch_case(branch, [lambda m=m: fill(m) for m in options])
+        options = sorted({-(-w // k) for w in common.bucket_widths(model.config.max_length,
+                                                                   max_length)})
+        filled, cmlm_score = common.narrowest(options, tf.reduce_max(common.sequence_lengths(z)),
+                                              fill)
     else:
         filled, cmlm_score = fill(skip_length)
     skip_score = tf.reshape(beams["scores"][:, :n_nat], [-1])
@@ -198,6 +197,7 @@ def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_lengt
     # encoded stays one row per sentence: its length_beam candidates share it, and its keys
     # and values are projected once for every iteration.
     memory_kv = [layer.project_memory(encoded) for layer in model.decoder_layers]
+    constants = model.pass_constants()
 
     def fill(w):
         """The iterations at width w -> (tokens, log-probabilities) [rows, width]."""
@@ -212,7 +212,7 @@ def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_lengt
                      if t > 0 and isinstance(w, int) else None)
             predicted, confidence = predict_masks(model, tokens, positions, encoded,
                                                   source_mask, mask_id, lengths, memory_kv,
-                                                  slots)
+                                                  slots, constants)
             tokens = tf.where(masked, predicted, tokens)
             probs = tf.where(masked, confidence, probs)
             if t == iterations - 1:
@@ -225,10 +225,8 @@ def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_lengt
         return tf.pad(tokens, pad, constant_values=PAD_ID), tf.pad(probs, pad)
 
     if isinstance(width, int):
-        widths = [w for w in padded_lengths(model.config.max_length) if w < width] + [width]
-        longest = tf.reduce_max(lengths)
-        branch = tf.reduce_sum(tf.cast(tf.constant(widths) < longest, tf.int32))
-        tokens, probs = tf.switch_case(branch, [lambda w=w: fill(w) for w in widths])
+        tokens, probs = common.narrowest(common.bucket_widths(model.config.max_length, width),
+                                         tf.reduce_max(lengths), fill)
     else:
         tokens, probs = fill(width)
     real = tf.range(1, width + 1)[None] <= lengths[:, None]
