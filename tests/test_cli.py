@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -167,18 +168,23 @@ def test_average_checkpoints_is_the_mean(trained_run):
 
 def test_benchmark_saves_every_run_resumes_and_computes_alpha(tmp_path, trained_run,
                                                               reverse_task):
-    """One benchmark timed in two invocations: the first stops at a missing run, the second
-    resumes it; the finished rows and tables are then checked as one invocation's."""
+    """One benchmark timed in two invocations: the first stops at a run whose checkpoint
+    cannot be read, the second resumes it; the finished rows and tables are then checked as one
+    invocation's."""
     out = tmp_path / "bench"
     common = ["--checkpoint=latest", f"--source={reverse_task['test.src']}",
               f"--reference={reverse_task['test.tgt']}", "--num_sentences=12",
               "--batch_sizes=1,4", "--beam_sizes=2", "--reference_beam=2", "--xla=both",
               f"--output={out}"]
-    # The second run is missing: the invocation stops after timing (and saving) the first run.
-    stopped = run_module("tfnmt.benchmark",
-                         f"--runs=a={trained_run.run_dir}@latest,b={tmp_path / 'missing'}",
+    # The second run's weights are cut short: the invocation stops after timing (and saving)
+    # the first run.
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_run.run_dir, broken)
+    data = next((broken / "checkpoints").glob("ckpt-60.data-*"))
+    data.write_bytes(data.read_bytes()[:100])
+    stopped = run_module("tfnmt.benchmark", f"--runs=a={trained_run.run_dir}@latest,b={broken}",
                          *common)
-    assert stopped.returncode == 1 and "is not a tfnmt run directory" in stopped.stderr
+    assert stopped.returncode == 1 and "is unreadable" in stopped.stderr, stopped.stderr[-2000:]
     partial = json.loads((tmp_path / "bench.json").read_text())["values"]
     assert partial["complete"] is False and [
         (r["run"], r["xla"], r["batch"]) for r in partial["rows"]] == [
@@ -234,10 +240,27 @@ def test_benchmark_saves_every_run_resumes_and_computes_alpha(tmp_path, trained_
     assert {r["checkpoint"] for r in rows} == {runs.find_checkpoint(trained_run, "latest")}
 
 
-def test_benchmark_refuses_two_runs_with_one_name(trained_run, reverse_task):
-    result = run_module("tfnmt.benchmark", f"--runs=a={trained_run.run_dir},a={trained_run.run_dir}",
-                        f"--source={reverse_task['test.src']}")
-    assert result.returncode == 1 and "error: --runs names must differ, got a, a." in result.stderr
+@pytest.mark.parametrize("runs_flag, error", [
+    ("a={run},a={run}", "error: --runs names must differ, got a, a."),
+    ("a={run},b={missing}", "is not a tfnmt run directory"),
+    ("a={run},b={run}@ckpt-45", "error: checkpoint ckpt-45 does not exist; {run} has best, "
+                                "latest, averaged, ckpt-30, ckpt-60 or a checkpoint path."),
+])
+def test_benchmark_checks_every_run_before_timing_any(tmp_path, trained_run, reverse_task,
+                                                       runs_flag, error):
+    fill = {"run": trained_run.run_dir, "missing": tmp_path / "missing"}
+    result = run_module("tfnmt.benchmark", "--runs=" + runs_flag.format(**fill),
+                        f"--source={reverse_task['test.src']}", "--batch_sizes=1",
+                        "--beam_sizes=1", "--reference_beam=1", f"--output={tmp_path / 'b'}")
+    assert result.returncode == 1 and error.format(**fill) in result.stderr, result.stderr
+    assert not (tmp_path / "b.json").exists()  # nothing timed
+
+
+def test_a_checkpoint_is_found_by_its_name(trained_run):
+    assert runs.find_checkpoint(trained_run, "ckpt-30") == os.path.join(
+        trained_run.checkpoint_dir, "ckpt-30")
+    path = runs.find_checkpoint(trained_run, "latest")
+    assert runs.find_checkpoint(trained_run, path) == path
 
 
 def test_report_renders_results_into_their_own_file(tmp_path, trained_run, reverse_task):

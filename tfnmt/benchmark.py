@@ -29,7 +29,8 @@ flags.DEFINE_list("runs", None, "name=run_dir[@checkpoint] (or run dirs; the nam
                   "name; the checkpoint defaults to --checkpoint).")
 flags.DEFINE_string("reference_run", None, "Name of the run alpha is measured against (default: first).")
 flags.DEFINE_integer("reference_beam", 4, "Beam of the reference run's rows alpha divides by.")
-flags.DEFINE_string("checkpoint", "best", "best, latest or averaged.")
+flags.DEFINE_string("checkpoint", "best", "best, latest, averaged, a checkpoint of the run "
+                    "by name (ckpt-1500) or a checkpoint path.")
 flags.DEFINE_string("source", None, "Sentences to translate.")
 flags.DEFINE_string("reference", None, "Optional references: adds BLEU per row.")
 flags.DEFINE_integer("num_sentences", 0, "Use the first N sentences (0: all).")

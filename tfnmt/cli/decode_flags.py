@@ -8,7 +8,8 @@ from tfnmt.core.errors import UserError
 from tfnmt.data import shortlist as shortlist_lib
 from tfnmt.inference.translator import load_rescorer, resolve_method, Translator
 
-flags.DEFINE_string("checkpoint", "best", "best, latest, averaged, or a checkpoint path.")
+flags.DEFINE_string("checkpoint", "best", "best, latest, averaged, a checkpoint of the run "
+                    "by name (ckpt-1500) or a checkpoint path.")
 flags.DEFINE_integer("beam_size", None, "Beam size (1: greedy). Default: the method's "
                      "paper value (tfnmt/methods: 4; hybrid and rnmt 12; hrt's b_at 5).")
 flags.DEFINE_float("length_penalty", None, "GNMT length-penalty alpha (0: none). Default: the "

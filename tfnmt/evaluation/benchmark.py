@@ -31,6 +31,8 @@ def parse_runs(values, default_checkpoint):
     names = [p[0] for p in parsed]
     if len(set(names)) != len(names):
         raise UserError(f"--runs names must differ, got {', '.join(names)}.")
+    for _, path, checkpoint in parsed:  # a wrong name fails now, not after the runs before it
+        runs.find_checkpoint(runs.load(path), checkpoint)
     return parsed
 
 

@@ -201,7 +201,8 @@ def load(run_dir) -> Run:
 
 
 def find_checkpoint(run, which="best"):
-    """which: best, latest, averaged, or a checkpoint path. 'best' falls back on 'latest'."""
+    """which: best, latest, averaged, a checkpoint of the run by name (ckpt-1500) or a
+    checkpoint path. 'best' falls back on 'latest'."""
     if which in ("best", "averaged"):
         found = tf.train.latest_checkpoint(os.path.join(run.checkpoint_dir, which))
         if found or which == "averaged":
@@ -215,9 +216,15 @@ def find_checkpoint(run, which="best"):
         if not found:
             raise UserError(f"{run.run_dir} has no checkpoint yet.")
         return found
-    if not tf.io.gfile.exists(which + ".index"):
-        raise UserError(f"checkpoint {which} does not exist.")
-    return which
+    if tf.io.gfile.exists(which + ".index"):
+        return which
+    named = os.path.join(run.checkpoint_dir, which)
+    if os.sep not in which and tf.io.gfile.exists(named + ".index"):
+        return named
+    kept = [os.path.basename(p) for p in all_checkpoints(run)
+            if os.path.dirname(p) == run.checkpoint_dir]
+    raise UserError(f"checkpoint {which} does not exist; {run.run_dir} has best, latest, "
+                    f"averaged{''.join(', ' + k for k in kept)} or a checkpoint path.")
 
 
 READ_ERRORS = (tf.errors.OpError, IndexError, ValueError, RuntimeError)
