@@ -79,7 +79,8 @@ def test_a_flag_the_run_does_not_read_is_named(multi30k_sample, capsys):
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
 def test_runs_a_config_builds_on_exist_with_its_vocabulary(path, recipes):
     values, _ = parse(path)
-    needs = {"--init_from": values["init_from"], "--teacher_run": values["teacher_run"]}
+    needs = {"--init_from": values["init_from"].partition("@")[0],
+             "--teacher_run": values["teacher_run"]}
     for flag in ("train_target", "train_distilled"):
         match = DISTILLED.search(values[flag] or "")
         if match:
@@ -144,7 +145,7 @@ def test_the_frontier_chain_trains_existing_configs_after_what_they_build_on(rec
     for position, name in enumerate(order):
         assert name in recipes, f"{name} has no config"
         values = recipes[name][1]
-        needs = [values["init_from"], values["teacher_run"]] + [
+        needs = [values["init_from"].partition("@")[0], values["teacher_run"]] + [
             f"runs/{m.group(1)}" for m in [DISTILLED.search(values["train_target"] or ""),
                                            DISTILLED.search(values["train_distilled"] or "")] if m]
         for run in filter(None, needs):

@@ -35,8 +35,9 @@ flags.DEFINE_string("target", None, "actions: dev target; hint_scales: training 
 flags.DEFINE_integer("batches", 10, "hint_scales: batches of 2,048 tokens to average over.")
 flags.DEFINE_float("gamma_st", 0.5, "hint_scales: student cosine threshold.")
 flags.DEFINE_float("gamma_tr", 0.5, "hint_scales: teacher cosine threshold.")
-flags.DEFINE_string("init_from", "", "hint_scales: start the NART from this run's best weights "
-                    "(as training with --init_from does) instead of a fresh initialisation.")
+flags.DEFINE_string("init_from", "", "hint_scales: start the NART from this run's weights, "
+                    "run_dir[@checkpoint] (as training with --init_from does) instead of a "
+                    "fresh initialisation.")
 flags.DEFINE_string("result", None, "Also write the numbers as a JSON result here.")
 
 

@@ -68,7 +68,8 @@ flags.DEFINE_string("teacher_checkpoint", "best", "Teacher checkpoint: best, lat
 flags.DEFINE_float("kd_lambda", 1.0, "Weight of the distillation KL term.")
 flags.DEFINE_float("kd_label_smoothing", 0.0, "Label smoothing of the NLL beside the KL term "
                    "(Hybrid Eq. 1 has the plain NLL; --label_smoothing does not apply to it).")
-flags.DEFINE_string("init_from", "", "Start a new run from this run's best weights.")
+flags.DEFINE_string("init_from", "", "Start a new run from another run's weights: "
+                    "run_dir[@checkpoint] (best, latest, averaged or ckpt-N; default best).")
 flags.DEFINE_enum("objective", "mle", ["mle", "hrt", "cmlm", "hint"], "Training objective.")
 flags.DEFINE_float("hint_lambda", 8.0, "Hint-based NART: weight of the hidden-state hint "
                    "(0 disables it).")

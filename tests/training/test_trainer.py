@@ -1,10 +1,13 @@
 import os
+import shutil
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tfnmt import runs
 from tfnmt.core.config import DecodeConfig, GRUConfig, ModelConfig, TeacherConfig
+from tfnmt.core.errors import UserError
 from tfnmt.data.pipeline import make_dataset
 from tfnmt.inference.translator import Translator
 from tfnmt.models import named_weights
@@ -145,15 +148,28 @@ def test_distillation_loss_is_the_plain_nll_plus_lambda_kl(tmp_path, trained_run
     assert float(terms["loss"]) > float(terms["nll"]) + float(terms["kl"]) + 1e-3
 
 
-def test_init_from_copies_the_other_runs_weights(tmp_path, trained_run, reverse_task):
+@pytest.mark.parametrize("checkpoint", ["", "@ckpt-30"])
+def test_init_from_copies_the_other_runs_weights(tmp_path, trained_run, reverse_task, checkpoint):
+    """From its best checkpoint by default, or the one named after "@" (here an earlier one)."""
     run = make_run(tmp_path / "finetune", reverse_task, train_steps=1,
-                   init_from=trained_run.run_dir, learning_rate=1e-12)
+                   init_from=trained_run.run_dir + checkpoint, learning_rate=1e-12)
     trainer = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
     trainer.train()
-    source, _ = runs.restore_model(trained_run, "best")
+    source, _ = runs.restore_model(trained_run, checkpoint[1:] or "best")
     mine = weights(trainer)
     for name, value in named_weights(source).items():
         np.testing.assert_allclose(mine[name], value.numpy(), atol=1e-6, err_msg=name)
+
+
+def test_init_from_a_run_with_another_vocabulary_is_refused(tmp_path, trained_run, reverse_task):
+    other = tmp_path / "other_vocab"
+    shutil.copytree(trained_run.run_dir, other)
+    with open(other / "vocab" / "target.model", "ab") as f:
+        f.write(b"\0")
+    run = make_run(tmp_path / "finetune", reverse_task, train_steps=1, init_from=str(other))
+    with pytest.raises(UserError, match="the --init_from run .* uses another vocabulary"):
+        Trainer(run, tf.distribute.get_strategy(), log=lambda m: None).train()
+    assert tf.train.latest_checkpoint(run.checkpoint_dir) is None  # nothing trained
 
 
 def test_init_from_a_shallower_run_copies_the_layers_it_has(tmp_path, trained_run, reverse_task):
@@ -281,7 +297,6 @@ def test_resume_with_other_settings_is_refused_unless_allowed_and_then_recorded(
     import dataclasses
     import json
 
-    import pytest
 
     from tfnmt.core.errors import UserError
 

@@ -172,7 +172,7 @@ class TrainConfig:
     eval_beam_size: int = 1
     patience: int = 0  # stop after this many validations without a better score (0: never)
     seed: int = 1234
-    init_from: str = ""  # a fresh run starts from this run's best weights (fine-tuning)
+    init_from: str = ""  # run_dir[@checkpoint]: a fresh run starts from its weights (best)
     objective: str = "mle"  # mle (with KD when there is a teacher), hrt, cmlm or hint
     teacher: "TeacherConfig | None" = None  # a frozen teacher (KD, hints, imitation)
     # The training settings only the run's method reads: its Settings (tfnmt/methods), or None.

@@ -109,8 +109,8 @@ def plot_heatmaps(panels, path, layer, head):
 def hint_scales(teacher_run, data, batches=10, gamma_st=0.5, gamma_tr=0.5, seed=1234,
                 init_from=""):
     """The three terms of the hint-based NART loss for a freshly initialised NART of the
-    teacher's shape (or one started from `init_from`'s best weights, as training does with
-    --init_from) against the trained teacher, on `batches` batches of `data`: per-token
+    teacher's shape (or one started from `init_from`'s weights, run_dir[@checkpoint], as
+    training does with --init_from) against the trained teacher, on `batches` batches of `data`: per-token
     L_nll (label smoothing 0) and token-weighted means of the per-sentence L_hid and L_align,
     i.e. the same normalisation as in training."""
 
@@ -121,7 +121,7 @@ def hint_scales(teacher_run, data, batches=10, gamma_st=0.5, gamma_tr=0.5, seed=
     set_seed(seed)
     student = build_model(dataclasses.replace(run.model, architecture="nart", dropout=0.0))
     if init_from:
-        runs.restore_shared_weights(student, init_from)
+        runs.restore_shared_weights(student, *runs.split_checkpoint(init_from))
     objective = HintBased(teacher, gamma_st=gamma_st, gamma_tr=gamma_tr)
     sums = {"nll": 0.0, "hid": 0.0, "align": 0.0, "tokens": 0.0}
     dataset = make_dataset(data.train_source, data.train_target, run.source_vocab,

@@ -200,6 +200,12 @@ def load(run_dir) -> Run:
                methods.train_from_dict(model, train_values))
 
 
+def split_checkpoint(value, default="best"):
+    """"run_dir@checkpoint" -> (run_dir, checkpoint); without "@", the default checkpoint."""
+    run_dir, _, which = value.partition("@")
+    return run_dir, which or default
+
+
 def find_checkpoint(run, which="best"):
     """which: best, latest, averaged, a checkpoint of the run by name (ckpt-1500) or a
     checkpoint path. 'best' falls back on 'latest'."""

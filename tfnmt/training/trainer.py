@@ -148,9 +148,12 @@ class Trainer:
         teacher.trainable = False
         return teacher, path
 
-    def initialise_from(self, run_dir):
-        """Starts a fresh run from another run's best weights (runs.restore_shared_weights)."""
-        path, fresh = runs.restore_shared_weights(self.model, run_dir)
+    def initialise_from(self, value):
+        """Starts a fresh run from another run's weights, "run_dir[@checkpoint]" (best by
+        default; runs.restore_shared_weights). The two runs must share their vocabularies."""
+        run_dir, which = runs.split_checkpoint(value)
+        runs.check_same_vocabularies(self.run, runs.load(run_dir), "--init_from run")
+        path, fresh = runs.restore_shared_weights(self.model, run_dir, which)
         if fresh:
             self.log(f"{len(fresh)} weights not in {path} start fresh: {', '.join(fresh)}")
         self.log(f"initialised from {path}")
@@ -347,12 +350,12 @@ class Trainer:
         step = self.restore()
         self._last_saved = step
         self.check_has_batches()
+        if not step and cfg.init_from:  # a wrong --init_from fails before the run exists
+            self.initialise_from(cfg.init_from)
         if self.chief and not os.path.exists(os.path.join(self.run.run_dir, runs.CONFIG)):
             runs.save_config(self.run)  # training really starts: the run exists from now on
         if step:
             self.log(f"resumed from step {step}")
-        elif cfg.init_from:
-            self.initialise_from(cfg.init_from)
         iterator = self.training_iterator(step)
         first_step = step
         end = cfg.train_steps if max_steps is None else min(cfg.train_steps, step + max_steps)
