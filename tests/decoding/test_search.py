@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfnmt import runs
 from tfnmt.core.config import ModelConfig
 from tfnmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from tfnmt.decoding import common, search
+from tfnmt.decoding.iterative import hybrid_regressive_decode
 from tfnmt.models import build_model
 
 A, B = 4, 5
@@ -202,3 +204,34 @@ def test_beam_keeping_keys_in_place_equals_gathering_rows(xla):
     np.testing.assert_allclose(in_place["scores"].numpy(), rows["scores"].numpy(), rtol=1e-5)
     # The search really moved hypotheses between slots (else the two rules cannot differ).
     assert (in_place["ids"].numpy()[:, 0] != in_place["ids"].numpy()[:, 1]).any()
+
+
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+@pytest.mark.parametrize("shortlist", [False, True])
+def test_kept_decoding_constants_decode_as_the_per_call_layout(precision, shortlist):
+    """A restored model keeps its output table's decoding layout in variables; the beam loop
+    and a parallel pass (HRT's fill) then decode exactly as when it is laid out per call."""
+    model = tiny_transformer()
+    if precision == "float32":
+        model.keep_decoding_constants()
+    else:
+        model = runs.at_precision(model, precision)  # keeps them too
+    assert model.kept_variables()
+    # A shortlist with PAD copies filling it up (-inf logits) and the [MASK], [BOS_2] ids.
+    vocab_ids = tf.constant([0, 1, 2, 3, *range(5, 18), 28, 29, 0, 0]) if shortlist else None
+
+    def decode():
+        beam = tf.function(lambda s: search.decode(model, s, 16, 3, 0.6, 1.5, 4,
+                                                   vocab_ids=vocab_ids), jit_compile=True)
+        hrt = tf.function(lambda s: hybrid_regressive_decode(model, s, 16, 2, 28, 29, 3,
+                                                             vocab_ids=vocab_ids),
+                          jit_compile=True)
+        return beam(SOURCES), hrt(SOURCES)
+
+    kept = decode()
+    model.keep_decoding_constants(False)
+    assert not model.kept_variables()
+    for a, b in zip(kept, decode()):
+        np.testing.assert_array_equal(a["ids"].numpy(), b["ids"].numpy())
+        np.testing.assert_allclose(a["scores"].numpy(), b["scores"].numpy(), rtol=1e-5,
+                                   atol=1e-5)

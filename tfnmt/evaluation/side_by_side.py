@@ -69,6 +69,7 @@ def time_tfnmt(shape, batch, beam, repeats, precision="float32", xla=True, seed=
     model = random_model(shape, seed)
     if precision != "float32":
         model = at_precision(model, precision)
+    model.keep_decoding_constants()  # as a restored run's (runs.restore_model)
     source = tf.constant(sources(batch), tf.int32)
     source = tf.concat([source, tf.fill([batch, 1], 3)], axis=1)  # EOS
     decode = tf.function(lambda s: search.decode(

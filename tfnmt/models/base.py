@@ -44,6 +44,8 @@ class EncoderDecoder(keras.Model):
     # Set by runs.at_precision("int8") on a tied output table (Keras leaves the shared table
     # float32): decode loops then quantize its [d, V] layout once per call (decoding_constants).
     int8_output = False
+    # keep_decoding_constants(): the tied table's decoding layout in variables (or None).
+    _kept = None
 
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
@@ -94,37 +96,56 @@ class EncoderDecoder(keras.Model):
     def decoding_constants(self, vocab_ids=None):
         """What a decode loop computes once per call and adds to every step's `memory`: the tied
         output table as a [d, V] matrix (inside the loop, XLA on CPU would otherwise lay the
-        [V, d] table out again at every step: measured +0.2 ms on a 0.6 ms beam-12 step); with
-        a shortlist `vocab_ids` [N], only its N columns (and biases) of the output layer; with
-        int8_output, the table's columns in int8 and their scales (quantize_columns)."""
-        if self.config.tie_output:
+        [V, d] table out again at every step: measured +0.2 ms on a 0.6 ms beam-12 step), or
+        the copy keep_decoding_constants made of it; with a shortlist `vocab_ids` [N], only its
+        N columns (and biases) of the output layer; with int8_output, the table's columns in
+        int8 and their scales (quantize_columns, column by column: the same before or after
+        the shortlist's gather)."""
+        if self._kept is not None:
+            constants = {k: tf.convert_to_tensor(v) for k, v in self._kept.items()}
+        elif self.config.tie_output:
             kernel = tf.transpose(tf.cast(self.target_table.embeddings, self.compute_dtype))
-            bias = None
+            constants = dict(zip(("output_kernel", "output_scale"), quantize_columns(kernel))
+                             if self.int8_output else {"output_kernel": kernel})
         elif vocab_ids is None:
             return {}
         else:
             if self.output_projection.kernel.dtype not in ("float32", "bfloat16", "float16"):
                 raise UserError("a shortlist needs an unquantized output layer.")
-            kernel, bias = self.output_projection.kernel, self.output_projection.bias
-        if vocab_ids is not None:
-            kernel = tf.gather(kernel, vocab_ids, axis=1)
+            constants = {"output_kernel": self.output_projection.kernel,
+                         "output_bias": self.output_projection.bias}
+        if vocab_ids is not None:  # kernel [d, V], scale [1, V], bias [V]: columns are last
+            constants = {k: tf.gather(v, vocab_ids, axis=-1) for k, v in constants.items()}
             # The PAD copies that fill a union to its size (every PAD after the first) stand
             # for no token: a -inf logit keeps them out of every softmax, so no score depends
             # on how much a batch's union was padded.
             pads = tf.cast(tf.equal(vocab_ids, PAD_ID), tf.int32)
             filler = tf.where((pads > 0) & (tf.cumsum(pads) > 1), NEG_INF, 0.0)
-            filler = tf.cast(filler, kernel.dtype)
-            bias = filler if bias is None else tf.gather(bias, vocab_ids) + filler
-        constants = {"output_kernel": kernel, **({} if bias is None else {"output_bias": bias})}
-        if self.int8_output:
-            constants["output_kernel"], constants["output_scale"] = quantize_columns(kernel)
+            filler = tf.cast(filler, self.compute_dtype)
+            constants["output_bias"] = constants.get("output_bias", 0) + filler
         return constants
+
+    def keep_decoding_constants(self, keep=True):
+        """Lays the tied output table out for decoding once, in variables, instead of once per
+        decode call (the small teacher's 8,000 x 256 table: 1.5 ms of every batch-1 call, a
+        profile of its beam search). For a model whose weights no longer change, as restored
+        for decoding (runs.restore_model); after assigning new weights call it again, or with
+        keep=False to go back to laying the table out per call."""
+        object.__setattr__(self, "_kept", None)  # past Keras's tracking: not a model weight
+        if keep and self.config.tie_output:
+            kept = {k: tf.Variable(v, trainable=False, name=f"decoding_{k}")
+                    for k, v in self.decoding_constants().items()}
+            object.__setattr__(self, "_kept", kept)
+
+    def kept_variables(self):
+        """{name: variable} of keep_decoding_constants (empty without), for SavedModels."""
+        return dict(self._kept or {})
 
     def pass_constants(self, vocab_ids=None):
         """decoding_constants for one parallel pass (NAT, rescoring, mask-predict, Skip-CMLM)
-        when they change its projection: a shortlist, or the int8 table; else None (the table
-        is read as it is, once)."""
-        if vocab_ids is None and not self.int8_output:
+        when they change its projection (a shortlist, the int8 table) or are kept; else None
+        (the table is read as it is, once)."""
+        if vocab_ids is None and not self.int8_output and self._kept is None:
             return None
         return self.decoding_constants(vocab_ids)
 

@@ -319,7 +319,8 @@ PRECISIONS = ("float32", "bfloat16", "int8")
 
 def restore_model(run, which="best", precision="float32"):
     """Builds the run's model and restores its weights (no optimizer state); with precision
-    bfloat16 or int8, returns a copy at that precision for decoding (at_precision)."""
+    bfloat16 or int8, returns a copy at that precision for decoding (at_precision). The model
+    is for decoding: its output table's decoding layout is kept (keep_decoding_constants)."""
 
     if precision not in PRECISIONS:
         raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
@@ -347,7 +348,8 @@ def restore_model(run, which="best", precision="float32"):
     except (AssertionError, *READ_ERRORS) as e:
         raise unreadable(run, path, checkpoint_problem(path) or str(e)) from None
     if precision != "float32":
-        model = at_precision(model, precision)
+        return at_precision(model, precision), path
+    model.keep_decoding_constants()
     return model, path
 
 
@@ -369,4 +371,5 @@ def at_precision(model, precision):
             copy.quantize("int8", filters=lambda layer: not getattr(layer, "keep_float32",
                                                                      False))
         copy.int8_output = copy.config.tie_output
+    copy.keep_decoding_constants()
     return copy

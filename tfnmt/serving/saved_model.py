@@ -40,9 +40,11 @@ class TranslationModule(tf.Module):
         # The TF1-style loaders (saved_model_cli run, tensorflow_model_server) only find
         # variables tracked directly by name: Keras 3 layers alone are not enough.
         self.weights = named_weights(model)
+        self.kept = model.kept_variables()  # the output table laid out for decoding
         if rescorer is not None:  # a NAT's AT rescorer travels in the same SavedModel
             self.rescorer = rescorer
             self.rescorer_weights = named_weights(rescorer)
+            self.rescorer_kept = rescorer.kept_variables()
         self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
         self.config, self.max_length = config, max_length
         self._decode_xla = make_decode_fn(model, config, max_length, True, target_tokenizer,
