@@ -110,9 +110,9 @@ def hint_scales(teacher_run, data, batches=10, gamma_st=0.5, gamma_tr=0.5, seed=
                 init_from=""):
     """The three terms of the hint-based NART loss for a freshly initialised NART of the
     teacher's shape (or one started from `init_from`'s weights, run_dir[@checkpoint], as
-    training does with --init_from) against the trained teacher, on `batches` batches of `data`: per-token
-    L_nll (label smoothing 0) and token-weighted means of the per-sentence L_hid and L_align,
-    i.e. the same normalisation as in training."""
+    training does with --init_from) against the trained teacher, on `batches` batches of
+    `data`: per-token L_nll (label smoothing 0) and token-weighted means of the per-sentence
+    L_hid and L_align, i.e. the same normalisation as in training."""
 
     run = runs.load(teacher_run)
     check_hint_teacher(run.model, teacher_run)
