@@ -68,9 +68,9 @@ def load_runs(specs):
     loaded = []
     for spec in specs:
         name, _, path = spec.rpartition("=")
-        path, _, checkpoint = path.partition("@")
+        path, checkpoint = runs.split_checkpoint(path)
         run = runs.load(path)
-        loaded.append((name or path, run, runs.restore_model(run, checkpoint or "best")[0]))
+        loaded.append((name or path, run, runs.restore_model(run, checkpoint)[0]))
     return loaded
 
 

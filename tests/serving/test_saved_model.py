@@ -58,7 +58,7 @@ def assert_export_matches(version_dir, run, config, texts, rescorer=None,
     config.shortlist, over the run's `shortlist`, whose union must leave ids out)."""
     import dataclasses
 
-    model, _ = runs.restore_model(run, "latest")
+    model, _ = runs.restore_model(run, "latest", config.precision)
     src, tgt = run.tokenizers()
     translator = Translator(model, src, tgt, dataclasses.replace(config, batch_size=64),
                             run.model.max_length, rescorer, shortlist)
@@ -280,6 +280,17 @@ def test_recurrent_decoder_models_export_and_match(tmp_path, reverse_task, archi
     assert metadata["architecture"] == architecture
     sentences = open(reverse_task["test.src"], encoding="utf-8").read().splitlines()[:6]
     assert_export_matches(version_dir, run, CONFIG, sentences)
+
+
+def test_an_int8_export_translates_as_int8_in_process(trained_run, reverse_task, tmp_path):
+    """The signatures are traced with the batch size unknown: the int8 output product must keep
+    the vocabulary size static there (it lost it, and the export failed with a traceback)."""
+    import dataclasses
+
+    config = dataclasses.replace(CONFIG, precision="int8")
+    version_dir = export_run(trained_run.run_dir, str(tmp_path / "int8"), "latest", config)
+    sentences = open(reverse_task["test.src"], encoding="utf-8").read().splitlines()[:6]
+    assert_export_matches(version_dir, trained_run, config, sentences)
 
 
 def test_warmup_requests_cover_every_batch_size_and_input_width(exported, tmp_path):

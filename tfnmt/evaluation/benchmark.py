@@ -25,9 +25,8 @@ def parse_runs(values, default_checkpoint):
     parsed = []
     for value in values:
         name, _, path = value.rpartition("=")
-        path, _, checkpoint = path.partition("@")
-        parsed.append((name or path.rstrip("/").split("/")[-1], path,
-                       checkpoint or default_checkpoint))
+        path, checkpoint = runs.split_checkpoint(path, default_checkpoint)
+        parsed.append((name or path.rstrip("/").split("/")[-1], path, checkpoint))
     names = [p[0] for p in parsed]
     if len(set(names)) != len(names):
         raise UserError(f"--runs names must differ, got {', '.join(names)}.")

@@ -31,7 +31,9 @@ def int8_product(x, kernel, scale):
     rows, row_scale = keras.quantizers.abs_max_quantize(rows, axis=-1)
     product = tf.raw_ops.BatchMatMulV3(x=rows, y=kernel, Tout=tf.int32)
     out = tf.cast(product, tf.float32) / (row_scale * scale)
-    return tf.cast(tf.reshape(out, tf.concat([tf.shape(x)[:-1], [-1]], 0)), x.dtype)
+    out = tf.reshape(out, tf.concat([tf.shape(x)[:-1], [-1]], 0))
+    out.set_shape(x.shape[:-1].concatenate(kernel.shape[-1:]))  # V stays static, batch or not
+    return tf.cast(out, x.dtype)
 
 
 class EncoderDecoder(keras.Model):

@@ -1,0 +1,56 @@
+"""Where a decode call's time goes, op by op (not part of the suite; run on an idle CPU):
+python tests/perf/profile_decode.py <run_dir> <beam> <steps> [per_call]
+
+The run's averaged checkpoint, one random 16-token source, `steps` forced steps, XLA; 20 calls
+traced with tf.profiler, then the traced events summed by (thread, name) and divided by the
+calls: ms a call and occurrences a call, largest first (with per_call, the output table is laid
+out in every call, as before keep_decoding_constants) (XLA's thunks carry the optimised HLO's
+instruction names, e.g. `dot.79`, `wrapped_copy.6`; look them up in
+fn.experimental_get_compiler_ir(source)(stage="optimized_hlo"))."""
+
+import collections
+import glob
+import sys
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+from tfnmt import runs
+from tfnmt.data.tokenizer import EOS_ID
+from tfnmt.decoding import search
+
+CALLS = 20
+model, _ = runs.restore_model(runs.load(sys.argv[1]), "averaged")
+beam, steps = int(sys.argv[2]), int(sys.argv[3])
+if sys.argv[4:] == ["per_call"]:
+    model.keep_decoding_constants(False)
+source = np.zeros([1, 16], np.int32)
+source[0, :15] = np.random.default_rng(0).integers(10, model.config.vocab_size, 15)
+source[0, 15] = EOS_ID
+source = tf.constant(source)
+decode = tf.function(lambda s: search.decode(model, s, 32, beam, 1.0, 0.0, steps,
+                                             min_length=steps)["ids"],
+                     jit_compile=True, autograph=False)
+for _ in range(5):
+    decode(source).numpy()
+logdir = tempfile.mkdtemp()
+tf.profiler.experimental.start(logdir)
+for _ in range(CALLS):
+    decode(source).numpy()
+tf.profiler.experimental.stop()
+space = xplane_pb2.XSpace()
+with open(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0], "rb") as f:
+    space.ParseFromString(f.read())
+for plane in space.planes:
+    names = {k: v.name for k, v in plane.event_metadata.items()}
+    total, count = collections.Counter(), collections.Counter()
+    for line in plane.lines:
+        for event in line.events:
+            key = (line.name[:20], names.get(event.metadata_id, "?"))
+            total[key] += event.duration_ps
+            count[key] += 1
+    for (thread, name), ps in total.most_common(60):
+        print(f"{ps / CALLS / 1e9:8.3f} ms/call {count[(thread, name)] / CALLS:7.1f}x "
+              f"[{thread}] {name[:90]}")
