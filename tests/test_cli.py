@@ -365,6 +365,28 @@ def test_flag_errors_are_one_line(tmp_path):
         assert lines[0].startswith("error: ") and said in lines[0], lines
 
 
+def test_intra_op_threads_reach_tensorflow_before_the_command_runs(tmp_path, trained_run,
+                                                                 reverse_task):
+    """--intra_op_threads (every command's, tfnmt.cli) is set before the command's first tensor:
+    a translation under it equals the default's, and a negative count is one error line."""
+    probe = ("import tfnmt.cli; import tensorflow as tf; from tfnmt.core.errors import run_main; "
+             "run_main(lambda argv: print(tf.config.threading.get_intra_op_parallelism_threads()))")
+    seen = [subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True,
+                           cwd=REPO, check=False) for args in ([], ["--intra_op_threads=1"])]
+    assert [r.stdout.split() for r in seen] == [["0"], ["1"]], seen[1].stderr[-2000:]
+    sentences = open(reverse_task["test.src"], encoding="utf-8").read().splitlines()[:5]
+    one, bad = run_modules(
+        ("tfnmt.translate", f"--run_dir={trained_run.run_dir}", "--checkpoint=latest",
+         "--beam_size=2", "--intra_op_threads=1"),
+        ("tfnmt.translate", f"--run_dir={trained_run.run_dir}", "--intra_op_threads=-1"),
+        input_text="\n".join(sentences) + "\n")
+    assert one.returncode == 0, one.stderr[-2000:]
+    assert one.stdout.splitlines() == [n[0][0] for n in in_process(trained_run, sentences,
+                                                                    beam_size=2)]
+    lines = bad.stderr.strip().splitlines()
+    assert bad.returncode == 1 and len(lines) == 1 and "intra_op_threads" in lines[0], lines
+
+
 @pytest.mark.parametrize("signum,to_group", [(signal.SIGTERM, False), (signal.SIGINT, True)])
 def test_a_stopped_quickstart_stage_saves_before_the_job_exits(tmp_path, signum, to_group):
     """SIGTERM to the job, or Ctrl-C (SIGINT to its whole process group): the job waits for

@@ -73,9 +73,11 @@ flags.DEFINE_list("ct2_compute_types", [],
                   "rows for every autoregressive Transformer run (its checkpoint converted); "
                   "ctranslate2 mode defaults to float32,int8.")
 flags.DEFINE_list("ct2_threads", ["1", "2"], "CTranslate2 intra-op threads, a row each.")
-flags.DEFINE_list("tfnmt_configs", ["float32_xla", "int8_xla", "bfloat16_plain"],
+flags.DEFINE_list("tfnmt_configs", ["float32_xla", "int8_xla", "bfloat16_plain",
+                                    "float32_xla_1thr", "int8_xla_1thr"],
                   "ctranslate2 mode: tfnmt's decoding configurations timed in every cell "
-                  "(precision_xla or precision_plain); a cell compares the fastest.")
+                  "(precision_xla or precision_plain; _1thr: one intra-op thread); a cell "
+                  "compares the fastest.")
 flags.DEFINE_integer("pseudo_sentences", 1000, "Breakdown: number of pseudo sentences.")
 flags.DEFINE_integer("pseudo_length", 20, "Breakdown: source and target length (tokens).")
 flags.DEFINE_integer("breakdown_beam", 8, "Breakdown: beam size.")
@@ -149,7 +151,8 @@ def side_by_side_main():
     print(table)
     settings = {"source_tokens": side_by_side.SOURCE_TOKENS, "steps": side_by_side.STEPS,
                 "vocab_size": side_by_side.VOCAB_SIZE, "tfnmt_configs": {
-                    c: dict(zip(("precision", "xla"), side_by_side.TFNMT_CONFIGS[c]))
+                    c: dict(zip(("precision", "xla", "intra_op_threads"),
+                                side_by_side.TFNMT_CONFIGS[c]))
                     for c in FLAGS.tfnmt_configs},
                 "repeats": max(FLAGS.repeats, 3)}
     write_result(output + ".json", "ctranslate2_side_by_side",

@@ -59,7 +59,9 @@ def tfnmt_configs(v):
     """How the side-by-side file's tfnmt decoded (files before its configurations: XLA)."""
     configs = v.get("tfnmt_configs", {"float32_xla": {"precision": "float32", "xla": True}})
     return "tfnmt decodes " + ", ".join(
-        f"{c['precision']} {'with' if c['xla'] else 'without'} XLA ({name})"
+        f"{c['precision']} {'with' if c['xla'] else 'without'} XLA"
+        + (f", {c['intra_op_threads']} intra-op thread(s)" if c.get("intra_op_threads") else "")
+        + f" ({name})"
         for name, c in configs.items())
 
 

@@ -245,6 +245,10 @@ def test_side_by_side_times_the_same_computation_on_both(tmp_path):
                                   batch=1, beam=1, compute_type="float32", threads=1,
                                   repeats=1)
     assert alone["tensorflow_loaded"] is False  # its peak RSS is CTranslate2's own
+    threads = [side_by_side.in_child("side_by_side", "time_tfnmt", shape="tiny", batch=1, beam=1,
+                                     repeats=1, threads=count)["intra_op_threads"]
+               for count in (0, 1)]
+    assert threads == [0, 1]  # the _1thr configurations' children decode with one thread
     assert "| tiny | 2 | 2 |" in side_by_side.markdown(cells)
     assert "tfnmt int8_xla" in side_by_side.markdown(cells)
 

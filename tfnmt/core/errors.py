@@ -14,6 +14,10 @@ def run_main(main):
     def wrapped(argv):
         if not flags.FLAGS["verbosity"].present:  # absl defaults to INFO: keep the console quiet
             logging.set_verbosity(logging.WARNING)
+        threads = flags.FLAGS["intra_op_threads"].value if "intra_op_threads" in flags.FLAGS else 0
+        if threads:  # tfnmt.cli's flag; before the command creates its first tensor
+            import tensorflow as tf
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
         try:
             return main(argv)
         except UserError as e:

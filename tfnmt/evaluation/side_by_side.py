@@ -33,10 +33,12 @@ from tfnmt.runs import at_precision
 from tfnmt.serving import ctranslate2_export
 
 SHAPES = ("small", "base", "12-1")
-# name: (precision, XLA). int8 is fastest with XLA, bfloat16 without it (oneDNN's AMX or
-# AVX-512 BF16 kernels; XLA's CPU dots widen bfloat16 to float32): docs/decisions.md.
-TFNMT_CONFIGS = {"float32_xla": ("float32", True), "int8_xla": ("int8", True),
-                 "bfloat16_plain": ("bfloat16", False)}
+# name: (precision, XLA, intra-op threads; 0: TensorFlow's default). int8 is fastest with XLA,
+# bfloat16 without it (oneDNN's AMX or AVX-512 BF16 kernels; XLA's CPU dots widen bfloat16 to
+# float32); one thread is faster at batch 1 (--intra_op_threads=1): docs/decisions.md.
+TFNMT_CONFIGS = {"float32_xla": ("float32", True, 0), "int8_xla": ("int8", True, 0),
+                 "bfloat16_plain": ("bfloat16", False, 0),
+                 "float32_xla_1thr": ("float32", True, 1), "int8_xla_1thr": ("int8", True, 1)}
 
 
 def random_model(shape, seed=0):
@@ -64,8 +66,11 @@ def convert_random(shape, output_dir, seed=0):
     spec.save(output_dir)
 
 
-def time_tfnmt(shape, batch, beam, repeats, precision="float32", xla=True, seed=0):
-    """tokens/s of tfnmt's decode loop on the random model at `precision` (run in a child)."""
+def time_tfnmt(shape, batch, beam, repeats, precision="float32", xla=True, threads=0, seed=0):
+    """tokens/s of tfnmt's decode loop on the random model at `precision` with `threads`
+    intra-op threads (0: TensorFlow's default), run in a child of its own."""
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
     model = random_model(shape, seed)
     if precision != "float32":
         model = at_precision(model, precision)
@@ -77,7 +82,8 @@ def time_tfnmt(shape, batch, beam, repeats, precision="float32", xla=True, seed=
         min_length=STEPS)["ids"], jit_compile=xla)
     seconds = fastest(lambda: decode(source).numpy(), repeats)
     return {"tokens_per_second": round(batch * STEPS / seconds, 1),
-            "peak_rss_mb": peak_rss_mb()}
+            "peak_rss_mb": peak_rss_mb(),
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()}
 
 
 def side_by_side(shapes=SHAPES, batches=(1, 32), beams=(1, 4),
@@ -92,10 +98,10 @@ def side_by_side(shapes=SHAPES, batches=(1, 32), beams=(1, 4),
                 for beam in beams:
                     mine = {}
                     for name in tfnmt_configs:
-                        precision, xla = TFNMT_CONFIGS[name]
+                        precision, xla, count = TFNMT_CONFIGS[name]
                         mine[name] = in_child("side_by_side", "time_tfnmt", shape=shape,
                                               batch=batch, beam=beam, repeats=repeats,
-                                              precision=precision, xla=xla)
+                                              precision=precision, xla=xla, threads=count)
                     quickest = max(mine, key=lambda name: mine[name]["tokens_per_second"])
                     theirs, rss = {}, 0.0
                     for compute in compute_types:
