@@ -12,6 +12,7 @@ rng = np.random.default_rng(0)
 W32 = tf.constant(rng.normal(size=(256, 8000)).astype(np.float32))
 W16 = tf.cast(W32, tf.bfloat16)
 W8 = tf.cast(tf.clip_by_value(W32 * 40, -127, 127), tf.int8)
+W32T, W8T = tf.transpose(W32), tf.transpose(W8)
 X = tf.constant(rng.normal(size=(1, 256)).astype(np.float32))
 
 
@@ -26,6 +27,17 @@ PRODUCTS = {
     "bf16 BatchMatMulV3 Tout=f32": lambda x: tf.raw_ops.BatchMatMulV3(
         x=tf.cast(x, tf.bfloat16), y=W16, Tout=tf.float32),
     "int8 BatchMatMulV3 Tout=i32": int8_product,
+    # The product written as a broadcast multiply and a sum over the rows: XLA fuses the
+    # widening into the reduction, so the loop reads the weights at their own precision.
+    "float32 reduce": lambda x: tf.reduce_sum(x[:, :, None] * W32[None], axis=1),
+    "bf16 reduce": lambda x: tf.reduce_sum(x[:, :, None] * tf.cast(W16, tf.float32)[None],
+                                           axis=1),
+    "int8 reduce": lambda x: tf.reduce_sum(x[:, :, None] * tf.cast(W8, tf.float32)[None],
+                                           axis=1),
+    # The same over the table stored [8000, 256], summing along its minor dimension.
+    "float32 row reduce": lambda x: tf.reduce_sum(x[:, None] * W32T[None], axis=2),
+    "int8 row reduce": lambda x: tf.reduce_sum(x[:, None] * tf.cast(W8T, tf.float32)[None],
+                                               axis=2),
 }
 
 

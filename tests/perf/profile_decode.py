@@ -1,7 +1,8 @@
 """Where a decode call's time goes, op by op (not part of the suite; run on an idle CPU):
-python tests/perf/profile_decode.py <run_dir> <beam> <steps> [per_call]
+python tests/perf/profile_decode.py <run_dir> <beam> <steps> [per_call] [batch=N] [int8] [1thr]
 
-The run's averaged checkpoint, one random 16-token source, `steps` forced steps, XLA; 20 calls
+The run's averaged checkpoint, `batch` random 16-token sources (1 by default), `steps` forced
+steps, XLA (int8: at int8 precision; 1thr: one intra-op thread); 20 calls
 traced with tf.profiler, then the traced events summed by (thread, name) and divided by the
 calls: ms a call and occurrences a call, largest first (with per_call, the output table is laid
 out in every call, as before keep_decoding_constants) (XLA's thunks carry the optimised HLO's
@@ -22,13 +23,18 @@ from tfnmt.data.tokenizer import EOS_ID
 from tfnmt.decoding import search
 
 CALLS = 20
-model, _ = runs.restore_model(runs.load(sys.argv[1]), "averaged")
+options = sys.argv[4:]
+if "1thr" in options:
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+batch = int(next((o[6:] for o in options if o.startswith("batch=")), 1))
+model, _ = runs.restore_model(runs.load(sys.argv[1]), "averaged",
+                              "int8" if "int8" in options else "float32")
 beam, steps = int(sys.argv[2]), int(sys.argv[3])
-if sys.argv[4:] == ["per_call"]:
+if "per_call" in options:
     model.keep_decoding_constants(False)
-source = np.zeros([1, 16], np.int32)
-source[0, :15] = np.random.default_rng(0).integers(10, model.config.vocab_size, 15)
-source[0, 15] = EOS_ID
+source = np.zeros([batch, 16], np.int32)
+source[:, :15] = np.random.default_rng(0).integers(10, model.config.vocab_size, [batch, 15])
+source[:, 15] = EOS_ID
 source = tf.constant(source)
 decode = tf.function(lambda s: search.decode(model, s, 32, beam, 1.0, 0.0, steps,
                                              min_length=steps)["ids"],
