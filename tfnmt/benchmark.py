@@ -219,7 +219,7 @@ def main(argv):
                 "rescore_checkpoint": FLAGS.rescore_checkpoint,
                 "nat_selection": FLAGS.nat_selection, "precisions": FLAGS.precisions,
                 "shortlist": FLAGS.shortlist,
-                "ct2_compute_types": FLAGS.ct2_compute_types,
+                "ct2_compute_types": FLAGS.ct2_compute_types, "warm_up": "whole pass",
                 **(metric_signatures() if FLAGS.reference else {})}
     kept = previous_rows(FLAGS.output, settings) if FLAGS.resume else []
 

@@ -82,7 +82,10 @@ def table_intro(kind, v):
     if kind == "benchmark":
         return (f"{source}; alpha = time of {v['reference_run']} with beam {v['reference_beam']} "
                 "at the same batch size and XLA setting / time of the row, measured in the same "
-                "invocation; every batch shape decoded once before timing.")
+                "invocation; "
+                + ("one untimed pass over all sentences before the timed ones."
+                   if v.get("warm_up") == "whole pass"
+                   else "every batch shape decoded once before timing."))
     return (f"{source} through `{v['model']}` in a process that imports only TensorFlow and "
             "tensorflow_text; one untimed pass before each timed one.")
 

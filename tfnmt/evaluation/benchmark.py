@@ -8,7 +8,6 @@ import time
 from concurrent import futures
 
 import sacrebleu
-import tensorflow as tf
 
 from tfnmt import runs
 from tfnmt.core.errors import UserError
@@ -36,15 +35,12 @@ def parse_runs(values, default_checkpoint):
 
 
 def time_translation(translator, sentences, repeats):
-    """Warms every compiled program up (batch shape, and shortlist size with one), then returns
-    (best seconds, translations)."""
-    seen = set()
-    for _, source in translator.batches(translator.encode(sentences)):
-        vocab_ids = translator.vocab_ids(source)
-        key = source.shape, None if vocab_ids is None else int(tf.size(vocab_ids))
-        if key not in seen:
-            seen.add(key)
-            translator.translate_ids(source)
+    """One untimed pass over all sentences, then (best seconds of `repeats` passes,
+    translations). The warm-up pass is whole, not one batch per compiled program: the first
+    run of a data-dependent branch inside a program (HRT's and mask-predict's widths) costs
+    extra (measured: a benchmark row of HRT at batch 1 took 5.18 s after a batch-per-shape
+    warm-up, 4.17-4.21 s once every branch had run)."""
+    translator.translate(sentences)
     best, outputs = float("inf"), None
     for _ in range(repeats):
         start = time.perf_counter()
