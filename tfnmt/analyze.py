@@ -6,6 +6,8 @@
                    --source=val.en --target=val.de --output=results/actions.png
   hint_scales: python -m tfnmt.analyze --mode=hint_scales --teacher_run=runs/a \\
                    --source=train.en --target=train.de [--init_from=runs/a] [--result=results/hint_scales.json]
+  hrt_stages:  python -m tfnmt.analyze --mode=hrt_stages --runs=runs/hrt@averaged \\
+                   --teacher_run=runs/a@averaged --source=test.en --target=test.de [--beam_size=4]
 """
 
 from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
@@ -21,17 +23,23 @@ from tfnmt.core.provenance import write_result
 from tfnmt.data import corpus
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("mode", None, ["heatmaps", "repeats", "actions", "hint_scales"],
-                  "What to analyse.")
-flags.DEFINE_list("runs", [], "heatmaps, actions: name=run_dir[@checkpoint] (default best).")
+flags.DEFINE_enum("mode", None, ["heatmaps", "repeats", "actions", "hint_scales",
+                                 "hrt_stages"], "What to analyse.")
+flags.DEFINE_list("runs", [], "heatmaps, actions, hrt_stages (one HRT run): "
+                  "name=run_dir[@checkpoint] (default best).")
 flags.DEFINE_string("sentence", None, "heatmaps: the source sentence.")
 flags.DEFINE_integer("layer", -1, "heatmaps: decoder layer (-1: the last).")
 flags.DEFINE_integer("head", 0, "heatmaps: encoder-decoder attention head.")
 flags.DEFINE_string("output", None, "heatmaps, actions: PNG to write.")
 flags.DEFINE_string("hypothesis", None, "repeats: translations, one per line.")
-flags.DEFINE_string("teacher_run", None, "hint_scales: the trained AT teacher.")
-flags.DEFINE_string("source", None, "actions: dev source; hint_scales: training source.")
-flags.DEFINE_string("target", None, "actions: dev target; hint_scales: training target.")
+flags.DEFINE_string("teacher_run", None, "hint_scales: the trained AT teacher; hrt_stages: the "
+                    "AT whose translations the fill is given, run_dir[@checkpoint].")
+flags.DEFINE_string("source", None, "actions, hrt_stages: dev/test source; hint_scales: "
+                    "training source.")
+flags.DEFINE_string("target", None, "actions, hrt_stages: dev/test target; hint_scales: "
+                    "training target.")
+flags.DEFINE_integer("beam_size", 4, "hrt_stages: the teacher's beam, HRT's Skip-AT beam and "
+                     "its beam as an AT.", lower_bound=1)
 flags.DEFINE_integer("batches", 10, "hint_scales: batches of 2,048 tokens to average over.")
 flags.DEFINE_float("gamma_st", 0.5, "hint_scales: student cosine threshold.")
 flags.DEFINE_float("gamma_tr", 0.5, "hint_scales: teacher cosine threshold.")
@@ -89,6 +97,23 @@ def actions():
                "top_share": round(float(c.max() / max(c.sum(), 1)), 4)} for name, c in usages}}
 
 
+def hrt_stages():
+    from tfnmt.evaluation.analysis import hrt_stages as stages
+
+    if not (len(FLAGS.runs) == 1 and FLAGS.teacher_run and FLAGS.source and FLAGS.target):
+        raise UserError("hrt_stages needs one --runs (the HRT run), --teacher_run, --source and "
+                        "--target.")
+    corpus.check_parallel(FLAGS.source, FLAGS.target)
+    (name, run, model), (_, teacher_run, teacher) = load_runs(FLAGS.runs + [FLAGS.teacher_run])
+    if run.train.objective != "hrt":
+        raise UserError(f"{run.run_dir} was trained with --objective={run.train.objective}, "
+                        "not hrt.")
+    runs.check_same_vocabularies(run, teacher_run, "teacher")
+    values = stages(run, model, teacher_run, teacher, corpus.read_lines(FLAGS.source),
+                    corpus.read_lines(FLAGS.target), FLAGS.beam_size)
+    return {"run": name, "teacher_run": FLAGS.teacher_run, "source": FLAGS.source, **values}
+
+
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}.")
@@ -119,8 +144,11 @@ def main(argv):
                                 DataConfig(train_source=FLAGS.source, train_target=FLAGS.target),
                                 FLAGS.batches, FLAGS.gamma_st, FLAGS.gamma_tr,
                                 init_from=FLAGS.init_from)}
+    elif FLAGS.mode == "hrt_stages":
+        values = hrt_stages()
     else:
-        raise UserError("--mode is required: heatmaps, repeats, actions or hint_scales.")
+        raise UserError("--mode is required: heatmaps, repeats, actions, hint_scales or "
+                        "hrt_stages.")
     print(json.dumps(values, indent=2))
     if FLAGS.result:
         write_result(FLAGS.result, f"analysis_{FLAGS.mode}", values)

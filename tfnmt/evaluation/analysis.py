@@ -1,6 +1,7 @@
 """What the hint-based NART paper looks at: decoder hidden-state cosine similarity and
 encoder-decoder attention for one sentence (its Figures 1 and 2), the share of consecutive
-repeated tokens in translations, and the scale of its three loss terms at initialisation."""
+repeated tokens in translations, and the scale of its three loss terms at initialisation; where
+an HRT model loses BLEU (its two stages taken apart)."""
 
 import dataclasses
 import os
@@ -10,13 +11,17 @@ import tensorflow as tf
 
 from tfnmt import runs
 from tfnmt.core.errors import UserError
-from tfnmt.data.pipeline import make_dataset
+from tfnmt.core.config import DecodeConfig
+from tfnmt.data.pipeline import bucket_length, make_dataset
 from tfnmt.data.sequences import shift_right
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
-from tfnmt.decoding import search
+from tfnmt.decoding import common, search
+from tfnmt.decoding.iterative import skip_cmlm_fill
 from tfnmt.decoding.parallel import nat_translate
+from tfnmt.inference.translator import resolve_method, Translator
 from tfnmt.methods.at import label_smoothed_cross_entropy
 from tfnmt.methods.hint_nart import check_hint_teacher, HintBased
+from tfnmt.methods.hrt import chunked_target, skip_cmlm_sample
 from tfnmt.models import build_model
 from tfnmt.models.nat import NART
 from tfnmt.models.transformer import Transformer
@@ -176,3 +181,87 @@ def plot_action_usage(usages, path):
     ax.set_yscale("log")
     ax.legend()
     save_figure(figure, path)
+
+
+def hrt_fill(model, source, target, k, mask_id):
+    """HRT's Skip-CMLM stage on given translations `target` [B, T] (EOS-ended, PAD after): the
+    kept tokens z_i = y_{ik} (the target extended to a multiple of k with EOS, as in training)
+    stay, the k - 1 positions before each are filled in one pass. Returns the filled ids
+    [B, k * ceil(T / k)] with PAD after the first EOS, as HRT's decode cuts them."""
+    sample = skip_cmlm_sample(target, k, mask_id)
+    encoded, source_mask = model.encode(source)
+    filled, _ = skip_cmlm_fill(model, sample["input"], sample["positions"], encoded,
+                               source_mask, mask_id, k)
+    lengths = common.sequence_lengths(filled)
+    return tf.where(tf.range(tf.shape(filled)[1])[None] < lengths[:, None], filled, PAD_ID)
+
+
+def _padded(rows, width):
+    out = np.full([len(rows), width], PAD_ID, np.int32)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = row
+    return out
+
+
+def fill_given(run, model, sentences, given, batch_size=32):
+    """HRT's fill (hrt_fill) of the translations `given` (strings) of `sentences`: (the filled
+    translations, the share of the given tokens at the filled positions that the fill
+    reproduced)."""
+    source_tok, target_tok = run.tokenizers()
+    k, mask_id = run.train.settings.hrt_chunk, target_tok.piece_id("<mask>")
+    limit = run.model.max_length
+
+    def ids(tokenizer, lines):
+        return [np.append(r[: limit - 1], EOS_ID) for r in
+                tokenizer.tokenize(tf.constant(lines)).numpy()]
+
+    sources, targets = ids(source_tok, sentences), ids(target_tok, given)
+    fill = tf.function(lambda s, t: hrt_fill(model, s, t, k, mask_id), reduce_retracing=True)
+    order = sorted(range(len(sentences)), key=lambda i: len(sources[i]))
+    out, same, filled_positions = [None] * len(sentences), 0, 0
+    for start in range(0, len(order), batch_size):
+        index = order[start:start + batch_size]
+        source = _padded([sources[i] for i in index],
+                         bucket_length(max(len(sources[i]) for i in index), limit))
+        target = _padded([targets[i] for i in index], max(len(targets[i]) for i in index))
+        result = fill(tf.constant(source), tf.constant(target)).numpy()
+        chunked = chunked_target(tf.constant(target), k).numpy()
+        masked = skip_cmlm_sample(tf.constant(target), k, mask_id)["input"].numpy() == mask_id
+        same += int((result[masked] == chunked[masked]).sum())
+        filled_positions += int(masked.sum())
+        texts = target_tok.detokenize(result).numpy()
+        for row, i in enumerate(index):
+            out[i] = texts[row].decode("utf-8")
+    return out, same / max(filled_positions, 1)
+
+
+def hrt_stages(hrt_run, hrt_model, teacher_run, teacher_model, sentences, references, beam,
+               batch_size=32):
+    """Where an HRT model's BLEU goes, on `sentences` against `references` (beam `beam`, length
+    penalty 1.0, XLA): the teacher's beam search; HRT's two stages (Skip-AT beam + fill); the
+    same weights decoded as an AT (its TASK-AT); and the fill alone, given every k-th token of
+    the teacher's translation or of the reference (with the share of the other tokens it
+    reproduces)."""
+    import sacrebleu
+
+    def translate(run, model, method):
+        config = resolve_method(DecodeConfig(beam_size=beam, length_penalty=1.0, method=method,
+                                             batch_size=batch_size), run)
+        translator = Translator(model, *run.tokenizers(), config, run.model.max_length)
+        return [n_best[0][0] for n_best in translator.translate(sentences)]
+
+    def bleu(hypotheses):
+        return round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2)
+
+    teacher = translate(teacher_run, teacher_model, "autoregressive")
+    filled_teacher, teacher_kept = fill_given(hrt_run, hrt_model, sentences, teacher, batch_size)
+    filled_reference, reference_kept = fill_given(hrt_run, hrt_model, sentences, references,
+                                                  batch_size)
+    return {"beam": beam, "sentences": len(sentences), "bleu": {
+        "teacher": bleu(teacher),
+        "hrt": bleu(translate(hrt_run, hrt_model, "hrt")),
+        "hrt_as_at": bleu(translate(hrt_run, hrt_model, "autoregressive")),
+        "fill_of_teacher": bleu(filled_teacher),
+        "fill_of_reference": bleu(filled_reference)},
+        "fill_reproduces": {"teacher": round(teacher_kept, 4),
+                            "reference": round(reference_kept, 4)}}
