@@ -87,6 +87,8 @@ flags.DEFINE_float("il_lambda", 0.001, "imitate_nat: weight of the imitation los
 flags.DEFINE_float("length_weight", 0.1, "imitate_nat: weight of the length classifier's loss.")
 flags.DEFINE_integer("hrt_chunk", 2, "HRT chunk size k (2, 3 or 4).")
 flags.DEFINE_float("curriculum_lambda", 1.0, "HRT curriculum exponent (p_k = (t/T)^lambda).")
+flags.DEFINE_integer("curriculum_steps", 0, "HRT curriculum length T (0: --train_steps when "
+                     "the run is made; kept, so a longer --train_steps trains on at p_k = 1).")
 flags.DEFINE_float("p_raw", 0.2, "HRT mixed distillation: probability of the raw target "
                    "(0.2: the HRT paper's choice for En<->De; 0.5 for its other pairs).")
 flags.DEFINE_string("train_distilled", "", "Distilled targets line-aligned with the source.")

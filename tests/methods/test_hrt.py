@@ -88,3 +88,34 @@ def test_row_ranks_equal_a_stable_double_argsort():
     np.testing.assert_array_equal(row_ranks(tf.constant(scores)).numpy(), expected)
     compiled = tf.function(row_ranks, jit_compile=True)
     np.testing.assert_array_equal(compiled(tf.constant(scores)).numpy(), expected)
+
+
+def test_the_curriculum_stays_when_a_run_trains_longer(tmp_path, reverse_task):
+    """T is kept in the run: a run made with 100 train steps has T = 100; one made before the
+    setting existed reads its train_steps as T; resuming with more steps and T unchanged is the
+    same run, with more steps alone it would move the curriculum and is refused."""
+    import json
+
+    import pytest
+
+    from tfnmt import methods, runs
+    from tfnmt.core.errors import UserError
+
+    from tests.conftest import make_run
+
+    run = make_run(tmp_path / "hrt", reverse_task, objective="hrt", train_steps=100)
+    assert run.train.settings.curriculum_steps == 100
+    path = tmp_path / "hrt" / "config.json"
+    values = json.loads(path.read_text())
+    del values["train"]["settings"]["curriculum_steps"]  # as written before the setting
+    path.write_text(json.dumps(values))
+    assert runs.load(str(tmp_path / "hrt")).train.settings.curriculum_steps == 100
+
+    def resume(**flat):
+        train = methods.train_config(run.model, **{**values["train"], "settings": None,
+                                                   "objective": "hrt", **flat})
+        return runs.prepare(str(tmp_path / "hrt"), run.model, run.data, train)
+
+    assert resume(train_steps=300, curriculum_steps=100).train.settings.curriculum_steps == 100
+    with pytest.raises(UserError, match=r"settings.curriculum_steps 100 -> 300"):
+        resume(train_steps=300)

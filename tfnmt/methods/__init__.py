@@ -59,6 +59,8 @@ def nest_train(model_config, values: dict) -> dict:
         own = {f.name for f in dataclasses.fields(cls)}
         values["settings"] = {**{k: v for k, v in flat.items() if k in own},
                               **(values.get("settings") or {})}
+        if hasattr(cls, "complete"):  # settings that default to another training value
+            values["settings"] = cls.complete(values["settings"], values)
     return values
 
 

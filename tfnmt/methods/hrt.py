@@ -138,7 +138,19 @@ class HybridRegressive:
 class Settings:
     hrt_chunk: int = 2  # chunk size k
     curriculum_lambda: float = 1.0  # curriculum exponent (Eq. 2)
+    # T of the curriculum (Eq. 2); 0: the run's train_steps when it is made. Kept in the run
+    # (complete), so a longer --train_steps later trains on at p_k = 1 instead of moving it.
+    curriculum_steps: int = 0
     p_raw: float = 0.2  # mixed distillation: P(raw target); the paper's En<->De choice
+
+    @staticmethod
+    def complete(settings, train):
+        """config.json's settings with T filled in: the train_steps of the values given (an
+        HRT run made before curriculum_steps existed ran its curriculum over its
+        train_steps)."""
+        if not settings.get("curriculum_steps"):
+            settings = {**settings, "curriculum_steps": train.get("train_steps", 20_000)}
+        return settings
 
 
 def build_objective(ctx):
@@ -146,7 +158,10 @@ def build_objective(ctx):
     mask_id, bos_k_id = tokenizer.piece_id("<mask>"), tokenizer.piece_id(f"<bos_{k}>")
     if k < 2 or bos_k_id == tokenizer.piece_id("<unk>"):
         raise UserError(f"hrt_chunk must be 2, 3 or 4 (a reserved <bos_k> token), got {k}.")
-    return HybridRegressive(k, mask_id, bos_k_id, ctx.step, ctx.train.train_steps, ctx.rng,
+    if cfg.curriculum_steps < 0:
+        raise UserError(f"--curriculum_steps must be >= 0, got {cfg.curriculum_steps}.")
+    return HybridRegressive(k, mask_id, bos_k_id, ctx.step,
+                            cfg.curriculum_steps or ctx.train.train_steps, ctx.rng,
                             cfg.curriculum_lambda, cfg.p_raw, ctx.train.label_smoothing)
 
 
