@@ -99,6 +99,7 @@ def actions():
 
 def hrt_stages():
     from tfnmt.evaluation.analysis import hrt_stages as stages
+    from tfnmt.evaluation.benchmark import metric_signatures
 
     if not (len(FLAGS.runs) == 1 and FLAGS.teacher_run and FLAGS.source and FLAGS.target):
         raise UserError("hrt_stages needs one --runs (the HRT run), --teacher_run, --source and "
@@ -111,7 +112,8 @@ def hrt_stages():
     runs.check_same_vocabularies(run, teacher_run, "teacher")
     values = stages(run, model, teacher_run, teacher, corpus.read_lines(FLAGS.source),
                     corpus.read_lines(FLAGS.target), FLAGS.beam_size)
-    return {"run": name, "teacher_run": FLAGS.teacher_run, "source": FLAGS.source, **values}
+    return {"run": name, "teacher_run": FLAGS.teacher_run, "source": FLAGS.source, **values,
+            "bleu_signature": metric_signatures()["bleu_signature"]}
 
 
 def main(argv):
