@@ -40,6 +40,7 @@ flags.DEFINE_string("target", None, "actions, hrt_stages: dev/test target; hint_
                     "training target.")
 flags.DEFINE_integer("beam_size", 4, "hrt_stages: the teacher's beam, HRT's Skip-AT beam and "
                      "its beam as an AT.", lower_bound=1)
+flags.DEFINE_bool("xla", True, "hrt_stages: decode with XLA.")
 flags.DEFINE_integer("batches", 10, "hint_scales: batches of 2,048 tokens to average over.")
 flags.DEFINE_float("gamma_st", 0.5, "hint_scales: student cosine threshold.")
 flags.DEFINE_float("gamma_tr", 0.5, "hint_scales: teacher cosine threshold.")
@@ -111,7 +112,7 @@ def hrt_stages():
                         "not hrt.")
     runs.check_same_vocabularies(run, teacher_run, "teacher")
     values = stages(run, model, teacher_run, teacher, corpus.read_lines(FLAGS.source),
-                    corpus.read_lines(FLAGS.target), FLAGS.beam_size)
+                    corpus.read_lines(FLAGS.target), FLAGS.beam_size, xla=FLAGS.xla)
     return {"run": name, "teacher_run": FLAGS.teacher_run, "source": FLAGS.source, **values,
             "bleu_signature": metric_signatures()["bleu_signature"]}
 

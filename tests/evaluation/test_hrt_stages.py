@@ -7,11 +7,10 @@ from tfnmt.core.config import ModelConfig
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
 from tfnmt.decoding import common
 from tfnmt.decoding.iterative import hybrid_regressive_decode
-from tfnmt.evaluation.analysis import fill_given, hrt_fill, hrt_stages
+from tfnmt.evaluation.analysis import fill_given, hrt_fill
 from tfnmt.models import build_model
-from tfnmt import runs
 
-from tests.conftest import make_run
+from tests.conftest import make_run, run_module
 
 MASK, B2 = 4, 5
 
@@ -43,18 +42,35 @@ def test_the_fill_of_hrts_own_skip_at_output_is_its_translation():
     assert (ids[rows][:, filled.shape[1]:] == PAD_ID).all()
 
 
-def test_stages_fill_batched_translations_as_each_alone(tmp_path, trained_run, reverse_task):
-    """fill_given pads and batches sentences by length: each fills as it does alone; the
-    stages report every BLEU and the reproduced shares."""
+def test_fills_of_batched_translations_equal_each_alone(tmp_path, reverse_task):
+    """fill_given pads and batches sentences by length: each fills as it does alone."""
     run = make_run(tmp_path / "hrt", reverse_task, objective="hrt")
     model = build_model(run.model)
-    teacher, _ = runs.restore_model(trained_run, "latest")
     sentences = open(reverse_task["test.src"], encoding="utf-8").read().splitlines()[:7]
     references = open(reverse_task["test.tgt"], encoding="utf-8").read().splitlines()[:7]
     batched, share = fill_given(run, model, sentences, references, batch_size=4)
     alone = [fill_given(run, model, [s], [r])[0][0] for s, r in zip(sentences, references)]
     assert batched == alone and 0.0 <= share <= 1.0
-    stages = hrt_stages(run, model, trained_run, teacher, sentences, references, beam=2)
-    assert set(stages["bleu"]) == {"teacher", "hrt", "hrt_as_at", "fill_of_teacher",
+
+
+def test_the_command_writes_the_stages_with_the_bleu_signature(tmp_path, trained_run,
+                                                               reverse_task):
+    """Every stage's BLEU, the reproduced shares and sacreBLEU's signature (without XLA: the
+    stages compile five decoders)."""
+    import json
+
+    from tfnmt.training.trainer import Trainer
+
+    run = make_run(tmp_path / "hrt", reverse_task, objective="hrt", train_steps=2)
+    Trainer(run, tf.distribute.get_strategy(), log=lambda m: None).train()
+    result = run_module("tfnmt.analyze", "--mode=hrt_stages", f"--runs=hrt={run.run_dir}@latest",
+                        f"--teacher_run={trained_run.run_dir}@latest",
+                        f"--source={reverse_task['test.src']}",
+                        f"--target={reverse_task['test.tgt']}", "--beam_size=2", "--noxla",
+                        f"--result={tmp_path / 'stages.json'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    values = json.loads((tmp_path / "stages.json").read_text())["values"]
+    assert values["bleu_signature"].startswith("nrefs:1|") and values["beam"] == 2
+    assert set(values["bleu"]) == {"teacher", "hrt", "hrt_as_at", "fill_of_teacher",
                                    "fill_of_reference"}
-    assert stages["sentences"] == 7 and set(stages["fill_reproduces"]) == {"teacher", "reference"}
+    assert set(values["fill_reproduces"]) == {"teacher", "reference"}

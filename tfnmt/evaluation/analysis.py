@@ -236,9 +236,9 @@ def fill_given(run, model, sentences, given, batch_size=32):
 
 
 def hrt_stages(hrt_run, hrt_model, teacher_run, teacher_model, sentences, references, beam,
-               batch_size=32):
+               batch_size=32, xla=True):
     """Where an HRT model's BLEU goes, on `sentences` against `references` (beam `beam`, length
-    penalty 1.0, XLA): the teacher's beam search; HRT's two stages (Skip-AT beam + fill); the
+    penalty 1.0): the teacher's beam search; HRT's two stages (Skip-AT beam + fill); the
     same weights decoded as an AT (its TASK-AT); and the fill alone, given every k-th token of
     the teacher's translation or of the reference (with the share of the other tokens it
     reproduces)."""
@@ -246,7 +246,7 @@ def hrt_stages(hrt_run, hrt_model, teacher_run, teacher_model, sentences, refere
 
     def translate(run, model, method):
         config = resolve_method(DecodeConfig(beam_size=beam, length_penalty=1.0, method=method,
-                                             batch_size=batch_size), run)
+                                             batch_size=batch_size, xla=xla), run)
         translator = Translator(model, *run.tokenizers(), config, run.model.max_length)
         return [n_best[0][0] for n_best in translator.translate(sentences)]
 
