@@ -13,6 +13,7 @@ import dataclasses
 import tensorflow as tf
 
 from tfnmt.data.sequences import lengths_of, shift_right
+from tfnmt.core.config import TrainConfig
 from tfnmt.core.errors import UserError
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
 from tfnmt.decoding.iterative import bidirectional_mask
@@ -149,7 +150,8 @@ class Settings:
         HRT run made before curriculum_steps existed ran its curriculum over its
         train_steps)."""
         if not settings.get("curriculum_steps"):
-            settings = {**settings, "curriculum_steps": train.get("train_steps", 20_000)}
+            settings = {**settings, "curriculum_steps": train.get("train_steps",
+                                                                  TrainConfig.train_steps)}
         return settings
 
 
