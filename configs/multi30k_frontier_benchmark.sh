@@ -5,7 +5,8 @@
 # Run it on an idle CPU (no training in the background). --resume continues an interrupted one.
 # Every row is the faster of two timed passes after an untimed one; rows still vary between
 # invocations (the teacher's batch-1 row on 200 sentences by 8% in two), so alpha near a target
-# is quoted with that spread.
+# is quoted with that spread. Batch 1 is timed with one intra-op thread, faster there for
+# both the teacher and HRT (docs/decisions.md); the other batch sizes with TensorFlow's default.
 #   cd <working directory with runs/> && bash configs/multi30k_frontier_benchmark.sh
 # Every autoregressive search uses beams 1 (greedy: the fastest point an AT offers, what a NAT's
 # single length competes with), 4 (the teacher's reference) and 5 (the HRT paper's b_at, and
@@ -25,5 +26,5 @@ resume=()
     --source="$DATA/test2016.en" --reference="$DATA/test2016.de" \
     --batch_sizes=1,8,16,32 --beam_sizes=1,4,5 --reference_beam=4 --reference_run=teacher \
     --length_penalty=1.0 --xla=on --length_halfwidths=0,3,4 --iterations=4 --length_beam=5 \
-    --repeats=2 --output=results/frontier_multi30k "${resume[@]}"
+    --repeats=2 --batch_threads=1:1 --output=results/frontier_multi30k "${resume[@]}"
 "$PY" -m tfnmt.report

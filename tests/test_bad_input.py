@@ -49,6 +49,8 @@ def test_bad_paths_and_values_each_give_one_error(tmp_path, trained_run, reverse
          "--repeats must be at least 1"),
         (("tfnmt.benchmark", f"--runs=a={run}", f"--source={src}", "--length_halfwidths="),
          "need at least one value each"),
+        (("tfnmt.benchmark", f"--runs=a={run}", f"--source={src}", "--batch_threads=1"),
+         "--batch_threads takes batch:threads pairs"),
         (("tfnmt.benchmark", "--mode=breakdown", f"--runs=a={run}", "--breakdown_batch=0"),
          "--breakdown_batch must be at least 1"),
         (("tfnmt.benchmark", "--mode=ctranslate2", "--tfnmt_configs=float16_xla",

@@ -175,7 +175,7 @@ def test_benchmark_saves_every_run_resumes_and_computes_alpha(tmp_path, trained_
     common = ["--checkpoint=latest", f"--source={reverse_task['test.src']}",
               f"--reference={reverse_task['test.tgt']}", "--num_sentences=12",
               "--batch_sizes=1,4", "--beam_sizes=2", "--reference_beam=2", "--xla=both",
-              f"--output={out}"]
+              "--batch_threads=1:1", f"--output={out}"]
     # The second run's weights are cut short: the invocation stops after timing (and saving)
     # the first run.
     broken = tmp_path / "broken"
@@ -238,6 +238,10 @@ def test_benchmark_saves_every_run_resumes_and_computes_alpha(tmp_path, trained_
             assert (float(seconds), float(alpha), float(bleu), float(chrf)) == (
                 row["seconds"], row["alpha"], row["bleu"], row["chrf"])
     assert {r["checkpoint"] for r in rows} == {runs.find_checkpoint(trained_run, "latest")}
+    # --batch_threads=1:1: the batch-1 rows were timed in a child with one intra-op thread
+    # (read back from TensorFlow there), the others with TensorFlow's default (0).
+    assert {(r["batch"], r["intra_op_threads"]) for r in rows} == {(1, 1), (4, 0)}
+    assert values["batch_threads"] == {"1": 1} and "intra_op_threads" not in values
 
 
 @pytest.mark.parametrize("runs_flag, error", [

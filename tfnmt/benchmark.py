@@ -53,6 +53,9 @@ flags.DEFINE_string("rescore_checkpoint", None, "nat runs: the rescoring run's c
 flags.DEFINE_enum("nat_selection", "normalized", ["normalized", "total"],
                   "nat runs: pick the candidate with the best length-normalised or total "
                   "log-probability.")
+flags.DEFINE_list("batch_threads", [], "batch:threads pairs, e.g. 1:1: the intra-op threads "
+                  "of the rows at those batch sizes (the others use --intra_op_threads; one "
+                  "child process per run and thread count).")
 flags.DEFINE_integer("repeats", 1, "Timed passes per row (the fastest is kept).")
 flags.DEFINE_bool("shortlist", False, "Also time every setting but mask_predict over each "
                   "run's lexical shortlist (python -m tfnmt.shortlist).")
@@ -180,6 +183,13 @@ def main(argv):
     except ValueError:
         raise UserError("--batch_sizes, --beam_sizes, --iterations and --length_halfwidths "
                         "take comma-separated integers.") from None
+    try:
+        batch_threads = {int(b): int(t) for b, t in (p.split(":") for p in FLAGS.batch_threads)}
+    except ValueError:
+        batch_threads = None
+    if batch_threads is None or min(batch_threads.values(), default=0) < 0:
+        raise UserError(f"--batch_threads takes batch:threads pairs of integers (threads >= "
+                        f"0), got {','.join(FLAGS.batch_threads)}.")
     unknown = set(FLAGS.precisions) - set(runs.PRECISIONS)
     if unknown or not FLAGS.precisions:
         raise UserError(f"--precisions takes {', '.join(runs.PRECISIONS)}, got "
@@ -221,6 +231,10 @@ def main(argv):
                 "shortlist": FLAGS.shortlist,
                 "ct2_compute_types": FLAGS.ct2_compute_types, "warm_up": "whole pass",
                 **(metric_signatures() if FLAGS.reference else {})}
+    if FLAGS.intra_op_threads:  # recorded when set (files measured before stay resumable)
+        settings["intra_op_threads"] = FLAGS.intra_op_threads
+    if batch_threads:
+        settings["batch_threads"] = {str(b): t for b, t in sorted(batch_threads.items())}
     kept = previous_rows(FLAGS.output, settings) if FLAGS.resume else []
 
     def save(rows, complete=False):
@@ -245,7 +259,8 @@ def main(argv):
     rows = benchmark(specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
                      base_config, FLAGS.repeats, iterations, halfwidths, kept=kept,
                      on_run=save, ct2=ct2, precisions=FLAGS.precisions,
-                     shortlist=FLAGS.shortlist)
+                     shortlist=FLAGS.shortlist, threads=FLAGS.intra_op_threads,
+                     batch_threads=batch_threads)
     print(save(rows, complete=True))
     if FLAGS.output:
         print(f"wrote {FLAGS.output}.json and {FLAGS.output}.md")

@@ -83,9 +83,13 @@ def table_intro(kind, v):
         return (f"{source}; alpha = time of {v['reference_run']} with beam {v['reference_beam']} "
                 "at the same batch size and XLA setting / time of the row, measured in the same "
                 "invocation; "
-                + ("one untimed pass over all sentences before the timed ones."
+                + ("one untimed pass over all sentences before the timed ones"
                    if v.get("warm_up") == "whole pass"
-                   else "every batch shape decoded once before timing."))
+                   else "every batch shape decoded once before timing")
+                + "".join(f"; batch {b} with {t} intra-op thread(s)"
+                          for b, t in (v.get("batch_threads") or {}).items())
+                + (f"; {v['intra_op_threads']} intra-op thread(s) otherwise"
+                   if v.get("intra_op_threads") else "") + ".")
     return (f"{source} through `{v['model']}` in a process that imports only TensorFlow and "
             "tensorflow_text; one untimed pass before each timed one.")
 

@@ -1,16 +1,17 @@
 """The output product [rows, d] x [d, V] under XLA on CPU, and what computing it as
-[V, d] x [d, rows] (models.base.rows_first_product) changes (not part of the suite; idle CPU):
+[V, d] x [d, rows] changes (rows_first_product of commit 732d765, measured slower end to end
+and reverted: docs/decisions.md) (not part of the suite; idle CPU):
     python tests/perf/output_product.py                 # the product alone, one thread
     python tests/perf/output_product.py <run_dir> <checkpoint> <source file> [sentences]
         [batch sizes] [beam]                            # whole translation, A/B in one process
 The first form times 50 dependent products of [M, 256] by a [256, 8000] (and a [256, 1024])
 table for M from 1 to 128: as a dot (XLA streams the table once per ~4 rows), and as the table
 stored [V, d] times the rows transposed behind an optimization barrier, then transposed back.
-The second translates with the run's own decoding (its method; beam 4 by default, length
-penalty 1.0, XLA, one intra-op thread at batch 1 as the benchmark's batch_threads=1:1 would
-not apply in one process, so threads are TensorFlow's default) with rows_first_product off
+The second (only with commit 732d765's tfnmt on PYTHONPATH) translates with the run's own
+decoding (its method; beam 4 by default, length penalty 1.0, XLA) with rows_first_product off
 (ROWS_FIRST_MIN huge) and on, interleaved, 3 passes each after a warm-up pass; prints both
-times, the ratio and whether the translations are identical."""
+times, the ratio and whether the translations are identical. THREADS=N sets the intra-op
+threads (default: one for the product alone, TensorFlow's default for translation)."""
 import json
 import os
 import sys
@@ -62,6 +63,8 @@ def translation_ab(run_dir, which, source_file, count, batch_sizes, beam):
     from tfnmt.inference.translator import resolve_method, Translator
     from tfnmt.models import base
 
+    if not hasattr(base, "ROWS_FIRST_MIN"):
+        sys.exit("the A/B needs commit 732d765's tfnmt (rows_first_product was reverted)")
     run = runs.load(run_dir)
     model, checkpoint = runs.restore_model(run, which)
     with open(source_file, encoding="utf-8") as f:

@@ -21,7 +21,7 @@ from tfnmt.decoding.parallel import nat_translate
 from tfnmt.inference.translator import resolve_method, Translator
 from tfnmt.methods.at import label_smoothed_cross_entropy
 from tfnmt.methods.hint_nart import check_hint_teacher, HintBased
-from tfnmt.methods.hrt import chunked_target, skip_cmlm_sample
+from tfnmt.methods.hrt import skip_cmlm_sample
 from tfnmt.models import build_model
 from tfnmt.models.nat import NART
 from tfnmt.models.transformer import Transformer
@@ -225,9 +225,9 @@ def fill_given(run, model, sentences, given, batch_size=32):
                          bucket_length(max(len(sources[i]) for i in index), limit))
         target = _padded([targets[i] for i in index], max(len(targets[i]) for i in index))
         result = fill(tf.constant(source), tf.constant(target)).numpy()
-        chunked = chunked_target(tf.constant(target), k).numpy()
-        masked = skip_cmlm_sample(tf.constant(target), k, mask_id)["input"].numpy() == mask_id
-        same += int((result[masked] == chunked[masked]).sum())
+        labels = skip_cmlm_sample(tf.constant(target), k, mask_id)["labels"].numpy()
+        masked = labels != PAD_ID  # the filled positions, with the given tokens there
+        same += int((result[masked] == labels[masked]).sum())
         filled_positions += int(masked.sum())
         texts = target_tok.detokenize(result).numpy()
         for row, i in enumerate(index):

@@ -8,6 +8,7 @@ import time
 from concurrent import futures
 
 import sacrebleu
+import tensorflow as tf
 
 from tfnmt import runs
 from tfnmt.core.errors import UserError
@@ -86,10 +87,14 @@ def row_key(row):
 
 def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, base_config,
              repeats, iterations, halfwidths, kept, ct2=((), ()), precisions=("float32",),
-             shortlist=False):
-    """The rows of one run: every decoding setting, XLA mode and batch size. Rows of `kept`
-    (same key, same run directory and checkpoint) are reused untimed. ct2 = (compute types,
-    thread counts): CTranslate2 rows too, for an autoregressive Transformer run."""
+             shortlist=False, threads=0):
+    """The rows of one run: every decoding setting, XLA mode and batch size, with `threads`
+    intra-op threads (0: TensorFlow's default; set here, before this process's first tensor).
+    Rows of `kept` (same key, same run directory and checkpoint) are reused untimed. ct2 =
+    (compute types, thread counts): CTranslate2 rows too, for an autoregressive Transformer
+    run."""
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
     name, path, checkpoint = spec
     rows = []
     run = runs.load(path)
@@ -133,7 +138,9 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
                        "rescore_run": None if used is None else config.rescore_run,
                        "beam": (None if config.method in ("mask_predict", "nat")
                                 else config.beam_size),
-                       "xla": xla, "batch": batch, "seconds": round(seconds, 3),
+                       "xla": xla, "batch": batch,
+                       "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+                       "seconds": round(seconds, 3),
                        "sentences_per_second": round(len(sentences) / seconds, 2),
                        "words_per_second": round(words / seconds, 1)}
                 if references:
@@ -159,25 +166,37 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
 
 def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
               base_config, repeats, iterations=(10,), halfwidths=(0,), kept=(), on_run=None,
-              ct2=((), ()), precisions=("float32",), shortlist=False):
+              ct2=((), ()), precisions=("float32",), shortlist=False, threads=0,
+              batch_threads=None):
     """Times every run in a child process of its own, one after the other; on_run(rows so
     far) follows each run. A child per run because TensorFlow never frees a compiled XLA
     program: each keeps ~300 memory mappings, and a process that compiles ~200 of them (a
-    Table-10-sized invocation) passes Linux's default vm.max_map_count (65,530) and dies."""
+    Table-10-sized invocation) passes Linux's default vm.max_map_count (65,530) and dies.
+    The children time with `threads` intra-op threads, the batch sizes of `batch_threads`
+    ({batch: threads}) with theirs (a child per run and thread count)."""
     kept = {row_key(r): r for r in kept}
     rows = []
     context = multiprocessing.get_context("spawn")
     progress = Progress(len(run_specs), "runs timed", every=0)
+    groups = {}  # thread count -> its batch sizes, in the order of batch_sizes
+    for batch in batch_sizes:
+        groups.setdefault((batch_threads or {}).get(batch, threads), []).append(batch)
     for spec in run_specs:
-        with futures.ProcessPoolExecutor(1, mp_context=context) as child:
-            job = child.submit(time_run, spec, sentences, references, batch_sizes, beam_sizes,
-                               xla_modes, base_config, repeats, iterations, halfwidths, kept,
-                               ct2, precisions, shortlist)
-            try:
-                rows += job.result()
-            except futures.process.BrokenProcessPool:
-                raise UserError(f"timing {spec[0]} crashed its process; the rows before it "
-                                "are saved, --resume continues from there.") from None
+        run_rows = []
+        for count, batches in groups.items():
+            with futures.ProcessPoolExecutor(1, mp_context=context) as child:
+                job = child.submit(time_run, spec, sentences, references, batches,
+                                   beam_sizes, xla_modes, base_config, repeats, iterations,
+                                   halfwidths, kept, ct2, precisions, shortlist, count)
+                try:
+                    run_rows += job.result()
+                except futures.process.BrokenProcessPool:
+                    raise UserError(f"timing {spec[0]} crashed its process; the rows before "
+                                    "it are saved, --resume continues from there.") from None
+        decodings = list(dict.fromkeys(r["decoding"] for r in run_rows))
+        rows += sorted(run_rows, key=lambda r: (decodings.index(r["decoding"]),
+                                                [True, False, None].index(r["xla"]),
+                                                batch_sizes.index(r["batch"])))
         if on_run:
             on_run(rows)
         progress(len({r["run"] for r in rows}))
@@ -210,13 +229,17 @@ def add_alpha(rows, reference_run, reference_beam):
 
 def markdown(rows, reference_run, reference_beam):
     has_bleu = any("bleu" in r for r in rows)
-    head = ["run", "decoding", "XLA", "batch", "time (s)", "sent/s", "words/s",
-            f"alpha vs {reference_run} beam {reference_beam}"]
+    threads = any(r.get("intra_op_threads") for r in rows)  # a column when any row set them
+    head = ["run", "decoding", "XLA", "batch"] + (["threads"] if threads else []) + [
+        "time (s)", "sent/s", "words/s", f"alpha vs {reference_run} beam {reference_beam}"]
     head += (["BLEU", "chrF2"] if has_bleu else []) + ["repeated tokens (%)"]
     table = []
     for r in rows:
-        cells = [r["run"], r["decoding"], xla_cell(r["xla"]), r["batch"], r["seconds"],
-                 r["sentences_per_second"], r["words_per_second"],
+        cells = [r["run"], r["decoding"], xla_cell(r["xla"]), r["batch"]]
+        if threads:  # 0: TensorFlow's default (every core)
+            cells.append(r.get("intra_op_threads") or (
+                "default" if r["method"] != "ctranslate2" else ""))
+        cells += [r["seconds"], r["sentences_per_second"], r["words_per_second"],
                  "" if r["alpha"] is None else f"{r['alpha']:.2f}"]
         if has_bleu:
             cells += [r.get("bleu", ""), r.get("chrf", "")]

@@ -10,11 +10,6 @@ model.decoding_constants() to it once per call.
 
 import keras
 import tensorflow as tf
-# TensorFlow internals, no public equivalent: whether a function is being compiled by XLA,
-# and XLA's optimization barrier (keeps XLA from folding a transpose into the dot before it).
-from tensorflow.compiler.tf2xla.python import xla as tf2xla
-from tensorflow.python.framework import ops as tf_ops
-from tensorflow.python.ops import control_flow_util
 
 from tfnmt.core.errors import UserError
 from tfnmt.data.sequences import shift_right
@@ -39,28 +34,6 @@ def int8_product(x, kernel, scale):
     out = tf.reshape(out, tf.concat([tf.shape(x)[:-1], [-1]], 0))
     out.set_shape(x.shape[:-1].concatenate(kernel.shape[-1:]))  # V stays static, batch or not
     return tf.cast(out, x.dtype)
-
-
-# The fewest rows for which rows_first_product beats a [rows, d] x [d, V] dot under XLA on CPU:
-# XLA's dot streams the [d, V] table once per ~4 rows, the rows-first product is fastest with
-# a multiple of 8 rows (python tests/perf/output_product.py).
-ROWS_FIRST_MIN = 8
-
-
-def rows_first_product(hidden, table):
-    """hidden [..., d] (static shape, ROWS_FIRST_MIN rows or more) times table [V, d]
-    transposed, under XLA: computed as table x hidden^T ([V, rows], rows padded to a multiple
-    of 8; XLA's CPU dot does it in one pass over the table, 1.7-1.9x faster at 16-32 rows)
-    and then transposed; elsewhere None."""
-    rows = hidden.shape[:-1].num_elements()
-    if (rows is None or rows < ROWS_FIRST_MIN or
-            not control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph())):
-        return None
-    flat = tf.reshape(tf.cast(hidden, table.dtype), [rows, hidden.shape[-1]])
-    flat = tf.pad(flat, [[0, -rows % 8], [0, 0]])
-    product = tf2xla.optimization_barrier(tf.matmul(table, flat, transpose_b=True))[0]
-    logits = tf.transpose(product)[:rows]
-    return tf.reshape(logits, hidden.shape[:-1].concatenate(table.shape[:1]))
 
 
 class EncoderDecoder(keras.Model):
@@ -113,12 +86,9 @@ class EncoderDecoder(keras.Model):
         with the tied table laid out once per call by decoding_constants (in `memory`)."""
         if memory is not None and "output_kernel" in memory:
             kernel = memory["output_kernel"]
-            logits = None
             if "output_scale" in memory:
                 logits = int8_product(hidden, kernel, memory["output_scale"])
-            elif "output_rows" in memory:
-                logits = rows_first_product(hidden, memory["output_rows"])
-            if logits is None:
+            else:
                 logits = tf.einsum("...d,dv->...v", tf.cast(hidden, kernel.dtype), kernel)
             return logits + memory["output_bias"] if "output_bias" in memory else logits
         if self.config.tie_output:
@@ -132,8 +102,7 @@ class EncoderDecoder(keras.Model):
         the copy keep_decoding_constants made of it; with a shortlist `vocab_ids` [N], only its
         N columns (and biases) of the output layer; with int8_output, the table's columns in
         int8 and their scales (quantize_columns, column by column: the same before or after
-        the shortlist's gather). A float tied table also comes as it is stored, [V, d]
-        ("output_rows", for rows_first_product)."""
+        the shortlist's gather)."""
         if self._kept is not None:
             constants = {k: tf.convert_to_tensor(v) for k, v in self._kept.items()}
         elif self.config.tie_output:
@@ -147,11 +116,8 @@ class EncoderDecoder(keras.Model):
                 raise UserError("a shortlist needs an unquantized output layer.")
             constants = {"output_kernel": self.output_projection.kernel,
                          "output_bias": self.output_projection.bias}
-        if self.config.tie_output and not self.int8_output:
-            constants["output_rows"] = tf.cast(self.target_table.embeddings, self.compute_dtype)
         if vocab_ids is not None:  # kernel [d, V], scale [1, V], bias [V]: columns are last
-            constants = {k: tf.gather(v, vocab_ids, axis=0 if k == "output_rows" else -1)
-                         for k, v in constants.items()}
+            constants = {k: tf.gather(v, vocab_ids, axis=-1) for k, v in constants.items()}
             # The PAD copies that fill a union to its size (every PAD after the first) stand
             # for no token: a -inf logit keeps them out of every softmax, so no score depends
             # on how much a batch's union was padded.
@@ -170,7 +136,7 @@ class EncoderDecoder(keras.Model):
         object.__setattr__(self, "_kept", None)  # past Keras's tracking: not a model weight
         if keep and self.config.tie_output:
             kept = {k: tf.Variable(v, trainable=False, name=f"decoding_{k}")
-                    for k, v in self.decoding_constants().items() if k != "output_rows"}
+                    for k, v in self.decoding_constants().items()}
             object.__setattr__(self, "_kept", kept)
 
     def kept_variables(self):
