@@ -56,6 +56,8 @@ def product_alone():
 
 
 def translation_ab(run_dir, which, source_file, count, batch_sizes, beam):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from timing import interleaved_seconds
     if os.environ.get("THREADS"):
         tf.config.threading.set_intra_op_parallelism_threads(int(os.environ["THREADS"]))
     from tfnmt import runs
@@ -82,13 +84,8 @@ def translation_ab(run_dir, which, source_file, count, batch_sizes, beam):
                                           run.model.max_length)
             outputs[tag] = translators[tag].translate(sentences)  # compiles every program
         base.ROWS_FIRST_MIN = on
-        times = {tag: [] for tag in translators}
-        for _ in range(3):
-            for tag, translator in translators.items():
-                start = time.perf_counter()
-                translator.translate(sentences)
-                times[tag].append(time.perf_counter() - start)
-        before, after = min(times["dot"]), min(times["rows_first"])
+        best = interleaved_seconds(translators, sentences)
+        before, after = best["dot"], best["rows_first"]
         print(json.dumps({f"{config.method} batch {batch} beam {beam}": {
             "dot_s": round(before, 3), "rows_first_s": round(after, 3),
             "speedup": round(before / after, 2),
