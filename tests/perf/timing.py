@@ -15,15 +15,3 @@ def best_ms(fn, *args, repeats=10):
         tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
         best = min(best, time.perf_counter() - start)
     return 1e3 * best
-
-
-def interleaved_seconds(translators, sentences, passes=3):
-    """{tag: fastest seconds of `passes` translations of `sentences`}, the translators
-    alternating within each pass (so drift hits every side alike)."""
-    times = {tag: [] for tag in translators}
-    for _ in range(passes):
-        for tag, translator in translators.items():
-            start = time.perf_counter()
-            translator.translate(sentences)
-            times[tag].append(time.perf_counter() - start)
-    return {tag: min(t) for tag, t in times.items()}
