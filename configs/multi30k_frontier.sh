@@ -9,7 +9,31 @@ set -euo pipefail
 PY=${PYTHON:-python}
 DATA=${DATA:-../shared/data/multi30k}
 
-train() { "$PY" -m tfnmt.train --flagfile="configs/$1.flags"; }  # exits 130/143 if stopped
+# RUNS_ARCHIVE names a folder of packed runs (python -m tfnmt.pack_run), e.g. the repository's
+# results/runs: a run found there and not in runs/ is copied in instead of trained again.
+ARCHIVE=${RUNS_ARCHIVE:-}
+
+train() {  # exits 130/143 if stopped; a packed run is done
+    if [ -n "$ARCHIVE" ] && [ ! -e "runs/$1" ] && [ -e "$ARCHIVE/$1/packed.json" ]; then
+        mkdir -p runs && cp -r "$ARCHIVE/$1" "runs/$1.tmp-$$" && mv "runs/$1.tmp-$$" "runs/$1"
+        echo "runs/$1: copied from $ARCHIVE/$1"
+    fi
+    [ -e "runs/$1/packed.json" ] ||
+        "$PY" -m tfnmt.train --flagfile="configs/$1.flags" $(precision_flags "$1")
+}
+# The students' recipes train in mixed bfloat16 (configs/multi30k_bf16.flags), which pays only
+# where the CPU has bfloat16 matrix instructions (AMX, AVX512_BF16: 1.36x float32 on a Xeon with
+# AMX); elsewhere they train in float32 with XLA (2.3x the bfloat16 mode on an AVX2-only EPYC,
+# docs/decisions.md). A run keeps the precision it started with, wherever it resumes.
+precision_flags() {
+    local config="runs/$1/config.json"
+    if [ -e "$config" ]; then
+        grep -q '"mixed_precision": "mixed_bfloat16"' "$config" && return 0
+    elif grep -qw -e amx_bf16 -e avx512_bf16 "${CPUINFO:-/proc/cpuinfo}"; then
+        return 0
+    fi
+    echo "--mixed_precision=float32 --xla --noxla_elementwise"
+}
 average() {  # the last five checkpoints, once
     [ -e "runs/$1/checkpoints/averaged/checkpoint" ] ||
         "$PY" -m tfnmt.average_checkpoints --run_dir="runs/$1" --num_last=5

@@ -71,6 +71,10 @@ def test_bad_paths_and_values_each_give_one_error(tmp_path, trained_run, reverse
          "drop --beam_size, --precision; --quantization"),
         (("tfnmt.saved_model_cli", "show", "--dir", str(tmp_path / "none"), "--all"),
          "holds no SavedModel"),
+        (("tfnmt.pack_run", f"--run_dir={run}", f"--output={tmp_path / 'packed'}",
+          "--checkpoints=best,last"), "--checkpoints takes averaged and/or best"),
+        (("tfnmt.pack_run", f"--run_dir={run}", f"--output={tmp_path / 'packed'}",
+          "--checkpoints=best"), "has no best checkpoint to pack"),
     ]
     for (command, said), result in zip(cases, run_modules(*[c for c, _ in cases])):
         assert_one_error(result, said)

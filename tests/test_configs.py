@@ -157,3 +157,53 @@ def test_the_frontier_chain_trains_existing_configs_after_what_they_build_on(rec
 def test_every_part_is_included_by_a_recipe(path):
     include = f"--flagfile=configs/{os.path.basename(path)}"
     assert any(include in open(c, encoding="utf-8").read() for c in CONFIGS), path
+
+
+@pytest.mark.parametrize("cpu_flags,precision", [
+    ("fpu avx2 avx512f amx_bf16 amx_tile", ""),
+    ("fpu avx2 fma", " --mixed_precision=float32 --xla --noxla_elementwise")])
+def test_the_frontier_chain_copies_packed_runs_in_and_does_not_train_them(tmp_path, cpu_flags,
+                                                                          precision):
+    """RUNS_ARCHIVE: a packed run is copied into runs/ and skipped; the rest is trained, in
+    the recipes' bfloat16 only on a CPU with bfloat16 instructions. PYTHON is a stand-in that
+    records each command (and makes what the script checks for)."""
+    import subprocess
+
+    work = tmp_path / "work"
+    (work / "data" / "vocab").mkdir(parents=True)
+    (work / "data" / "vocab" / "multi30k_ende_8k.model").write_text("")
+    os.symlink(os.path.join(REPO, "configs"), work / "configs")
+    archive = tmp_path / "archive"
+    packed = archive / "multi30k_small"
+    (packed / "checkpoints" / "averaged").mkdir(parents=True)
+    (packed / "checkpoints" / "averaged" / "checkpoint").write_text("")
+    (packed / "packed.json").write_text("{}")
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {cpu_flags}\n")
+    log = tmp_path / "commands.txt"
+    stand_in = tmp_path / "python"
+    stand_in.write_text(f'#!/bin/sh\necho "$*" >> {log}\n'
+                        # the distillation the script checks for; training stops the chain
+                        'case "$*" in *tfnmt.distill*) mkdir -p data/distilled; touch '
+                        'data/distilled/multi30k_small.train.de;; *tfnmt.train*) exit 143;; '
+                        'esac\n')
+    stand_in.chmod(0o755)
+    result = subprocess.run(["bash", "configs/multi30k_frontier.sh"], cwd=work, text=True,
+                            capture_output=True,
+                            env={**os.environ, "PYTHON": str(stand_in),
+                                 "RUNS_ARCHIVE": str(archive), "CPUINFO": str(cpuinfo)})
+    assert result.returncode == 143, result.stderr
+    assert "runs/multi30k_small: copied from" in result.stdout
+    assert (work / "runs" / "multi30k_small" / "packed.json").exists()
+    commands = log.read_text().splitlines()
+    assert [c.split()[1] for c in commands] == ["tfnmt.distill", "tfnmt.train"], commands
+    assert "--teacher_run=runs/multi30k_small" in commands[0]
+    assert commands[1].endswith("--flagfile=configs/multi30k_small_6-1.flags" + precision)
+    # A run that exists keeps the precision it started with, whatever this CPU has.
+    (work / "runs" / "multi30k_small_6-1").mkdir()
+    (work / "runs" / "multi30k_small_6-1" / "config.json").write_text(
+        '{"train": {"mixed_precision": "mixed_bfloat16"}}')
+    subprocess.run(["bash", "configs/multi30k_frontier.sh"], cwd=work, capture_output=True,
+                   env={**os.environ, "PYTHON": str(stand_in), "RUNS_ARCHIVE": str(archive),
+                        "CPUINFO": str(cpuinfo)})
+    assert log.read_text().splitlines()[-1].endswith("configs/multi30k_small_6-1.flags")

@@ -28,7 +28,7 @@ from tfnmt.data import corpus
 from tfnmt.data.pipeline import make_dataset
 from tfnmt.inference.translator import resolve_method, Translator
 from tfnmt.models import build_model, named_weights
-from tfnmt.runs import records
+from tfnmt.runs import packing, records
 from tfnmt.training.schedule import InverseSquareRoot
 from tfnmt.training.strategy import is_chief
 
@@ -334,6 +334,10 @@ class Trainer:
         """Trains to cfg.train_steps (or max_steps more steps); returns the final step. A run
         directory this call made is removed again if training never started (no config.json:
         a bad corpus, say), so the failed command leaves nothing to clean up."""
+        if packing.is_packed(self.run.run_dir):
+            raise UserError(f"{self.run.run_dir} is a packed run (weights only, no optimizer "
+                            "state): it cannot resume training; train a new run, with "
+                            f"--init_from={self.run.run_dir}@averaged to start from its weights.")
         made_dir = self.chief and not os.path.exists(self.run.run_dir)
         if self.chief:
             self.lock()

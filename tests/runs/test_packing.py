@@ -1,0 +1,81 @@
+"""Packed runs (tfnmt.pack_run): the decoding files of a run, whole or absent, translating as the
+original, refused by training."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfnmt import runs
+from tfnmt.core.config import DecodeConfig
+from tfnmt.core.errors import UserError
+from tfnmt.inference.translator import Translator
+from tfnmt.models import named_weights
+from tfnmt.runs.averaging import average_checkpoints
+from tfnmt.runs.packing import pack_run
+from tfnmt.training.trainer import Trainer
+
+from tests.conftest import run_module
+
+
+@pytest.fixture
+def averaged_run(tmp_path, trained_run):
+    """A copy of the trained tiny run (checkpoints 30 and 60) with its averaged checkpoint."""
+    shutil.copytree(trained_run.run_dir, tmp_path / "run")
+    run = runs.load(str(tmp_path / "run"))
+    average_checkpoints(run, 2)
+    return run
+
+
+def translations(run, sentences):
+    model, _ = runs.restore_model(run, "averaged")
+    source, target = run.tokenizers()
+    translator = Translator(model, source, target, DecodeConfig(beam_size=2, xla=False),
+                            run.model.max_length)
+    return [n_best[0] for n_best in translator.translate(sentences)]
+
+
+def test_a_packed_run_holds_the_averaged_weights_and_translates_alike(tmp_path, averaged_run,
+                                                                        reverse_task):
+    result = run_module("tfnmt.pack_run", f"--run_dir={averaged_run.run_dir}",
+                        f"--output={tmp_path / 'packed'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "averaged (step 60)" in result.stdout
+    packed = runs.load(str(tmp_path / "packed"))
+    assert sorted(os.listdir(packed.run_dir)) == ["checkpoints", "config.json", "packed.json",
+                                                  "training.json", "vocab"]
+    assert os.listdir(packed.checkpoint_dir) == ["averaged"]  # no training checkpoint
+    a, _ = runs.restore_model(averaged_run, "averaged")
+    b, _ = runs.restore_model(packed, "averaged")
+    wa, wb = named_weights(a), named_weights(b)
+    assert sorted(wa) == sorted(wb)
+    for name in wa:
+        np.testing.assert_array_equal(wa[name].numpy(), wb[name].numpy(), err_msg=name)
+    sentences = open(reverse_task["test.src"], encoding="utf-8").read().splitlines()[:8]
+    assert translations(packed, sentences) == translations(averaged_run, sentences)
+    # The packed copy stands alone: the original's removal changes nothing.
+    shutil.rmtree(averaged_run.run_dir)
+    assert runs.find_checkpoint(runs.load(packed.run_dir), "averaged").startswith(
+        os.path.join(packed.run_dir, "checkpoints", "averaged"))
+
+
+def test_packing_keeps_what_is_on_disk_and_leaves_nothing_half_written(tmp_path, averaged_run):
+    output = tmp_path / "packed"
+    output.mkdir()
+    (output / "mine.txt").write_text("kept")
+    with pytest.raises(UserError, match="exists; pack into a new directory"):
+        pack_run(averaged_run, str(output))
+    assert os.listdir(output) == ["mine.txt"]
+    with pytest.raises(UserError, match="has no best checkpoint to pack"):
+        pack_run(averaged_run, str(tmp_path / "other"), ("averaged", "best"))
+    assert sorted(os.listdir(tmp_path)) == ["packed", "run"]  # no partial copy, no temporary
+
+
+def test_a_packed_run_cannot_resume_training(tmp_path, averaged_run):
+    pack_run(averaged_run, str(tmp_path / "packed"))
+    packed = runs.load(str(tmp_path / "packed"))
+    with pytest.raises(UserError, match="is a packed run .* cannot resume training"):
+        Trainer(packed, tf.distribute.get_strategy(), log=lambda m: None).train()
+    assert sorted(os.listdir(packed.checkpoint_dir)) == ["averaged"]  # nothing written

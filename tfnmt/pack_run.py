@@ -1,0 +1,32 @@
+"""Packs a finished run's decoding files (config, records, vocabularies, weight-only
+checkpoints) into a new directory, to ship it or keep it once its training checkpoints are gone:
+python -m tfnmt.pack_run --run_dir=runs/x --output=packed/x [--checkpoints=averaged,best].
+The packed run translates, evaluates, benchmarks and exports like the original
+(--checkpoint=averaged); it cannot resume training."""
+
+from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
+
+from absl import flags
+
+from tfnmt import runs
+from tfnmt.core.errors import run_main, UserError
+from tfnmt.runs.packing import pack_run
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("run_dir", None, "Run directory to pack.")
+flags.DEFINE_string("output", None, "New directory for the packed run (must not exist).")
+flags.DEFINE_list("checkpoints", ["averaged"], "Weight-only checkpoints to keep: averaged "
+                  "and/or best.")
+
+
+def main(argv):
+    del argv
+    if not FLAGS.run_dir or not FLAGS.output:
+        raise UserError("--run_dir and --output are required.")
+    packed = pack_run(runs.load(FLAGS.run_dir), FLAGS.output, tuple(FLAGS.checkpoints))
+    kept = ", ".join(f"{k} (step {v})" for k, v in packed["checkpoints"].items())
+    print(f"packed {FLAGS.run_dir} into {FLAGS.output}: {kept}")
+
+
+if __name__ == "__main__":
+    run_main(main)
