@@ -10,7 +10,8 @@ PY=${PYTHON:-python}
 DATA=${DATA:-../shared/data/multi30k}
 
 # RUNS_ARCHIVE names a folder of packed runs (python -m tfnmt.pack_run), e.g. the repository's
-# results/runs: a run found there and not in runs/ is copied in instead of trained again.
+# results/runs: a run found there and not in runs/ is copied in instead of trained again, and a
+# run this script averages is packed there (so a new machine need not train it again).
 ARCHIVE=${RUNS_ARCHIVE:-}
 
 train() {  # exits 130/143 if stopped; a packed run is done
@@ -34,9 +35,11 @@ precision_flags() {
     fi
     echo "--mixed_precision=float32 --xla --noxla_elementwise"
 }
-average() {  # the last five checkpoints, once
+average() {  # the last five checkpoints, once; then packed into RUNS_ARCHIVE
     [ -e "runs/$1/checkpoints/averaged/checkpoint" ] ||
         "$PY" -m tfnmt.average_checkpoints --run_dir="runs/$1" --num_last=5
+    [ -z "$ARCHIVE" ] || [ -e "$ARCHIVE/$1" ] ||
+        "$PY" -m tfnmt.pack_run --run_dir="runs/$1" --output="$ARCHIVE/$1"
 }
 distill() {  # the training source translated by a teacher's averaged weights (resumable)
     [ -e "data/distilled/$1.train.de" ] ||

@@ -207,3 +207,34 @@ def test_the_frontier_chain_copies_packed_runs_in_and_does_not_train_them(tmp_pa
                    env={**os.environ, "PYTHON": str(stand_in), "RUNS_ARCHIVE": str(archive),
                         "CPUINFO": str(cpuinfo)})
     assert log.read_text().splitlines()[-1].endswith("configs/multi30k_small_6-1.flags")
+
+
+def test_the_frontier_chain_packs_each_run_it_averages_into_the_archive(tmp_path):
+    import subprocess
+
+    work = tmp_path / "work"
+    (work / "data" / "vocab").mkdir(parents=True)
+    (work / "data" / "vocab" / "multi30k_ende_8k.model").write_text("")
+    os.symlink(os.path.join(REPO, "configs"), work / "configs")
+    teacher = work / "runs" / "multi30k_small"
+    (teacher / "checkpoints" / "averaged").mkdir(parents=True)
+    (teacher / "checkpoints" / "averaged" / "checkpoint").write_text("")
+    (teacher / "config.json").write_text('{"train": {"mixed_precision": "float32"}}')
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    log = tmp_path / "commands.txt"
+    stand_in = tmp_path / "python"
+    stand_in.write_text(f'#!/bin/sh\necho "$*" >> {log}\n'
+                        'case "$*" in *tfnmt.distill*) mkdir -p data/distilled; touch '
+                        'data/distilled/multi30k_small.train.de;; *multi30k_small.flags*) ;; '
+                        '*tfnmt.train*) exit 143;; esac\n')
+    stand_in.chmod(0o755)
+    result = subprocess.run(["bash", "configs/multi30k_frontier.sh"], cwd=work, text=True,
+                            capture_output=True, env={**os.environ, "PYTHON": str(stand_in),
+                                                      "RUNS_ARCHIVE": str(archive)})
+    assert result.returncode == 143, result.stderr
+    commands = [c.split()[1:3] for c in log.read_text().splitlines()]
+    assert commands[:3] == [["tfnmt.train", "--flagfile=configs/multi30k_small.flags"],
+                            ["tfnmt.pack_run", "--run_dir=runs/multi30k_small"],
+                            ["tfnmt.distill", "--teacher_run=runs/multi30k_small"]], commands
+    assert log.read_text().splitlines()[1].endswith(f"--output={archive}/multi30k_small")
