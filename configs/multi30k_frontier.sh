@@ -24,8 +24,8 @@ train() {  # exits 130/143 if stopped; a packed run is done
 }
 # The students' recipes train in mixed bfloat16 (configs/multi30k_bf16.flags), which pays only
 # where the CPU has bfloat16 matrix instructions (AMX, AVX512_BF16: 1.36x float32 on a Xeon with
-# AMX); elsewhere they train in float32 with XLA (2.3x the bfloat16 mode on an AVX2-only EPYC,
-# docs/decisions.md). A run keeps the precision it started with, wherever it resumes.
+# AMX); elsewhere they train in float32, XLA as the recipe says (the bfloat16 mode ran at 0.44x
+# float32 on an AVX2-only EPYC, docs/decisions.md). A run keeps the precision it started with.
 precision_flags() {
     local config="runs/$1/config.json"
     if [ -e "$config" ]; then
@@ -33,7 +33,7 @@ precision_flags() {
     elif grep -qw -e amx_bf16 -e avx512_bf16 "${CPUINFO:-/proc/cpuinfo}"; then
         return 0
     fi
-    echo "--mixed_precision=float32 --xla --noxla_elementwise"
+    echo "--mixed_precision=float32"
 }
 average() {  # the last five checkpoints, once; then packed into RUNS_ARCHIVE
     [ -e "runs/$1/checkpoints/averaged/checkpoint" ] ||

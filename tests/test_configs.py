@@ -161,7 +161,7 @@ def test_every_part_is_included_by_a_recipe(path):
 
 @pytest.mark.parametrize("cpu_flags,precision", [
     ("fpu avx2 avx512f amx_bf16 amx_tile", ""),
-    ("fpu avx2 fma", " --mixed_precision=float32 --xla --noxla_elementwise")])
+    ("fpu avx2 fma", " --mixed_precision=float32")])
 def test_the_frontier_chain_copies_packed_runs_in_and_does_not_train_them(tmp_path, cpu_flags,
                                                                           precision):
     """RUNS_ARCHIVE: a packed run is copied into runs/ and skipped; the rest is trained, in
