@@ -238,3 +238,17 @@ def test_the_frontier_chain_packs_each_run_it_averages_into_the_archive(tmp_path
                             ["tfnmt.pack_run", "--run_dir=runs/multi30k_small"],
                             ["tfnmt.distill", "--teacher_run=runs/multi30k_small"]], commands
     assert log.read_text().splitlines()[1].endswith(f"--output={archive}/multi30k_small")
+
+
+def test_the_chains_float32_override_keeps_each_bfloat16_recipes_xla_settings(multi30k_sample):
+    """What configs/multi30k_frontier.sh adds on a CPU without bfloat16 instructions."""
+    bf16 = [p for p in CONFIGS if "configs/multi30k_bf16.flags" in open(p, encoding="utf-8").read()]
+    assert bf16
+    for path in bf16:
+        _, (_, _, as_written) = parse(path, vocab=multi30k_sample["vocab"])
+        _, (_, _, overridden) = parse(path, vocab=multi30k_sample["vocab"],
+                                      mixed_precision="float32")
+        assert as_written.mixed_precision == "mixed_bfloat16", path
+        assert overridden.mixed_precision == "float32", path
+        assert (overridden.xla, overridden.xla_elementwise) == (as_written.xla,
+                                                                as_written.xla_elementwise), path
