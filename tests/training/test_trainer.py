@@ -113,6 +113,36 @@ def test_mixed_bfloat16_trains_with_float32_weights(tmp_path, reverse_task):
     assert restored.compute_dtype == "float32"
 
 
+@pytest.mark.parametrize("precision,flags,warned", [
+    ("mixed_bfloat16", {"avx2", "fma"}, True),
+    ("mixed_bfloat16", {"avx2", "avx512f", "avx512_bf16"}, False),
+    ("mixed_bfloat16", {"amx_tile", "amx_bf16"}, False),
+    ("mixed_bfloat16", None, False),  # flags unknown (not Linux): nothing to say
+    ("float32", {"avx2"}, False)])
+def test_bfloat16_on_a_cpu_without_its_instructions_is_named(tmp_path, reverse_task, monkeypatch,
+                                                             precision, flags, warned):
+    import tfnmt.training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "cpu_flags", lambda: flags)
+    said = []
+    Trainer(make_run(tmp_path / "r", reverse_task, mixed_precision=precision),
+            tf.distribute.get_strategy(), log=said.append)
+    assert [m for m in said if "bfloat16 instructions" in m] == ([
+        "warning: --mixed_precision=mixed_bfloat16 on a CPU without bfloat16 instructions "
+        "(amx_bf16 or avx512_bf16) trains slower than float32; --mixed_precision=float32 is "
+        "faster here."] if warned else [])
+
+
+def test_cpu_flags_reads_the_first_processors_flags(tmp_path):
+    from tfnmt.core.provenance import cpu_flags
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma\n\nprocessor\t: 1\n"
+                    "flags\t\t: fpu\n")
+    assert cpu_flags(str(info)) == {"fpu", "avx2", "fma"}
+    assert cpu_flags(str(tmp_path / "none")) is None
+
+
 def test_distillation_student_trains_against_a_frozen_teacher(tmp_path, trained_run,
                                                               reverse_task):
     from tfnmt.models import named_weights as nw

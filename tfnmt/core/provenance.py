@@ -20,6 +20,21 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # bfloat16 matrix instructions (x86)
+
+
+def cpu_flags(path="/proc/cpuinfo"):
+    """The first processor's feature flags, or None where the system does not list them."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
 def git_commit():
     try:
         here = os.path.dirname(os.path.abspath(__file__))

@@ -23,7 +23,7 @@ from tfnmt import methods, runs
 from tfnmt.core.config import DecodeConfig
 from tfnmt.core.errors import UserError
 from tfnmt.core.progress import duration
-from tfnmt.core.provenance import provenance
+from tfnmt.core.provenance import BFLOAT16_CPU_FLAGS, cpu_flags, provenance
 from tfnmt.data import corpus
 from tfnmt.data.pipeline import make_dataset
 from tfnmt.inference.translator import resolve_method, Translator
@@ -97,6 +97,7 @@ class Trainer:
         self.source_tokenizer, self.target_tokenizer = run.tokenizers()
 
         set_seed(cfg.seed)
+        self._warn_if_bfloat16_is_slow()
         keras.mixed_precision.set_global_policy(cfg.mixed_precision)
         try:
             with strategy.scope():
@@ -131,6 +132,17 @@ class Trainer:
         self._valid_step = None  # validation_loss's tf.function, built on first use
         self.stopped_by = None  # the signal that stopped training, if one did
         self._last_saved = 0
+
+    def _warn_if_bfloat16_is_slow(self):
+        """mixed_bfloat16 on CPUs without bfloat16 instructions trains slower than float32
+        (0.44x on an AVX2-only EPYC, docs/decisions.md): say so once, train as asked."""
+        flags = cpu_flags()
+        on_cpu = not any(tf.config.list_logical_devices(kind) for kind in ("GPU", "TPU"))
+        if (self.run.train.mixed_precision == "mixed_bfloat16" and on_cpu and flags is not None
+                and not flags.intersection(BFLOAT16_CPU_FLAGS)):
+            self.log("warning: --mixed_precision=mixed_bfloat16 on a CPU without bfloat16 "
+                     f"instructions ({' or '.join(BFLOAT16_CPU_FLAGS)}) trains slower than "
+                     "float32; --mixed_precision=float32 is faster here.")
 
     def _default_objective(self):
         """The run's method builds its objective (methods.of_run)."""
