@@ -79,3 +79,17 @@ def test_a_packed_run_cannot_resume_training(tmp_path, averaged_run):
     with pytest.raises(UserError, match="is a packed run .* cannot resume training"):
         Trainer(packed, tf.distribute.get_strategy(), log=lambda m: None).train()
     assert sorted(os.listdir(packed.checkpoint_dir)) == ["averaged"]  # nothing written
+
+
+def test_a_new_run_starts_from_a_packed_runs_weights(tmp_path, averaged_run, reverse_task):
+    from tests.conftest import make_run
+
+    pack_run(averaged_run, str(tmp_path / "packed"))
+    run = make_run(tmp_path / "new", reverse_task, train_steps=1, learning_rate=1e-12,
+                   init_from=str(tmp_path / "packed") + "@averaged")
+    trainer = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
+    trainer.train()
+    source, _ = runs.restore_model(averaged_run, "averaged")
+    mine = named_weights(trainer.model)
+    for name, value in named_weights(source).items():
+        np.testing.assert_allclose(mine[name].numpy(), value.numpy(), atol=1e-6, err_msg=name)
