@@ -69,3 +69,17 @@ def test_report_keeps_the_records_of_runs_that_are_gone(tmp_path):
     bad = run_module("tfnmt.report", f"--record_runs={tmp_path / 'nothing'}", *args)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "is not a tfnmt run directory" in bad.stderr.strip().splitlines()[-1]
+
+
+def test_merge_keeps_a_record_that_another_training_of_the_same_name_replaces():
+    first = [{"from_step": 0, "to_step": 500, "ended": "2026-12-01T10:00:00Z"}]
+    old = [{"run": "t", "steps": 500, "processes": first}]
+    resumed = {"run": "t", "steps": 900, "processes": first + [
+        {"from_step": 500, "to_step": 900, "ended": "2026-12-01T12:00:00Z"}]}
+    assert records.merge(old, [resumed]) == [resumed]  # the same training, resumed
+    again = {"run": "t", "steps": 100, "processes": [
+        {"from_step": 0, "to_step": 100, "ended": "2026-12-02T13:00:00Z"}]}
+    assert records.merge(old, [again]) == [again, {**old[0], "run": "t@2026-12-01"}]
+    # Recording the new training again keeps one copy of the old.
+    assert records.merge(records.merge(old, [again]), [again]) == [again, {**old[0],
+                                                                           "run": "t@2026-12-01"}]
