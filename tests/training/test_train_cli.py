@@ -121,8 +121,18 @@ def test_xla_elementwise_compiles_clusters_and_trains_alike(tmp_path, reverse_ta
     assert a.keys() == b.keys() and len(a) > 100
     # The same arithmetic, fused: rounding apart, which Adam turns into differences below one
     # step's size (the learning rate, 1e-3) where a gradient is near zero.
-    for name in a:
-        np.testing.assert_allclose(b[name], a[name], rtol=0, atol=1e-3, err_msg=name)
+    for name in (n for n in a if n.startswith("weights/")):  # the optimizer's copies repeat them
+        x, y = b[name], a[name]
+        # The keys' bias (qkv's middle third, kv's first half) gets no gradient in exact
+        # arithmetic (softmax ignores a shift), so Adam steps on rounding noise there: up to
+        # 20 x 1e-3 (seen on an AVX2 EPYC).
+        for part, keys in (("qkv..bias", (1, 3)), ("kv..bias", (0, 2))):
+            if part in name:
+                size = x.shape[-1] // keys[1]
+                cut = np.s_[keys[0] * size:(keys[0] + 1) * size]
+                x, y = (np.delete(v, cut, axis=-1) for v in (x, y))
+                break
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-3, err_msg=name)
     assert max(np.abs(b[n] - a[n]).max() for n in a) > 0  # the two really ran differently
 
 
