@@ -112,7 +112,8 @@ def test_xla_elementwise_compiles_clusters_and_trains_alike(tmp_path, reverse_ta
     with futures.ThreadPoolExecutor(2) as pool:  # one TensorFlow start each: run side by side
         plain, fused = pool.map(lambda name, extra: run_module(
             "tfnmt.train", *train_args(reverse_task, tmp_path / name, *steps, *extra),
-            env={"XLA_FLAGS": f"--xla_dump_to={tmp_path / name}_dump"}, fresh=True),
+            env={"XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_dump_to={tmp_path / name}_dump"},
+            fresh=True),
             ("plain", "fused"), ((), ("--xla_elementwise",)))
     assert plain.returncode == 0 and fused.returncode == 0, (plain.stderr + fused.stderr)[-3000:]
     assert any(name.endswith(".txt") for name in os.listdir(tmp_path / "fused_dump"))

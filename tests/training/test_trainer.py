@@ -89,7 +89,8 @@ def test_tiny_model_learns_to_reverse(tmp_path, reverse_task):
     assert trainer.train() == 400
     source_tok, target_tok = run.tokenizers()
     translator = Translator(trainer.model, source_tok, target_tok,
-                            DecodeConfig(beam_size=1, batch_size=50), run.model.max_length)
+                            DecodeConfig(beam_size=1, batch_size=50, xla=False),
+                            run.model.max_length)  # greedy under XLA: tests/test_cli.py
     sources = open(reverse_task["test.src"], encoding="utf-8").read().splitlines()
     targets = open(reverse_task["test.tgt"], encoding="utf-8").read().splitlines()
     outputs = [n_best[0][0] for n_best in translator.translate(sources)]
