@@ -22,18 +22,24 @@ train() {  # exits 130/143 if stopped; a packed run is done
     [ -e "runs/$1/packed.json" ] ||
         "$PY" -m tfnmt.train --flagfile="configs/$1.flags" $(precision_flags "$1")
 }
-# The students' recipes train in mixed bfloat16 (configs/multi30k_bf16.flags), which pays only
-# where the CPU has bfloat16 matrix instructions (AMX, AVX512_BF16: 1.36x float32 on a Xeon with
-# AMX); elsewhere they train in float32, XLA as the recipe says (the bfloat16 mode ran at 0.44x
-# float32 on an AVX2-only EPYC, docs/decisions.md). A run keeps the precision it started with.
+# Every run trains in mixed bfloat16 with element-wise XLA (configs/multi30k_bf16.flags; the
+# students' recipes include it, the teacher's does not, so that its flags stay a default for any
+# hardware) where the CPU has bfloat16 matrix instructions (AMX, AVX512_BF16: 1.36x float32 with
+# XLA on a Xeon with AMX, the same val curve over 1,500 teacher steps); elsewhere in float32, XLA
+# as the recipe says (the bfloat16 mode ran at 0.44x float32 on an AVX2-only EPYC,
+# docs/decisions.md). A run keeps the precision it started with.
 precision_flags() {
-    local config="runs/$1/config.json"
+    local config="runs/$1/config.json" precision=float32
     if [ -e "$config" ]; then
-        grep -q '"mixed_precision": "mixed_bfloat16"' "$config" && return 0
+        grep -q '"mixed_precision": "mixed_bfloat16"' "$config" && precision=mixed_bfloat16
     elif grep -qw -e amx_bf16 -e avx512_bf16 "${CPUINFO:-/proc/cpuinfo}"; then
-        return 0
+        precision=mixed_bfloat16
     fi
-    echo "--mixed_precision=float32"
+    if [ "$precision" = float32 ]; then
+        echo "--mixed_precision=float32"
+    elif ! grep -q "configs/multi30k_bf16.flags" "configs/$1.flags"; then
+        echo "--flagfile=configs/multi30k_bf16.flags"
+    fi
 }
 average() {  # the last five checkpoints, once; then packed into RUNS_ARCHIVE
     [ -e "runs/$1/checkpoints/averaged/checkpoint" ] ||

@@ -209,6 +209,49 @@ def test_the_frontier_chain_copies_packed_runs_in_and_does_not_train_them(tmp_pa
     assert log.read_text().splitlines()[-1].endswith("configs/multi30k_small_6-1.flags")
 
 
+@pytest.mark.parametrize("cpu_flags,existing,added", [
+    ("fpu avx2 avx512f avx512_bf16", None, " --flagfile=configs/multi30k_bf16.flags"),
+    ("fpu avx2 fma", None, " --mixed_precision=float32"),
+    # a run keeps its precision: float32 on a bfloat16 CPU, bfloat16 on one without
+    ("fpu avx2 avx512f amx_bf16", "float32", " --mixed_precision=float32"),
+    ("fpu avx2 fma", "mixed_bfloat16", " --flagfile=configs/multi30k_bf16.flags")])
+def test_the_frontier_chain_trains_the_teacher_in_bfloat16_only_on_a_bfloat16_cpu(
+        tmp_path, multi30k_sample, cpu_flags, existing, added):
+    """The teacher's recipe (a default for any hardware) does not include the bfloat16 flags;
+    the chain adds them, and keeps an existing run's precision."""
+    import subprocess
+
+    work = tmp_path / "work"
+    (work / "data" / "vocab").mkdir(parents=True)
+    (work / "data" / "vocab" / "multi30k_ende_8k.model").write_text("")
+    os.symlink(os.path.join(REPO, "configs"), work / "configs")
+    if existing:
+        (work / "runs" / "multi30k_small").mkdir(parents=True)
+        (work / "runs" / "multi30k_small" / "config.json").write_text(
+            '{"train": {"mixed_precision": "%s"}}' % existing)
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {cpu_flags}\n")
+    log = tmp_path / "commands.txt"
+    stand_in = tmp_path / "python"
+    stand_in.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexit 143\n')
+    stand_in.chmod(0o755)
+    result = subprocess.run(["bash", "configs/multi30k_frontier.sh"], cwd=work, text=True,
+                            capture_output=True, env={**os.environ, "PYTHON": str(stand_in),
+                                                      "CPUINFO": str(cpuinfo)})
+    assert result.returncode == 143, result.stderr
+    assert log.read_text().splitlines() == [
+        "-m tfnmt.train --flagfile=configs/multi30k_small.flags" + added]
+    # what the teacher then trains with: the command line's later flag file wins
+    extra = dict([added.strip()[2:].split("=", 1)])
+    _, (_, _, train) = parse(os.path.join(REPO, "configs", "multi30k_small.flags"),
+                             vocab=multi30k_sample["vocab"], **extra)
+    if "bf16" in added:
+        assert (train.mixed_precision, train.xla, train.xla_elementwise) == (
+            "mixed_bfloat16", False, True)
+    else:
+        assert (train.mixed_precision, train.xla) == ("float32", True)
+
+
 def test_the_frontier_chain_packs_each_run_it_averages_into_the_archive(tmp_path):
     import subprocess
 
