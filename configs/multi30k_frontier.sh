@@ -14,11 +14,17 @@ DATA=${DATA:-../shared/data/multi30k}
 # run this script averages is packed there (so a new machine need not train it again).
 ARCHIVE=${RUNS_ARCHIVE:-}
 
+# A run in progress can be kept there too, as <run>.snapshot (python -m tfnmt.pack_run --snapshot,
+# after stopping the chain): a new machine copies it in and resumes it.
 train() {  # exits 130/143 if stopped; a packed run is done
-    if [ -n "$ARCHIVE" ] && [ ! -e "runs/$1" ] && [ -e "$ARCHIVE/$1/packed.json" ]; then
-        mkdir -p runs && cp -r "$ARCHIVE/$1" "runs/$1.tmp-$$" && mv "runs/$1.tmp-$$" "runs/$1"
-        echo "runs/$1: copied from $ARCHIVE/$1"
-    fi
+    local kept
+    for kept in "$1/packed.json" "$1.snapshot/snapshot.json"; do
+        if [ -n "$ARCHIVE" ] && [ ! -e "runs/$1" ] && [ -e "$ARCHIVE/$kept" ]; then
+            kept=$(dirname "$kept")
+            mkdir -p runs && cp -r "$ARCHIVE/$kept" "runs/$1.tmp-$$" && mv "runs/$1.tmp-$$" "runs/$1"
+            echo "runs/$1: copied from $ARCHIVE/$kept"
+        fi
+    done
     [ -e "runs/$1/packed.json" ] ||
         "$PY" -m tfnmt.train --flagfile="configs/$1.flags" $(precision_flags "$1")
 }
@@ -46,6 +52,7 @@ average() {  # the last five checkpoints, once; then packed into RUNS_ARCHIVE
         "$PY" -m tfnmt.average_checkpoints --run_dir="runs/$1" --num_last=5
     [ -z "$ARCHIVE" ] || [ -e "$ARCHIVE/$1" ] ||
         "$PY" -m tfnmt.pack_run --run_dir="runs/$1" --output="$ARCHIVE/$1"
+    [ -z "$ARCHIVE" ] || rm -rf "$ARCHIVE/$1.snapshot"  # packed: its snapshot is not needed
 }
 distill() {  # the training source translated by a teacher's averaged weights (resumable)
     [ -e "data/distilled/$1.train.de" ] ||

@@ -264,7 +264,8 @@ def test_the_frontier_chain_packs_each_run_it_averages_into_the_archive(tmp_path
     (teacher / "checkpoints" / "averaged" / "checkpoint").write_text("")
     (teacher / "config.json").write_text('{"train": {"mixed_precision": "float32"}}')
     archive = tmp_path / "archive"
-    archive.mkdir()
+    (archive / "multi30k_small.snapshot").mkdir(parents=True)  # an older snapshot of the run
+    (archive / "multi30k_small.snapshot" / "snapshot.json").write_text("{}")
     log = tmp_path / "commands.txt"
     stand_in = tmp_path / "python"
     stand_in.write_text(f'#!/bin/sh\necho "$*" >> {log}\n'
@@ -281,6 +282,36 @@ def test_the_frontier_chain_packs_each_run_it_averages_into_the_archive(tmp_path
                             ["tfnmt.pack_run", "--run_dir=runs/multi30k_small"],
                             ["tfnmt.distill", "--teacher_run=runs/multi30k_small"]], commands
     assert log.read_text().splitlines()[1].endswith(f"--output={archive}/multi30k_small")
+    assert sorted(os.listdir(archive)) == []  # pack_run is a stand-in; the snapshot is gone
+
+
+def test_the_frontier_chain_resumes_a_snapshot_of_a_run_in_progress(tmp_path):
+    """A run kept in RUNS_ARCHIVE as <run>.snapshot (a machine ago) is copied in and resumed."""
+    import subprocess
+
+    work = tmp_path / "work"
+    (work / "data" / "vocab").mkdir(parents=True)
+    (work / "data" / "vocab" / "multi30k_ende_8k.model").write_text("")
+    os.symlink(os.path.join(REPO, "configs"), work / "configs")
+    snapshot = tmp_path / "archive" / "multi30k_small.snapshot"
+    snapshot.mkdir(parents=True)
+    (snapshot / "snapshot.json").write_text('{"step": 2500}')
+    (snapshot / "config.json").write_text('{"train": {"mixed_precision": "float32"}}')
+    log = tmp_path / "commands.txt"
+    stand_in = tmp_path / "python"
+    stand_in.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexit 143\n')
+    stand_in.chmod(0o755)
+    result = subprocess.run(["bash", "configs/multi30k_frontier.sh"], cwd=work, text=True,
+                            capture_output=True,
+                            env={**os.environ, "PYTHON": str(stand_in),
+                                 "RUNS_ARCHIVE": str(tmp_path / "archive")})
+    assert result.returncode == 143, result.stderr
+    assert f"runs/multi30k_small: copied from {snapshot}" in result.stdout
+    assert (work / "runs" / "multi30k_small" / "snapshot.json").read_text() == '{"step": 2500}'
+    assert snapshot.exists()  # kept until the run is packed
+    # resumed with the precision it started with, whatever this CPU has
+    assert log.read_text().splitlines() == [
+        "-m tfnmt.train --flagfile=configs/multi30k_small.flags --mixed_precision=float32"]
 
 
 def test_the_chains_float32_override_keeps_each_bfloat16_recipes_xla_settings(multi30k_sample):

@@ -1,6 +1,7 @@
 """Packed runs (tfnmt.pack_run): the decoding files of a run, whole or absent, translating as the
 original, refused by training."""
 
+import json
 import os
 import shutil
 
@@ -14,7 +15,7 @@ from tfnmt.core.errors import UserError
 from tfnmt.inference.translator import Translator
 from tfnmt.models import named_weights
 from tfnmt.runs.averaging import average_checkpoints
-from tfnmt.runs.packing import pack_run
+from tfnmt.runs.packing import pack_run, snapshot_run
 from tfnmt.training.trainer import Trainer
 
 from tests.conftest import run_module
@@ -93,3 +94,60 @@ def test_a_new_run_starts_from_a_packed_runs_weights(tmp_path, averaged_run, rev
     mine = named_weights(trainer.model)
     for name, value in named_weights(source).items():
         np.testing.assert_allclose(mine[name].numpy(), value.numpy(), atol=1e-6, err_msg=name)
+
+
+def test_a_snapshot_resumes_exactly_where_the_run_stopped(tmp_path, reverse_task):
+    """A run in progress, snapshot and copied to another directory (a new machine), resumes to
+    the weights of the uninterrupted run; the snapshot holds one training checkpoint and the
+    best weights, and a new snapshot replaces the old."""
+    from tests.conftest import make_run
+
+    def run_at(name):
+        run = make_run(tmp_path / name, reverse_task, train_steps=8, save_every=2, eval_every=2,
+                       eval_bleu_sentences=0)
+        run.data.valid_source = reverse_task["test.src"]
+        run.data.valid_target = reverse_task["test.tgt"]
+        return run
+
+    quiet = dict(log=lambda m: None)
+    full = Trainer(run_at("full"), tf.distribute.get_strategy(), **quiet)
+    full.train()
+    Trainer(run_at("stopped"), tf.distribute.get_strategy(), **quiet).train(max_steps=4)
+    kept = tmp_path / "kept" / "stopped.snapshot"
+    result = run_module("tfnmt.pack_run", f"--run_dir={tmp_path / 'stopped'}",
+                        f"--output={kept}", "--snapshot")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"snapshot of {tmp_path / 'stopped'} at step 4" in result.stdout
+    checkpoints = sorted(os.listdir(kept / "checkpoints"))
+    assert [n for n in checkpoints if n.startswith("ckpt-")] == [
+        "ckpt-4.data-00000-of-00001", "ckpt-4.index"]  # not ckpt-2
+    assert "train.lock" not in os.listdir(kept)
+    best = runs.find_checkpoint(runs.load(str(kept)), "best")
+    assert best.startswith(str(kept))
+    # The original is gone; its copy resumes, wherever it lies, to the uninterrupted weights.
+    shutil.rmtree(tmp_path / "stopped")
+    shutil.copytree(kept, tmp_path / "elsewhere")
+    resumed = Trainer(run_at("elsewhere"), tf.distribute.get_strategy(), **quiet)
+    assert resumed.train() == 8
+    assert resumed.fingerprint() == full.fingerprint()
+    # A later snapshot replaces the earlier one whole; a directory that is not one is refused.
+    snapshot_run(runs.load(str(tmp_path / "elsewhere")), str(kept))
+    assert json.load(open(kept / "snapshot.json"))["step"] == 8
+    assert sorted(os.listdir(tmp_path / "kept")) == ["stopped.snapshot"]
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(UserError, match="exists and is not a snapshot"):
+        snapshot_run(runs.load(str(tmp_path / "elsewhere")), str(tmp_path / "mine"))
+    assert os.listdir(tmp_path / "mine") == []
+
+
+def test_a_run_being_trained_is_not_snapshot(tmp_path, trained_run):
+    import fcntl
+
+    shutil.copytree(trained_run.run_dir, tmp_path / "run")
+    with open(tmp_path / "run" / "train.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(UserError, match="is being trained; stop it first"):
+            snapshot_run(runs.load(str(tmp_path / "run")), str(tmp_path / "kept"))
+    assert not (tmp_path / "kept").exists()
+    snapshot_run(runs.load(str(tmp_path / "run")), str(tmp_path / "kept"))  # unlocked: taken
+    assert json.load(open(tmp_path / "kept" / "snapshot.json"))["step"] == 60

@@ -1,7 +1,11 @@
 """Packed runs: a finished run's decoding files only, to ship it or keep it once its training
 checkpoints are gone. A packed run is a run directory (config, records, vocabularies and the
 chosen weight-only checkpoints): it translates, evaluates, benchmarks and exports like the
-original, and cannot resume training (it has no optimizer state)."""
+original, and cannot resume training (it has no optimizer state).
+
+A snapshot is the other kind of copy: a run in progress, kept whole enough to resume exactly
+(its newest training checkpoint with the optimizer state and RNG, its best weights, records and
+vocabularies), so a training outlives the machine it ran on. A new snapshot replaces the old."""
 
 import json
 import os
@@ -14,6 +18,8 @@ from tfnmt.core.errors import UserError
 from tfnmt.runs import records
 
 PACKED = "packed.json"  # what was packed: source run, checkpoints and their steps
+SNAPSHOT = "snapshot.json"  # what a snapshot holds: source run, its step and best step
+LOCK = "train.lock"  # held by the process training the run (training.trainer)
 KEPT_FILES = (runs.CONFIG, records.SEGMENTS, records.VALIDATIONS)
 CHECKPOINTS = ("averaged", "best")
 
@@ -57,15 +63,7 @@ def pack_run(run, output, checkpoints=("averaged",)):
             shutil.copytree(vocab, os.path.join(tmp, "vocab"))
         steps = {}
         for which, path in found.items():
-            target = os.path.join(tmp, "checkpoints", which)
-            os.makedirs(target)
-            for name in tf.io.gfile.glob(path + ".*"):
-                shutil.copy2(name, target)
-            # Its own checkpoint state (tf.train's text format), naming the files relatively.
-            name = os.path.basename(path)
-            with open(os.path.join(target, "checkpoint"), "w", encoding="utf-8") as f:
-                f.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
-            steps[which] = int(name.rsplit("-", 1)[-1])
+            steps[which] = _copy_checkpoint(path, os.path.join(tmp, "checkpoints", which))
         packed = {"from": os.path.abspath(run.run_dir), "checkpoints": steps}
         with open(os.path.join(tmp, PACKED), "w", encoding="utf-8") as f:
             json.dump(packed, f, indent=2)
@@ -74,3 +72,89 @@ def pack_run(run, output, checkpoints=("averaged",)):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return packed
+
+
+def is_snapshot(run_dir):
+    return os.path.isfile(os.path.join(run_dir, SNAPSHOT))
+
+
+def _checkpoint_state(directory, path):
+    """A checkpoint directory's own state file (tf.train's text format) naming one checkpoint
+    relatively, so the copy resumes wherever it is moved."""
+    name = os.path.basename(path)
+    with open(os.path.join(directory, "checkpoint"), "w", encoding="utf-8") as f:
+        f.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
+
+
+def _copy_checkpoint(path, directory):
+    os.makedirs(directory, exist_ok=True)
+    for name in tf.io.gfile.glob(path + ".*"):
+        shutil.copy2(name, directory)
+    _checkpoint_state(directory, path)
+    return int(os.path.basename(path).rsplit("-", 1)[-1])
+
+
+def _being_trained(run_dir):
+    import fcntl
+
+    path = os.path.join(run_dir, LOCK)
+    if not os.path.isfile(path):
+        return False
+    with open(path) as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False
+
+
+def snapshot_run(run, output):
+    """Copies run (not being trained) to `output` whole enough to resume exactly: every file but
+    the lock, its newest readable training checkpoint and its best weights. An existing snapshot
+    at `output` is replaced only once the new one is complete; anything else there is refused.
+    The older training checkpoints are left out (each holds the optimizer state), so averaging
+    after a resume from a snapshot sees the snapshot's checkpoint and the ones saved after it.
+    Returns the snapshot.json contents."""
+    if is_packed(run.run_dir):
+        raise UserError(f"{run.run_dir} is a packed run: it has no training state to snapshot.")
+    if _being_trained(run.run_dir):
+        raise UserError(f"{run.run_dir} is being trained; stop it first (SIGTERM saves a "
+                        "checkpoint).")
+    if os.path.lexists(output) and not is_snapshot(output):
+        raise UserError(f"{output} exists and is not a snapshot; snapshot into a new directory.")
+    state = tf.train.get_checkpoint_state(run.checkpoint_dir)
+    newest = None
+    for path in reversed(list(state.all_model_checkpoint_paths) if state else []):
+        path = os.path.join(run.checkpoint_dir, os.path.basename(path))
+        if runs.checkpoint_problem(path) is None:
+            newest = path
+            break
+    if newest is None:
+        raise UserError(f"{run.run_dir} has no readable training checkpoint to snapshot.")
+    output = os.path.normpath(output)
+    tmp = f"{output}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        shutil.copytree(run.run_dir, tmp, ignore=lambda d, names: [
+            n for n in names if (d == run.run_dir and n in (LOCK, "tmp", "checkpoints"))])
+        snapshot = {"from": os.path.abspath(run.run_dir),
+                    "step": _copy_checkpoint(newest, os.path.join(tmp, "checkpoints"))}
+        best = tf.train.latest_checkpoint(os.path.join(run.checkpoint_dir, "best"))
+        if best:
+            snapshot["best_step"] = _copy_checkpoint(best, os.path.join(tmp, "checkpoints",
+                                                                        "best"))
+            score = os.path.join(run.checkpoint_dir, "best", "score.txt")
+            if os.path.isfile(score):
+                shutil.copy2(score, os.path.join(tmp, "checkpoints", "best"))
+        with open(os.path.join(tmp, SNAPSHOT), "w", encoding="utf-8") as f:
+            json.dump(snapshot, f, indent=2)
+        old = f"{output}.old-{os.getpid()}"
+        if os.path.lexists(output):
+            os.rename(output, old)
+        os.rename(tmp, output)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return snapshot

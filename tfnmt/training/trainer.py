@@ -33,7 +33,7 @@ from tfnmt.training.schedule import InverseSquareRoot
 from tfnmt.training.strategy import is_chief
 
 PRECISIONS = ("float32", "mixed_bfloat16")
-LOCK = "train.lock"
+LOCK = packing.LOCK
 
 
 def set_seed(seed):
