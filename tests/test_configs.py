@@ -159,54 +159,66 @@ def test_every_part_is_included_by_a_recipe(path):
     assert any(include in open(c, encoding="utf-8").read() for c in CONFIGS), path
 
 
+class Chain:
+    """configs/multi30k_frontier.sh in a working directory of its own (configs/ and a
+    vocabulary), with PYTHON a stand-in that records each command and then runs `script` (sh:
+    making what the chain checks for, or stopping it with exit 143 as a stopped training)."""
+
+    def __init__(self, tmp_path, script, cpu_flags=None):
+        self.work, self.archive = tmp_path / "work", tmp_path / "archive"
+        (self.work / "data" / "vocab").mkdir(parents=True)
+        (self.work / "data" / "vocab" / "multi30k_ende_8k.model").write_text("")
+        os.symlink(os.path.join(REPO, "configs"), self.work / "configs")
+        self.log = tmp_path / "commands.txt"
+        self.env = {**os.environ, "PYTHON": str(tmp_path / "python")}
+        (tmp_path / "python").write_text(f'#!/bin/sh\necho "$*" >> {self.log}\n{script}\n')
+        (tmp_path / "python").chmod(0o755)
+        if cpu_flags:
+            (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nflags\t\t: {cpu_flags}\n")
+            self.env["CPUINFO"] = str(tmp_path / "cpuinfo")
+
+    def run_json(self, run, name, text):
+        """Writes runs/<run>/<name> (a run's config.json, say)."""
+        path = self.work / "runs" / run / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    def __call__(self, archive=True):
+        import subprocess
+
+        env = dict(self.env, **({"RUNS_ARCHIVE": str(self.archive)} if archive else {}))
+        result = subprocess.run(["bash", "configs/multi30k_frontier.sh"], cwd=self.work,
+                                text=True, capture_output=True, env=env)
+        assert result.returncode == 143, result.stderr  # the stand-in stopped a training
+        return result.stdout, self.log.read_text().splitlines()
+
+
+DISTILL_THEN_STOP = ('case "$*" in *tfnmt.distill*) mkdir -p data/distilled; touch '
+                     'data/distilled/multi30k_small.train.de;; *tfnmt.train*) exit 143;; esac')
+
+
 @pytest.mark.parametrize("cpu_flags,precision", [
     ("fpu avx2 avx512f amx_bf16 amx_tile", ""),
     ("fpu avx2 fma", " --mixed_precision=float32")])
 def test_the_frontier_chain_copies_packed_runs_in_and_does_not_train_them(tmp_path, cpu_flags,
                                                                           precision):
     """RUNS_ARCHIVE: a packed run is copied into runs/ and skipped; the rest is trained, in
-    the recipes' bfloat16 only on a CPU with bfloat16 instructions. PYTHON is a stand-in that
-    records each command (and makes what the script checks for)."""
-    import subprocess
-
-    work = tmp_path / "work"
-    (work / "data" / "vocab").mkdir(parents=True)
-    (work / "data" / "vocab" / "multi30k_ende_8k.model").write_text("")
-    os.symlink(os.path.join(REPO, "configs"), work / "configs")
-    archive = tmp_path / "archive"
-    packed = archive / "multi30k_small"
+    the recipes' bfloat16 only on a CPU with bfloat16 instructions."""
+    chain = Chain(tmp_path, DISTILL_THEN_STOP, cpu_flags)
+    packed = chain.archive / "multi30k_small"
     (packed / "checkpoints" / "averaged").mkdir(parents=True)
     (packed / "checkpoints" / "averaged" / "checkpoint").write_text("")
     (packed / "packed.json").write_text("{}")
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {cpu_flags}\n")
-    log = tmp_path / "commands.txt"
-    stand_in = tmp_path / "python"
-    stand_in.write_text(f'#!/bin/sh\necho "$*" >> {log}\n'
-                        # the distillation the script checks for; training stops the chain
-                        'case "$*" in *tfnmt.distill*) mkdir -p data/distilled; touch '
-                        'data/distilled/multi30k_small.train.de;; *tfnmt.train*) exit 143;; '
-                        'esac\n')
-    stand_in.chmod(0o755)
-    result = subprocess.run(["bash", "configs/multi30k_frontier.sh"], cwd=work, text=True,
-                            capture_output=True,
-                            env={**os.environ, "PYTHON": str(stand_in),
-                                 "RUNS_ARCHIVE": str(archive), "CPUINFO": str(cpuinfo)})
-    assert result.returncode == 143, result.stderr
-    assert "runs/multi30k_small: copied from" in result.stdout
-    assert (work / "runs" / "multi30k_small" / "packed.json").exists()
-    commands = log.read_text().splitlines()
+    out, commands = chain()
+    assert "runs/multi30k_small: copied from" in out
+    assert (chain.work / "runs" / "multi30k_small" / "packed.json").exists()
     assert [c.split()[1] for c in commands] == ["tfnmt.distill", "tfnmt.train"], commands
     assert "--teacher_run=runs/multi30k_small" in commands[0]
     assert commands[1].endswith("--flagfile=configs/multi30k_small_6-1.flags" + precision)
     # A run that exists keeps the precision it started with, whatever this CPU has.
-    (work / "runs" / "multi30k_small_6-1").mkdir()
-    (work / "runs" / "multi30k_small_6-1" / "config.json").write_text(
-        '{"train": {"mixed_precision": "mixed_bfloat16"}}')
-    subprocess.run(["bash", "configs/multi30k_frontier.sh"], cwd=work, capture_output=True,
-                   env={**os.environ, "PYTHON": str(stand_in), "RUNS_ARCHIVE": str(archive),
-                        "CPUINFO": str(cpuinfo)})
-    assert log.read_text().splitlines()[-1].endswith("configs/multi30k_small_6-1.flags")
+    chain.run_json("multi30k_small_6-1", "config.json",
+                   '{"train": {"mixed_precision": "mixed_bfloat16"}}')
+    assert chain()[1][-1].endswith("configs/multi30k_small_6-1.flags")
 
 
 @pytest.mark.parametrize("cpu_flags,existing,added", [
@@ -219,27 +231,11 @@ def test_the_frontier_chain_trains_the_teacher_in_bfloat16_only_on_a_bfloat16_cp
         tmp_path, multi30k_sample, cpu_flags, existing, added):
     """The teacher's recipe (a default for any hardware) does not include the bfloat16 flags;
     the chain adds them, and keeps an existing run's precision."""
-    import subprocess
-
-    work = tmp_path / "work"
-    (work / "data" / "vocab").mkdir(parents=True)
-    (work / "data" / "vocab" / "multi30k_ende_8k.model").write_text("")
-    os.symlink(os.path.join(REPO, "configs"), work / "configs")
+    chain = Chain(tmp_path, "exit 143", cpu_flags)
     if existing:
-        (work / "runs" / "multi30k_small").mkdir(parents=True)
-        (work / "runs" / "multi30k_small" / "config.json").write_text(
-            '{"train": {"mixed_precision": "%s"}}' % existing)
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {cpu_flags}\n")
-    log = tmp_path / "commands.txt"
-    stand_in = tmp_path / "python"
-    stand_in.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexit 143\n')
-    stand_in.chmod(0o755)
-    result = subprocess.run(["bash", "configs/multi30k_frontier.sh"], cwd=work, text=True,
-                            capture_output=True, env={**os.environ, "PYTHON": str(stand_in),
-                                                      "CPUINFO": str(cpuinfo)})
-    assert result.returncode == 143, result.stderr
-    assert log.read_text().splitlines() == [
+        chain.run_json("multi30k_small", "config.json",
+                       '{"train": {"mixed_precision": "%s"}}' % existing)
+    assert chain(archive=False)[1] == [
         "-m tfnmt.train --flagfile=configs/multi30k_small.flags" + added]
     # what the teacher then trains with: the command line's later flag file wins
     extra = dict([added.strip()[2:].split("=", 1)])
@@ -253,64 +249,35 @@ def test_the_frontier_chain_trains_the_teacher_in_bfloat16_only_on_a_bfloat16_cp
 
 
 def test_the_frontier_chain_packs_each_run_it_averages_into_the_archive(tmp_path):
-    import subprocess
-
-    work = tmp_path / "work"
-    (work / "data" / "vocab").mkdir(parents=True)
-    (work / "data" / "vocab" / "multi30k_ende_8k.model").write_text("")
-    os.symlink(os.path.join(REPO, "configs"), work / "configs")
-    teacher = work / "runs" / "multi30k_small"
-    (teacher / "checkpoints" / "averaged").mkdir(parents=True)
-    (teacher / "checkpoints" / "averaged" / "checkpoint").write_text("")
-    (teacher / "config.json").write_text('{"train": {"mixed_precision": "float32"}}')
-    archive = tmp_path / "archive"
-    (archive / "multi30k_small.snapshot").mkdir(parents=True)  # an older snapshot of the run
-    (archive / "multi30k_small.snapshot" / "snapshot.json").write_text("{}")
-    log = tmp_path / "commands.txt"
-    stand_in = tmp_path / "python"
-    stand_in.write_text(f'#!/bin/sh\necho "$*" >> {log}\n'
-                        'case "$*" in *tfnmt.distill*) mkdir -p data/distilled; touch '
-                        'data/distilled/multi30k_small.train.de;; *multi30k_small.flags*) ;; '
-                        '*tfnmt.train*) exit 143;; esac\n')
-    stand_in.chmod(0o755)
-    result = subprocess.run(["bash", "configs/multi30k_frontier.sh"], cwd=work, text=True,
-                            capture_output=True, env={**os.environ, "PYTHON": str(stand_in),
-                                                      "RUNS_ARCHIVE": str(archive)})
-    assert result.returncode == 143, result.stderr
-    commands = [c.split()[1:3] for c in log.read_text().splitlines()]
-    assert commands[:3] == [["tfnmt.train", "--flagfile=configs/multi30k_small.flags"],
-                            ["tfnmt.pack_run", "--run_dir=runs/multi30k_small"],
-                            ["tfnmt.distill", "--teacher_run=runs/multi30k_small"]], commands
-    assert log.read_text().splitlines()[1].endswith(f"--output={archive}/multi30k_small")
-    assert sorted(os.listdir(archive)) == []  # pack_run is a stand-in; the snapshot is gone
+    chain = Chain(tmp_path, DISTILL_THEN_STOP.replace("*tfnmt.train*)",
+                                                      "*multi30k_small.flags*) ;; *tfnmt.train*)"))
+    chain.run_json("multi30k_small", "checkpoints/averaged/checkpoint", "")
+    chain.run_json("multi30k_small", "config.json", '{"train": {"mixed_precision": "float32"}}')
+    (chain.archive / "multi30k_small.snapshot").mkdir(parents=True)  # an older snapshot of it
+    (chain.archive / "multi30k_small.snapshot" / "snapshot.json").write_text("{}")
+    _, commands = chain()
+    assert [c.split()[1:3] for c in commands[:3]] == [
+        ["tfnmt.train", "--flagfile=configs/multi30k_small.flags"],
+        ["tfnmt.pack_run", "--run_dir=runs/multi30k_small"],
+        ["tfnmt.distill", "--teacher_run=runs/multi30k_small"]], commands
+    assert commands[1].endswith(f"--output={chain.archive}/multi30k_small")
+    assert os.listdir(chain.archive) == []  # pack_run is a stand-in; the snapshot is gone
 
 
 def test_the_frontier_chain_resumes_a_snapshot_of_a_run_in_progress(tmp_path):
     """A run kept in RUNS_ARCHIVE as <run>.snapshot (a machine ago) is copied in and resumed."""
-    import subprocess
-
-    work = tmp_path / "work"
-    (work / "data" / "vocab").mkdir(parents=True)
-    (work / "data" / "vocab" / "multi30k_ende_8k.model").write_text("")
-    os.symlink(os.path.join(REPO, "configs"), work / "configs")
-    snapshot = tmp_path / "archive" / "multi30k_small.snapshot"
+    chain = Chain(tmp_path, "exit 143")
+    snapshot = chain.archive / "multi30k_small.snapshot"
     snapshot.mkdir(parents=True)
     (snapshot / "snapshot.json").write_text('{"step": 2500}')
     (snapshot / "config.json").write_text('{"train": {"mixed_precision": "float32"}}')
-    log = tmp_path / "commands.txt"
-    stand_in = tmp_path / "python"
-    stand_in.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexit 143\n')
-    stand_in.chmod(0o755)
-    result = subprocess.run(["bash", "configs/multi30k_frontier.sh"], cwd=work, text=True,
-                            capture_output=True,
-                            env={**os.environ, "PYTHON": str(stand_in),
-                                 "RUNS_ARCHIVE": str(tmp_path / "archive")})
-    assert result.returncode == 143, result.stderr
-    assert f"runs/multi30k_small: copied from {snapshot}" in result.stdout
-    assert (work / "runs" / "multi30k_small" / "snapshot.json").read_text() == '{"step": 2500}'
+    out, commands = chain()
+    assert f"runs/multi30k_small: copied from {snapshot}" in out
+    assert (chain.work / "runs" / "multi30k_small" / "snapshot.json").read_text() == (
+        '{"step": 2500}')
     assert snapshot.exists()  # kept until the run is packed
     # resumed with the precision it started with, whatever this CPU has
-    assert log.read_text().splitlines() == [
+    assert commands == [
         "-m tfnmt.train --flagfile=configs/multi30k_small.flags --mixed_precision=float32"]
 
 
