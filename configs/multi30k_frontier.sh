@@ -14,8 +14,10 @@ DATA=${DATA:-../shared/data/multi30k}
 # run this script averages is packed there (so a new machine need not train it again).
 ARCHIVE=${RUNS_ARCHIVE:-}
 
-# A run in progress can be kept there too, as <run>.snapshot (python -m tfnmt.pack_run --snapshot,
-# after stopping the chain): a new machine copies it in and resumes it.
+# A run in progress is kept there too, as <run>.snapshot: after stopping the chain,
+#   RUNS_ARCHIVE=... bash configs/multi30k_frontier.sh --snapshot
+# snapshots every run in runs/ not yet packed there (tfnmt.pack_run --snapshot: newest training
+# checkpoint, best weights, records); a new machine copies a snapshot in and resumes it.
 train() {  # exits 130/143 if stopped; a packed run is done
     local kept
     for kept in "$1/packed.json" "$1.snapshot/snapshot.json"; do
@@ -47,11 +49,19 @@ precision_flags() {
         echo "--flagfile=configs/multi30k_bf16.flags"
     fi
 }
+# The training checkpoints a run keeps beside its averaged weights when packed or snapshot:
+# the ablations compare these runs' step-3,000 weights (configs/multi30k_ablation_benchmark.sh).
+kept_checkpoints() {
+    case "$1" in multi30k_nart_hints|multi30k_imitate_nat) echo ckpt-3000;; esac
+}
 average() {  # the last five checkpoints, once; then packed into RUNS_ARCHIVE
     [ -e "runs/$1/checkpoints/averaged/checkpoint" ] ||
         "$PY" -m tfnmt.average_checkpoints --run_dir="runs/$1" --num_last=5
+    local kept
+    kept=$(kept_checkpoints "$1")
     [ -z "$ARCHIVE" ] || [ -e "$ARCHIVE/$1" ] ||
-        "$PY" -m tfnmt.pack_run --run_dir="runs/$1" --output="$ARCHIVE/$1"
+        "$PY" -m tfnmt.pack_run --run_dir="runs/$1" --output="$ARCHIVE/$1" \
+            --checkpoints="averaged${kept:+,$kept}"
     [ -z "$ARCHIVE" ] || rm -rf "$ARCHIVE/$1.snapshot"  # packed: its snapshot is not needed
 }
 distill() {  # the training source translated by a teacher's averaged weights (resumable)
@@ -60,6 +70,23 @@ distill() {  # the training source translated by a teacher's averaged weights (r
             --source="$DATA/train.en" --output="data/distilled/$1.train.de" \
             --beam_size=4 --length_penalty=1.0 --batch_size=64
 }
+
+RUNS="multi30k_small multi30k_small_6-1 multi30k_nart_hints multi30k_dat multi30k_imitate_nat
+multi30k_cmlm multi30k_hybrid_multihead_h256 multi30k_hybrid_multihead_h256_kd multi30k_hrt_k2
+multi30k_small_12-1 multi30k_nart_nll multi30k_nart_align multi30k_imitate_nat_soft
+multi30k_imitate_nat_uniform"
+if [ "${1:-}" = --snapshot ]; then
+    [ -n "$ARCHIVE" ] || { echo "--snapshot needs RUNS_ARCHIVE" >&2; exit 2; }
+    for run in $RUNS; do
+        if [ -e "runs/$run/config.json" ] && [ ! -e "runs/$run/packed.json" ] &&
+           [ ! -e "$ARCHIVE/$run" ]; then
+            kept=$(kept_checkpoints "$run")
+            "$PY" -m tfnmt.pack_run --snapshot --run_dir="runs/$run" \
+                --output="$ARCHIVE/$run.snapshot" ${kept:+--checkpoints=$kept}
+        fi
+    done
+    exit 0
+fi
 
 [ -e data/vocab/multi30k_ende_8k.model ] || "$PY" -m tfnmt.vocab \
     --input="$DATA/train.en,$DATA/train.de" --model_prefix=data/vocab/multi30k_ende_8k \

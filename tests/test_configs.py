@@ -138,7 +138,8 @@ def test_the_frontier_chain_trains_existing_configs_after_what_they_build_on(rec
     lines = [line for line in open(os.path.join(REPO, "configs", "multi30k_frontier.sh"),
                                    encoding="utf-8") if not line.lstrip().startswith("#")]
     order = []
-    for name in re.findall(r"(?<![/\w$])(multi30k_[\w.-]+)", "".join(lines)):
+    trainings = "".join(lines).split("tfnmt.vocab")[-1]  # the chain itself, from the vocabulary
+    for name in re.findall(r"(?<![/\w$])(multi30k_[\w.-]+)", trainings):
         if name not in order:
             order.append(name)
     assert order[:2] == ["multi30k_small", "multi30k_small_6-1"], order
@@ -183,14 +184,15 @@ class Chain:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
 
-    def __call__(self, archive=True):
+    def __call__(self, *args, archive=True, code=143):
+        """Runs the chain; `code` is its exit status (143: the stand-in stopped a training)."""
         import subprocess
 
         env = dict(self.env, **({"RUNS_ARCHIVE": str(self.archive)} if archive else {}))
-        result = subprocess.run(["bash", "configs/multi30k_frontier.sh"], cwd=self.work,
+        result = subprocess.run(["bash", "configs/multi30k_frontier.sh", *args], cwd=self.work,
                                 text=True, capture_output=True, env=env)
-        assert result.returncode == 143, result.stderr  # the stand-in stopped a training
-        return result.stdout, self.log.read_text().splitlines()
+        assert result.returncode == code, result.stderr
+        return result.stdout, (self.log.read_text().splitlines() if self.log.exists() else [])
 
 
 DISTILL_THEN_STOP = ('case "$*" in *tfnmt.distill*) mkdir -p data/distilled; touch '
@@ -260,7 +262,7 @@ def test_the_frontier_chain_packs_each_run_it_averages_into_the_archive(tmp_path
         ["tfnmt.train", "--flagfile=configs/multi30k_small.flags"],
         ["tfnmt.pack_run", "--run_dir=runs/multi30k_small"],
         ["tfnmt.distill", "--teacher_run=runs/multi30k_small"]], commands
-    assert commands[1].endswith(f"--output={chain.archive}/multi30k_small")
+    assert commands[1].endswith(f"--output={chain.archive}/multi30k_small --checkpoints=averaged")
     assert os.listdir(chain.archive) == []  # pack_run is a stand-in; the snapshot is gone
 
 
@@ -279,6 +281,44 @@ def test_the_frontier_chain_resumes_a_snapshot_of_a_run_in_progress(tmp_path):
     # resumed with the precision it started with, whatever this CPU has
     assert commands == [
         "-m tfnmt.train --flagfile=configs/multi30k_small.flags --mixed_precision=float32"]
+
+
+def test_the_frontier_chain_snapshots_each_run_not_yet_packed(tmp_path):
+    """--snapshot (at a session's end, the chain stopped): every run in runs/ that is not packed
+    in RUNS_ARCHIVE is snapshot there, with the training checkpoints the ablations need."""
+    chain = Chain(tmp_path, "exit 0")
+    for run in ("multi30k_small", "multi30k_small_6-1", "multi30k_nart_hints", "mine"):
+        chain.run_json(run, "config.json", "{}")
+    (chain.archive / "multi30k_small").mkdir(parents=True)  # packed: not snapshot again
+    _, commands = chain("--snapshot", code=0)
+    archive = chain.archive
+    assert commands == [
+        f"-m tfnmt.pack_run --snapshot --run_dir=runs/multi30k_small_6-1 "
+        f"--output={archive}/multi30k_small_6-1.snapshot",
+        f"-m tfnmt.pack_run --snapshot --run_dir=runs/multi30k_nart_hints "
+        f"--output={archive}/multi30k_nart_hints.snapshot --checkpoints=ckpt-3000"]
+    # without an archive to keep them in, one clear line
+    _, again = chain("--snapshot", archive=False, code=2)
+    assert again == commands
+
+
+def test_the_frontier_chain_snapshots_every_run_it_trains(tmp_path):
+    """The --snapshot list is the chain's own: a stand-in for which every training converges at
+    once runs the whole chain, and the runs it trains are exactly those --snapshot looks for."""
+    chain = Chain(tmp_path, 'case "$*" in *tfnmt.distill*) mkdir -p data/distilled; '
+                            'touch data/distilled/multi30k_small.train.de '
+                            'data/distilled/multi30k_dat.train.de;; esac')
+    out, commands = chain(code=0)
+    assert "all frontier trainings done" in out
+    trained = [c.split("--flagfile=configs/")[1].split(".flags")[0] for c in commands
+               if "tfnmt.train" in c]
+    script = open(os.path.join(REPO, "configs", "multi30k_frontier.sh"), encoding="utf-8").read()
+    listed = script.split('RUNS="')[1].split('"')[0].split()
+    assert trained == listed
+    packed = [c for c in commands if "tfnmt.pack_run" in c]
+    assert [c for c in packed if "ckpt-3000" in c] == [
+        f"-m tfnmt.pack_run --run_dir=runs/{r} --output={chain.archive}/{r} "
+        "--checkpoints=averaged,ckpt-3000" for r in ("multi30k_nart_hints", "multi30k_imitate_nat")]
 
 
 def test_the_chains_float32_override_keeps_each_bfloat16_recipes_xla_settings(multi30k_sample):

@@ -1,6 +1,6 @@
 """Packs a finished run's decoding files (config, records, vocabularies, weight-only
 checkpoints) into a new directory, to ship it or keep it once its training checkpoints are gone:
-python -m tfnmt.pack_run --run_dir=runs/x --output=packed/x [--checkpoints=averaged,best].
+python -m tfnmt.pack_run --run_dir=runs/x --output=packed/x [--checkpoints=averaged,best,ckpt-3000].
 The packed run translates, evaluates, benchmarks and exports like the original
 (--checkpoint=averaged); it cannot resume training.
 
@@ -20,8 +20,9 @@ from tfnmt.runs.packing import pack_run, snapshot_run
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "Run directory to pack.")
 flags.DEFINE_string("output", None, "New directory for the packed run (must not exist).")
-flags.DEFINE_list("checkpoints", ["averaged"], "Weight-only checkpoints to keep: averaged "
-                  "and/or best.")
+flags.DEFINE_list("checkpoints", None, "Weight-only checkpoints to keep: averaged and/or best "
+                  "and training checkpoints by name (ckpt-3000); default averaged. With "
+                  "--snapshot, the older training checkpoints to keep as weights.")
 flags.DEFINE_boolean("snapshot", False, "Copy a run in progress (not being trained) so that it "
                      "can resume: its newest training checkpoint, best weights and records. "
                      "Replaces an earlier snapshot at --output.")
@@ -32,11 +33,12 @@ def main(argv):
     if not FLAGS.run_dir or not FLAGS.output:
         raise UserError("--run_dir and --output are required.")
     if FLAGS.snapshot:
-        kept = snapshot_run(runs.load(FLAGS.run_dir), FLAGS.output)
+        kept = snapshot_run(runs.load(FLAGS.run_dir), FLAGS.output, FLAGS.checkpoints or ())
         print(f"snapshot of {FLAGS.run_dir} at step {kept['step']} in {FLAGS.output}"
               + (f" (best weights: step {kept['best_step']})" if "best_step" in kept else ""))
         return
-    packed = pack_run(runs.load(FLAGS.run_dir), FLAGS.output, tuple(FLAGS.checkpoints))
+    packed = pack_run(runs.load(FLAGS.run_dir), FLAGS.output,
+                      tuple(FLAGS.checkpoints or ("averaged",)))
     kept = ", ".join(f"{k} (step {v})" for k, v in packed["checkpoints"].items())
     print(f"packed {FLAGS.run_dir} into {FLAGS.output}: {kept}")
 

@@ -74,6 +74,29 @@ def test_packing_keeps_what_is_on_disk_and_leaves_nothing_half_written(tmp_path,
     assert sorted(os.listdir(tmp_path)) == ["packed", "run"]  # no partial copy, no temporary
 
 
+def test_a_training_checkpoint_is_packed_as_its_weights_under_its_own_name(tmp_path,
+                                                                          averaged_run):
+    """--checkpoints=ckpt-30: the step-30 weights, without the optimizer state, where a run
+    keeps them (the ablations decode a run's step-3,000 weights by name or path)."""
+    pack_run(averaged_run, str(tmp_path / "packed"), ("averaged", "ckpt-30"))
+    packed = runs.load(str(tmp_path / "packed"))
+    path = runs.find_checkpoint(packed, "ckpt-30")
+    assert path == os.path.join(packed.checkpoint_dir, "ckpt-30")
+    names = [name for name, _ in tf.train.list_variables(path)]
+    assert not [n for n in names if n.startswith("optimizer")]
+    assert [n for n in tf.train.list_variables(os.path.join(averaged_run.checkpoint_dir,
+                                                            "ckpt-30")) if "optimizer" in n[0]]
+    a, _ = runs.restore_model(averaged_run, "ckpt-30")
+    b, _ = runs.restore_model(packed, "ckpt-30")
+    for name, value in named_weights(a).items():
+        np.testing.assert_array_equal(named_weights(b)[name].numpy(), value.numpy(), err_msg=name)
+    with pytest.raises(UserError, match="has no ckpt-45 checkpoint to pack"):
+        pack_run(averaged_run, str(tmp_path / "other"), ("ckpt-45",))
+    with pytest.raises(UserError, match="training checkpoints by name .*not latest"):
+        pack_run(averaged_run, str(tmp_path / "other"), ("latest",))
+    assert not (tmp_path / "other").exists()
+
+
 def test_a_packed_run_cannot_resume_training(tmp_path, averaged_run):
     pack_run(averaged_run, str(tmp_path / "packed"))
     packed = runs.load(str(tmp_path / "packed"))
@@ -115,12 +138,18 @@ def test_a_snapshot_resumes_exactly_where_the_run_stopped(tmp_path, reverse_task
     Trainer(run_at("stopped"), tf.distribute.get_strategy(), **quiet).train(max_steps=4)
     kept = tmp_path / "kept" / "stopped.snapshot"
     result = run_module("tfnmt.pack_run", f"--run_dir={tmp_path / 'stopped'}",
-                        f"--output={kept}", "--snapshot")
+                        f"--output={kept}", "--snapshot", "--checkpoints=ckpt-2")
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"snapshot of {tmp_path / 'stopped'} at step 4" in result.stdout
     checkpoints = sorted(os.listdir(kept / "checkpoints"))
     assert [n for n in checkpoints if n.startswith("ckpt-")] == [
-        "ckpt-4.data-00000-of-00001", "ckpt-4.index"]  # not ckpt-2
+        "ckpt-2.data-00000-of-00001", "ckpt-2.index",  # asked for: its weights alone
+        "ckpt-4.data-00000-of-00001", "ckpt-4.index"]
+    assert json.load(open(kept / "snapshot.json"))["weights"] == [2]
+    step2, _ = runs.restore_model(runs.load(str(tmp_path / "stopped")), "ckpt-2")
+    kept2, _ = runs.restore_model(runs.load(str(kept)), "ckpt-2")
+    for name, value in named_weights(step2).items():
+        np.testing.assert_array_equal(named_weights(kept2)[name].numpy(), value.numpy())
     assert "train.lock" not in os.listdir(kept)
     best = runs.find_checkpoint(runs.load(str(kept)), "best")
     assert best.startswith(str(kept))

@@ -21,26 +21,35 @@ PACKED = "packed.json"  # what was packed: source run, checkpoints and their ste
 SNAPSHOT = "snapshot.json"  # what a snapshot holds: source run, its step and best step
 LOCK = "train.lock"  # held by the process training the run (training.trainer)
 KEPT_FILES = (runs.CONFIG, records.SEGMENTS, records.VALIDATIONS)
-CHECKPOINTS = ("averaged", "best")
+CHECKPOINTS = ("averaged", "best")  # and training checkpoints by name (ckpt-3000), weights only
 
 
 def is_packed(run_dir):
     return os.path.isfile(os.path.join(run_dir, PACKED))
 
 
+def _is_training_checkpoint(name):
+    return name.startswith("ckpt-") and name[5:].isdigit()
+
+
 def pack_run(run, output, checkpoints=("averaged",)):
     """Copies run's config, records, vocabularies and the named weight-only checkpoints
-    (averaged, best) to `output`, which must not exist: the copy is made beside it and renamed
-    into place, so `output` is whole or absent. Returns the packed.json contents."""
-    unknown = [c for c in checkpoints if c not in CHECKPOINTS]
+    (averaged, best, or a training checkpoint such as ckpt-3000, its weights kept where they
+    were: checkpoints/ckpt-3000) to `output`, which must not exist: the copy is made beside it
+    and renamed into place, so `output` is whole or absent. Returns the packed.json contents."""
+    unknown = [c for c in checkpoints if c not in CHECKPOINTS and not _is_training_checkpoint(c)]
     if unknown or not checkpoints:
-        raise UserError(f"--checkpoints takes {' and/or '.join(CHECKPOINTS)}, not "
-                        f"{','.join(checkpoints) or 'nothing'}.")
+        raise UserError(f"--checkpoints takes {' and/or '.join(CHECKPOINTS)} and training "
+                        f"checkpoints by name (ckpt-3000), not {','.join(checkpoints) or 'nothing'}.")
     if os.path.lexists(output):
         raise UserError(f"{output} exists; pack into a new directory.")
     found = {}
     for which in checkpoints:
-        path = tf.train.latest_checkpoint(os.path.join(run.checkpoint_dir, which))
+        if _is_training_checkpoint(which):
+            path = os.path.join(run.checkpoint_dir, which)
+            path = path if tf.io.gfile.exists(path + ".index") else None
+        else:
+            path = tf.train.latest_checkpoint(os.path.join(run.checkpoint_dir, which))
         if not path:
             raise UserError(f"{run.run_dir} has no {which} checkpoint to pack"
                             + (" (python -m tfnmt.average_checkpoints makes it)."
@@ -63,7 +72,10 @@ def pack_run(run, output, checkpoints=("averaged",)):
             shutil.copytree(vocab, os.path.join(tmp, "vocab"))
         steps = {}
         for which, path in found.items():
-            steps[which] = _copy_checkpoint(path, os.path.join(tmp, "checkpoints", which))
+            if _is_training_checkpoint(which):
+                steps[which] = _copy_weights(run, path, os.path.join(tmp, "checkpoints"))
+            else:
+                steps[which] = _copy_checkpoint(path, os.path.join(tmp, "checkpoints", which))
         packed = {"from": os.path.abspath(run.run_dir), "checkpoints": steps}
         with open(os.path.join(tmp, PACKED), "w", encoding="utf-8") as f:
             json.dump(packed, f, indent=2)
@@ -94,6 +106,21 @@ def _copy_checkpoint(path, directory):
     return int(os.path.basename(path).rsplit("-", 1)[-1])
 
 
+def _copy_weights(run, path, directory):
+    """The weights of training checkpoint `path` alone (no optimizer state, a third of its
+    size), under the same name in `directory`, where runs.find_checkpoint finds it by name."""
+    from tfnmt.models import build_model, named_weights
+
+    weights = named_weights(build_model(run.model))
+    tf.train.Checkpoint(weights=weights).restore(path).expect_partial() \
+        .assert_existing_objects_matched()
+    os.makedirs(directory, exist_ok=True)
+    copy = tf.train.Checkpoint(weights=weights)
+    copy.save_counter  # noqa: B018  (made now so that it is written, as every tfnmt save does)
+    copy.write(os.path.join(directory, os.path.basename(path)))
+    return int(os.path.basename(path).rsplit("-", 1)[-1])
+
+
 def _being_trained(run_dir):
     import fcntl
 
@@ -109,13 +136,18 @@ def _being_trained(run_dir):
     return False
 
 
-def snapshot_run(run, output):
+def snapshot_run(run, output, keep=()):
     """Copies run (not being trained) to `output` whole enough to resume exactly: every file but
-    the lock, its newest readable training checkpoint and its best weights. An existing snapshot
-    at `output` is replaced only once the new one is complete; anything else there is refused.
-    The older training checkpoints are left out (each holds the optimizer state), so averaging
-    after a resume from a snapshot sees the snapshot's checkpoint and the ones saved after it.
-    Returns the snapshot.json contents."""
+    the lock and the TensorBoard logs, its newest readable training checkpoint and its best
+    weights. An existing snapshot at `output` is replaced only once the new one is complete;
+    anything else there is refused. The older training checkpoints are left out (each holds the
+    optimizer state), so averaging after a resume from a snapshot sees the snapshot's checkpoint
+    and the ones saved after it; `keep` names older ones (ckpt-3000) to keep as weights where
+    the run has them. Returns the snapshot.json contents."""
+    wrong = [name for name in keep if not _is_training_checkpoint(name)]
+    if wrong:
+        raise UserError(f"a snapshot keeps training checkpoints by name (ckpt-3000) beside its "
+                        f"newest and best, not {','.join(wrong)}.")
     if is_packed(run.run_dir):
         raise UserError(f"{run.run_dir} is a packed run: it has no training state to snapshot.")
     if _being_trained(run.run_dir):
@@ -137,9 +169,16 @@ def snapshot_run(run, output):
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         shutil.copytree(run.run_dir, tmp, ignore=lambda d, names: [
-            n for n in names if (d == run.run_dir and n in (LOCK, "tmp", "checkpoints"))])
+            n for n in names
+            if (d == run.run_dir and n in (LOCK, "tmp", "checkpoints", "tensorboard"))])
         snapshot = {"from": os.path.abspath(run.run_dir),
                     "step": _copy_checkpoint(newest, os.path.join(tmp, "checkpoints"))}
+        for name in keep:
+            path = os.path.join(run.checkpoint_dir, name)
+            if (_is_training_checkpoint(name) and path != newest
+                    and tf.io.gfile.exists(path + ".index")):
+                snapshot.setdefault("weights", []).append(
+                    _copy_weights(run, path, os.path.join(tmp, "checkpoints")))
         best = tf.train.latest_checkpoint(os.path.join(run.checkpoint_dir, "best"))
         if best:
             snapshot["best_step"] = _copy_checkpoint(best, os.path.join(tmp, "checkpoints",
