@@ -302,6 +302,41 @@ def test_converged_needs_patience_evaluations_without_a_better_score(tmp_path, r
     assert not trainer.converged(history)
 
 
+def test_a_training_checkpoint_saves_each_weight_once_and_resumes_the_older_layout(
+        tmp_path, reverse_task):
+    """The optimizer tracks the weights too; a checkpoint holds them once (3 weight-sizes with
+    Adam's two moments, not 4). A checkpoint of the older layout, with the optimizer's copy
+    (sessions before 22), resumes to the same weights."""
+    from tfnmt.training.trainer import seed_variables
+
+    def trainer(name):
+        return Trainer(make_run(tmp_path / name, reverse_task, train_steps=8, save_every=4),
+                       tf.distribute.get_strategy(), log=lambda m: None)
+
+    new = trainer("new")
+    assert new.train(max_steps=4) == 4
+    path = new.manager.latest_checkpoint
+    names = [name for name, _ in tf.train.list_variables(path)]
+    assert not [n for n in names if "_trainable_variables" in n]
+    assert sum(n.startswith("weights/") for n in names) == len(named_weights(new.model))
+    # The same state in the older layout, written over a copy of the run's step-4 checkpoint.
+    shutil.copytree(tmp_path / "new", tmp_path / "old")
+    older = tf.train.Checkpoint(weights=named_weights(new.model), optimizer=new.optimizer,
+                                seeds=seed_variables(new.model), rng=new.rng)
+    older.save_counter.assign(new.checkpoint.save_counter)
+    older.write(str(tmp_path / "old" / "checkpoints" / "ckpt-4"))
+    old_names = [n for n, _ in tf.train.list_variables(str(tmp_path / "old" / "checkpoints" /
+                                                           "ckpt-4"))]
+    assert len([n for n in old_names if "_trainable_variables" in n]) == len(
+        new.model.trainable_variables)
+    sizes = [os.path.getsize(tmp_path / d / "checkpoints" / "ckpt-4.data-00000-of-00001")
+             for d in ("new", "old")]
+    assert sizes[0] < 0.8 * sizes[1], sizes
+    resumed_new, resumed_old = trainer("new"), trainer("old")
+    assert resumed_new.train() == resumed_old.train() == 8
+    assert resumed_old.fingerprint() == resumed_new.fingerprint()
+
+
 def test_hrt_resume_after_a_validation_equals_uninterrupted(tmp_path, reverse_task):
     """Validation of HRT draws random CMLM masks; it must not move the training RNG that the
     checkpoint saved before it, or a resumed run would mask differently."""

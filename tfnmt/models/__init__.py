@@ -21,12 +21,14 @@ def build_model(config):
     return model
 
 
-def named_weights(model):
+def named_weights(model, tracked=False):
     """{path without the model's own name: variable} for tf.train.Checkpoint and SavedModels.
 
     tf.train.Checkpoint(model=keras_model) misses Keras 3 layers kept in Python lists, so every
     checkpoint in tfnmt tracks weights by their Keras path instead. Dropout seed-generator
     states are left out (their names carry process-wide counters; see training.seed_variables).
+    The variables are tf.Variables; tracked=True gives the Keras variables themselves, the
+    objects a Keras optimizer tracks, so a checkpoint of both saves each weight once.
     """
     weights = {}
     for v in model.weights:
@@ -35,5 +37,5 @@ def named_weights(model):
         name = v.path.split("/", 1)[1].replace("/", ".")
         if name in weights:
             raise ValueError(f"two weights share the path {v.path}")
-        weights[name] = v.value
+        weights[name] = v if tracked else v.value
     return weights

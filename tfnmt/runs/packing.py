@@ -7,6 +7,7 @@ A snapshot is the other kind of copy: a run in progress, kept whole enough to re
 (its newest training checkpoint with the optimizer state and RNG, its best weights, records and
 vocabularies), so a training outlives the machine it ran on. A new snapshot replaces the old."""
 
+import fcntl
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import tensorflow as tf
 
 from tfnmt import runs
 from tfnmt.core.errors import UserError
+from tfnmt.models import build_model, named_weights
 from tfnmt.runs import records
 
 PACKED = "packed.json"  # what was packed: source run, checkpoints and their steps
@@ -109,8 +111,6 @@ def _copy_checkpoint(path, directory):
 def _copy_weights(run, path, directory):
     """The weights of training checkpoint `path` alone (no optimizer state, a third of its
     size), under the same name in `directory`, where runs.find_checkpoint finds it by name."""
-    from tfnmt.models import build_model, named_weights
-
     weights = named_weights(build_model(run.model))
     tf.train.Checkpoint(weights=weights).restore(path).expect_partial() \
         .assert_existing_objects_matched()
@@ -122,8 +122,6 @@ def _copy_weights(run, path, directory):
 
 
 def _being_trained(run_dir):
-    import fcntl
-
     path = os.path.join(run_dir, LOCK)
     if not os.path.isfile(path):
         return False

@@ -116,7 +116,10 @@ class Trainer:
             keras.mixed_precision.set_global_policy("float32")
         self.objective = objective or self._default_objective()
 
-        self.checkpoint = tf.train.Checkpoint(weights=named_weights(self.model),
+        # The Keras variables, which the optimizer tracks too: each weight is saved once (with
+        # tf.Variables here, the optimizer's copy made checkpoints 4 weight-sizes, not 3;
+        # checkpoints of that layout restore alike).
+        self.checkpoint = tf.train.Checkpoint(weights=named_weights(self.model, tracked=True),
                                               optimizer=self.optimizer,
                                               seeds=seed_variables(self.model), rng=self.rng)
         ckpt_dir = run.checkpoint_dir if self.chief else os.path.join(
