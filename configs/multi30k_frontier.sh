@@ -88,9 +88,20 @@ if [ "${1:-}" = --snapshot ]; then
     exit 0
 fi
 
-[ -e data/vocab/multi30k_ende_8k.model ] || "$PY" -m tfnmt.vocab \
-    --input="$DATA/train.en,$DATA/train.de" --model_prefix=data/vocab/multi30k_ende_8k \
-    --vocab_size=8000
+# The vocabulary every run shares, kept in RUNS_ARCHIVE too: a run resumes only with its own, so
+# a new machine takes the archived one (trained again it splits text alike but is not the same
+# file: SentencePiece's floating-point training need not give the same pieces on another CPU).
+VOCAB=data/vocab/multi30k_ende_8k.model
+if [ ! -e "$VOCAB" ] && [ -n "$ARCHIVE" ] && [ -e "$ARCHIVE/vocab/${VOCAB##*/}" ]; then
+    mkdir -p data/vocab && cp "$ARCHIVE/vocab/${VOCAB##*/}" "$VOCAB.tmp-$$" && mv "$VOCAB.tmp-$$" "$VOCAB"
+    echo "$VOCAB: copied from $ARCHIVE/vocab"
+fi
+[ -e "$VOCAB" ] || "$PY" -m tfnmt.vocab \
+    --input="$DATA/train.en,$DATA/train.de" --model_prefix="${VOCAB%.model}" --vocab_size=8000
+if [ -n "$ARCHIVE" ] && [ ! -e "$ARCHIVE/vocab/${VOCAB##*/}" ]; then
+    mkdir -p "$ARCHIVE/vocab" && cp "$VOCAB" "$ARCHIVE/vocab/.${VOCAB##*/}.tmp-$$" &&
+        mv "$ARCHIVE/vocab/.${VOCAB##*/}.tmp-$$" "$ARCHIVE/vocab/${VOCAB##*/}"
+fi
 # One command a line: under set -e a failure inside an && list would not stop the script.
 train multi30k_small
 average multi30k_small

@@ -6,6 +6,7 @@ vocabulary."""
 import glob
 import os
 import re
+import shutil
 
 import pytest
 
@@ -263,7 +264,29 @@ def test_the_frontier_chain_packs_each_run_it_averages_into_the_archive(tmp_path
         ["tfnmt.pack_run", "--run_dir=runs/multi30k_small"],
         ["tfnmt.distill", "--teacher_run=runs/multi30k_small"]], commands
     assert commands[1].endswith(f"--output={chain.archive}/multi30k_small --checkpoints=averaged")
-    assert os.listdir(chain.archive) == []  # pack_run is a stand-in; the snapshot is gone
+    assert os.listdir(chain.archive) == ["vocab"]  # pack_run is a stand-in; the snapshot is gone
+
+
+def test_the_frontier_chain_keeps_its_vocabulary_in_the_archive_and_takes_it_from_there(
+        tmp_path):
+    """The first machine trains the vocabulary and archives it; a new machine copies it in
+    (runs resume only with the vocabulary they began with) instead of training another."""
+    chain = Chain(tmp_path, 'case "$*" in *tfnmt.vocab*) echo first > '
+                            'data/vocab/multi30k_ende_8k.model;; *tfnmt.train*) exit 143;; esac')
+    vocab = chain.work / "data" / "vocab" / "multi30k_ende_8k.model"
+    vocab.unlink()
+    _, commands = chain()
+    assert [c.split()[1] for c in commands] == ["tfnmt.vocab", "tfnmt.train"], commands
+    archived = chain.archive / "vocab" / "multi30k_ende_8k.model"
+    assert archived.read_text() == "first\n"
+    # A new machine: no data/, the archive's vocabulary copied in, none trained.
+    shutil.rmtree(chain.work / "data")
+    chain.log.unlink()
+    out, commands = chain()
+    assert f"copied from {chain.archive}/vocab" in out
+    assert [c.split()[1] for c in commands] == ["tfnmt.train"], commands
+    assert vocab.read_text() == "first\n" and archived.read_text() == "first\n"
+    assert sorted(os.listdir(chain.archive / "vocab")) == ["multi30k_ende_8k.model"]
 
 
 def test_the_frontier_chain_resumes_a_snapshot_of_a_run_in_progress(tmp_path):

@@ -57,3 +57,30 @@ def test_a_model_with_other_ids_is_explained_then_converted(tmp_path, multi30k_s
         [original.id_to_piece(i) for i in original.encode(s)] for s in sentences]
     assert [s.decode() for s in converted.detokenize(tf.ragged.constant(ids)).numpy()] == [
         original.decode(original.encode(s)) for s in sentences]
+
+
+def test_a_vocabulary_trained_again_is_the_same_and_named_by_its_own_prefix(tmp_path,
+                                                                            reverse_task):
+    """Training on the same text gives the same bytes (the file named a random temporary prefix
+    before), and the same vocabulary wherever it was written; other settings give another."""
+    import os
+
+    from sentencepiece import sentencepiece_model_pb2 as spm_pb
+
+    from tfnmt.data.vocabulary import same_vocabulary, train_vocab
+
+    text = [reverse_task["train.src"]]
+    first = train_vocab(text, str(tmp_path / "spm"), vocab_size=24)
+    with open(first, "rb") as f:
+        first_bytes = f.read()
+    model = spm_pb.ModelProto()
+    model.ParseFromString(first_bytes)
+    assert model.trainer_spec.model_prefix == str(tmp_path / "spm")
+    os.remove(first)
+    with open(train_vocab(text, str(tmp_path / "spm"), vocab_size=24), "rb") as f:
+        assert f.read() == first_bytes
+    elsewhere = train_vocab(text, str(tmp_path / "other" / "spm"), vocab_size=24)
+    assert same_vocabulary(first, elsewhere) and same_vocabulary(first, reverse_task["vocab"])
+    assert not same_vocabulary(first, train_vocab(text, str(tmp_path / "v25"), vocab_size=25))
+    (tmp_path / "not_a_model").write_bytes(b"\xff\x00 not a protobuf")
+    assert not same_vocabulary(first, str(tmp_path / "not_a_model"))

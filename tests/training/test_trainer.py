@@ -383,8 +383,22 @@ def test_resume_with_other_settings_is_refused_unless_allowed_and_then_recorded(
     assert saved["train"]["learning_rate"] == 1e-3 and saved["data"]["batch_tokens"] == 512
     assert saved["history"][0]["changes"] == ["batch_tokens 256 -> 512",
                                               "learning_rate 0.003 -> 0.001"]
+    # The same vocabulary trained again elsewhere (other paths in its trainer spec) resumes.
+    from sentencepiece import sentencepiece_model_pb2 as spm_pb
+
+    model = spm_pb.ModelProto()
+    model.ParseFromString(open(run.data.source_vocab, "rb").read())
+    model.trainer_spec.model_prefix = "/elsewhere/spm"
+    model.trainer_spec.input[:] = ["/elsewhere/train.src"]
+    rebuilt = tmp_path / "rebuilt.model"
+    rebuilt.write_bytes(model.SerializeToString())
+    assert rebuilt.read_bytes() != open(run.data.source_vocab, "rb").read()
+    runs.prepare(run.run_dir, run.model, dataclasses.replace(
+        other_data, source_vocab=str(rebuilt), target_vocab=str(rebuilt)),
+        same(learning_rate=1e-3))
     other_vocab = tmp_path / "other.model"
-    other_vocab.write_bytes(b"not the same model")
+    model.pieces[5].score -= 1.0
+    other_vocab.write_bytes(model.SerializeToString())
     with pytest.raises(UserError, match=r"is not the source vocabulary"):
         runs.prepare(run.run_dir, run.model, dataclasses.replace(
             run.data, source_vocab=str(other_vocab), target_vocab=str(other_vocab)), run.train,

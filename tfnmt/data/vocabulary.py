@@ -37,9 +37,40 @@ def train_vocab(inputs, model_prefix, vocab_size=8000, model_type="unigram",
                 control_symbols=list(CONTROL_SYMBOLS), num_threads=2, minloglevel=2)
         except RuntimeError as e:
             raise UserError(f"SentencePiece training failed: {str(e).splitlines()[-1]}") from None
+        # The model names the prefix it was given, not the temporary one: the same inputs and
+        # settings give the same bytes (a run resumes only with the vocabulary it began with).
+        model = _read_model(f"{tmp_prefix}.model")
+        model.trainer_spec.model_prefix = model_prefix
+        with open(f"{tmp_prefix}.model", "wb") as f:
+            f.write(model.SerializeToString(deterministic=True))
         for ext in ("model", "vocab"):
             os.replace(f"{tmp_prefix}.{ext}", f"{model_prefix}.{ext}")
     return f"{model_prefix}.model"
+
+
+def _read_model(path):
+    from sentencepiece import sentencepiece_model_pb2 as spm_pb
+
+    model = spm_pb.ModelProto()
+    with open(path, "rb") as f:
+        model.ParseFromString(f.read())
+    return model
+
+
+def same_vocabulary(a, b):
+    """Whether two SentencePiece model files are one vocabulary: equal but for the paths they
+    were trained from and to (trainer_spec's input and model_prefix), which say where, not how,
+    text is split. A file that is not a model is compared byte for byte."""
+    def content(path):
+        try:
+            model = _read_model(path)
+        except Exception:  # protobuf's DecodeError and friends: not a model
+            with open(path, "rb") as f:
+                return f.read()
+        model.trainer_spec.ClearField("input")
+        model.trainer_spec.ClearField("model_prefix")
+        return model.SerializeToString(deterministic=True)
+    return content(a) == content(b)
 
 
 def convert_vocab(model_path, model_prefix):

@@ -19,6 +19,7 @@ from tfnmt import methods
 from tfnmt.core import config as config_lib
 from tfnmt.core.errors import UserError
 from tfnmt.core.files import write_atomic
+from tfnmt.data import vocabulary
 from tfnmt.data.tokenizer import load_tokenizer
 from tfnmt.models import build_model, named_weights
 
@@ -63,11 +64,10 @@ PATH_FIELDS = {"train_source", "train_target", "train_distilled", "valid_source"
 CHECKED_BY_CONTENT = {"source_vocab", "target_vocab"}  # prepare compares the files themselves
 
 
-def _same_bytes(a, b):
+def _same_vocabulary(a, b):
     if not os.path.isfile(b):
         raise UserError(f"vocabulary {b} does not exist.")
-    with open(a, "rb") as x, open(b, "rb") as y:
-        return x.read() == y.read()
+    return vocabulary.same_vocabulary(a, b)
 
 
 def _same_path(old, new):
@@ -125,7 +125,7 @@ def prepare(run_dir, model, data, train, allow_config_change=False) -> Run:
     for side, given in (("source", data.source_vocab),
                         ("target", data.target_vocab or data.source_vocab)):
         copy = os.path.join(run_dir, "vocab", f"{side}.model")
-        if given and os.path.exists(copy) and not _same_bytes(copy, given):
+        if given and os.path.exists(copy) and not _same_vocabulary(copy, given):
             raise UserError(f"{given} is not the {side} vocabulary {run_dir} was trained with "
                             f"({copy}); a run keeps its vocabulary, use a new --run_dir.")
     changes = config_changes(existing, data, train)
@@ -281,9 +281,8 @@ def check_same_vocabularies(run, other, role):
     """One clear error unless `other` (a teacher, rescorer...) uses this run's vocabularies."""
     for mine, theirs in ((run.source_vocab, other.source_vocab),
                          (run.target_vocab, other.target_vocab)):
-        with open(mine, "rb") as a, open(theirs, "rb") as b:
-            if a.read() != b.read():
-                raise UserError(f"the {role} {other.run_dir} uses another vocabulary.")
+        if not vocabulary.same_vocabulary(mine, theirs):
+            raise UserError(f"the {role} {other.run_dir} uses another vocabulary.")
 
 
 def restore_shared_weights(model, run_dir, which="best"):
