@@ -64,11 +64,22 @@ average() {  # the last five checkpoints, once; then packed into RUNS_ARCHIVE
             --checkpoints="averaged${kept:+,$kept}"
     [ -z "$ARCHIVE" ] || rm -rf "$ARCHIVE/$1.snapshot"  # packed: its snapshot is not needed
 }
-distill() {  # the training source translated by a teacher's averaged weights (resumable)
-    [ -e "data/distilled/$1.train.de" ] ||
+# The training source translated by a teacher's averaged weights (resumable), kept gzipped in
+# RUNS_ARCHIVE/distilled: a new machine copies it in, so its students resume on the same
+# targets without decoding 29,000 sentences again.
+distill() {
+    local out="data/distilled/$1.train.de" kept="$ARCHIVE/distilled/$1.train.de.gz"
+    if [ ! -e "$out" ] && [ -n "$ARCHIVE" ] && [ -e "$kept" ]; then
+        mkdir -p data/distilled && gzip -dc "$kept" > "$out.tmp-$$" && mv "$out.tmp-$$" "$out"
+        echo "$out: copied from $kept"
+    fi
+    [ -e "$out" ] ||
         "$PY" -m tfnmt.distill --teacher_run="runs/$1" --checkpoint=averaged \
-            --source="$DATA/train.en" --output="data/distilled/$1.train.de" \
+            --source="$DATA/train.en" --output="$out" \
             --beam_size=4 --length_penalty=1.0 --batch_size=64
+    if [ -n "$ARCHIVE" ] && [ ! -e "$kept" ]; then
+        mkdir -p "$ARCHIVE/distilled" && gzip -cn "$out" > "$kept.tmp-$$" && mv "$kept.tmp-$$" "$kept"
+    fi
 }
 
 RUNS="multi30k_small multi30k_small_6-1 multi30k_nart_hints multi30k_dat multi30k_imitate_nat

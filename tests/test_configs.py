@@ -264,7 +264,34 @@ def test_the_frontier_chain_packs_each_run_it_averages_into_the_archive(tmp_path
         ["tfnmt.pack_run", "--run_dir=runs/multi30k_small"],
         ["tfnmt.distill", "--teacher_run=runs/multi30k_small"]], commands
     assert commands[1].endswith(f"--output={chain.archive}/multi30k_small --checkpoints=averaged")
-    assert os.listdir(chain.archive) == ["vocab"]  # pack_run is a stand-in; the snapshot is gone
+    # pack_run is a stand-in; the snapshot is gone
+    assert sorted(os.listdir(chain.archive)) == ["distilled", "vocab"]
+
+
+def test_the_frontier_chain_keeps_distilled_targets_in_the_archive_and_takes_them_from_there(
+        tmp_path):
+    """A teacher's distilled targets are archived gzipped; a new machine copies them in instead
+    of distilling again, and its students train on the same targets."""
+    import gzip
+
+    chain = Chain(tmp_path, 'case "$*" in *tfnmt.distill*) mkdir -p data/distilled; printf '
+                            '"ein Hund\\n" > data/distilled/multi30k_small.train.de;; '
+                            '*tfnmt.train*6-1*) exit 143;; esac')
+    chain.run_json("multi30k_small", "packed.json", "{}")  # the teacher, averaged and packed
+    chain.run_json("multi30k_small", "checkpoints/averaged/checkpoint", "")
+    (chain.archive / "multi30k_small").mkdir(parents=True)
+    _, commands = chain()
+    assert [c.split()[1] for c in commands] == ["tfnmt.distill", "tfnmt.train"], commands
+    kept = chain.archive / "distilled" / "multi30k_small.train.de.gz"
+    assert gzip.decompress(kept.read_bytes()) == b"ein Hund\n"
+    shutil.rmtree(chain.work / "data" / "distilled")  # a new machine
+    chain.log.unlink()
+    out, commands = chain()
+    assert f"copied from {kept}" in out
+    assert [c.split()[1] for c in commands] == ["tfnmt.train"], commands
+    assert (chain.work / "data" / "distilled" / "multi30k_small.train.de").read_bytes() == (
+        b"ein Hund\n")
+    assert sorted(os.listdir(chain.archive / "distilled")) == ["multi30k_small.train.de.gz"]
 
 
 def test_the_frontier_chain_keeps_its_vocabulary_in_the_archive_and_takes_it_from_there(
