@@ -248,11 +248,14 @@ class Trainer:
 
         if self._valid_step is None:  # traced once: later validations reuse its graphs
 
+            # Never in --xla_elementwise's clusters: TensorFlow compiles a cluster at the second
+            # call with each of the validation set's ~10 batch shapes, ~14 s a shape.
             @tf.function(reduce_retracing=True, autograph=False)
             def step(batch):
                 state = getattr(self.objective, "state_keys", ())
-                out = self.strategy.run(lambda b: {k: v for k, v in self.objective(
-                    self.model, b, training=False).items() if k not in state}, args=(batch,))
+                with tf.xla.experimental.jit_scope(compile_ops=False):
+                    out = self.strategy.run(lambda b: {k: v for k, v in self.objective(
+                        self.model, b, training=False).items() if k not in state}, args=(batch,))
                 return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                         for k, v in out.items()}
 
