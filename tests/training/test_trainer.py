@@ -283,7 +283,8 @@ def test_patience_stops_training_and_a_resume_stays_stopped(tmp_path, reverse_ta
     # A learning rate of 0 keeps every validation score equal to the first: no improvement.
     run = make_run(tmp_path / "patience", reverse_task, train_steps=100, learning_rate=0.0,
                    eval_every=2, save_every=100, eval_bleu_sentences=0, patience=2)
-    run.data.valid_source, run.data.valid_target = reverse_task["test.src"], reverse_task["test.tgt"]
+    run.data.valid_source = reverse_task["test.src"]
+    run.data.valid_target = reverse_task["test.tgt"]
     assert Trainer(run, tf.distribute.get_strategy(), log=lambda m: None).train() == 6
     history = json.loads((tmp_path / "patience" / "validation.json").read_text())
     assert [entry["step"] for entry in history] == [2, 4, 6]
