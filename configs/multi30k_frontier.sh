@@ -119,8 +119,9 @@ average multi30k_small
 distill multi30k_small
 # The 6-1 baseline first, then the non-autoregressive students (never yet trained to
 # convergence), then the methods with converged results on record (Hybrid, HRT), then the other
-# baselines. Each run this script averages is packed into RUNS_ARCHIVE, so a lost machine costs
-# at most the run in progress.
+# baselines. Each run this script averages is packed into RUNS_ARCHIVE, so a lost runs/ costs at
+# most the run in progress (a folder outside runs/: the repository's results/runs keeps packed
+# runs on the machine's disk, git-ignored, and only the vocabulary and distilled targets in git).
 for run in multi30k_small_6-1 multi30k_nart_hints multi30k_dat; do
     train "$run"
     average "$run"
