@@ -65,20 +65,32 @@ average() {  # the last five checkpoints, once; then packed into RUNS_ARCHIVE
     [ -z "$ARCHIVE" ] || rm -rf "$ARCHIVE/$1.snapshot"  # packed: its snapshot is not needed
 }
 # The training source translated by a teacher's averaged weights (resumable), kept gzipped in
-# RUNS_ARCHIVE/distilled: a new machine copies it in, so its students resume on the same
-# targets without decoding 29,000 sentences again.
+# RUNS_ARCHIVE/distilled with a digest of those weights beside it (<file>.gz.teacher): a new
+# machine copies the targets in only for the same weights (the packed teacher copied in), so its
+# students resume on the same targets without decoding 29,000 sentences again. A teacher trained
+# again distils again, and its targets replace the archived ones.
+teacher_digest() {
+    { cat "runs/$1/checkpoints/averaged/"*.data-* 2>/dev/null || true; } | sha256sum | cut -c1-16
+}
 distill() {
-    local out="data/distilled/$1.train.de" kept="$ARCHIVE/distilled/$1.train.de.gz"
+    local out="data/distilled/$1.train.de" kept="$ARCHIVE/distilled/$1.train.de.gz" digest
+    digest=$(teacher_digest "$1")
     if [ ! -e "$out" ] && [ -n "$ARCHIVE" ] && [ -e "$kept" ]; then
-        mkdir -p data/distilled && gzip -dc "$kept" > "$out.tmp-$$" && mv "$out.tmp-$$" "$out"
-        echo "$out: copied from $kept"
+        if [ "$(cat "$kept.teacher" 2>/dev/null)" = "$digest" ]; then
+            mkdir -p data/distilled && gzip -dc "$kept" > "$out.tmp-$$" && mv "$out.tmp-$$" "$out"
+            echo "$out: copied from $kept"
+        else
+            echo "$kept: distilled by other weights than runs/$1's averaged ones; distilling again"
+        fi
     fi
     [ -e "$out" ] ||
         "$PY" -m tfnmt.distill --teacher_run="runs/$1" --checkpoint=averaged \
             --source="$DATA/train.en" --output="$out" \
             --beam_size=4 --length_penalty=1.0 --batch_size=64
-    if [ -n "$ARCHIVE" ] && [ ! -e "$kept" ]; then
-        mkdir -p "$ARCHIVE/distilled" && gzip -cn "$out" > "$kept.tmp-$$" && mv "$kept.tmp-$$" "$kept"
+    if [ -n "$ARCHIVE" ] && [ "$(cat "$kept.teacher" 2>/dev/null)" != "$digest" ]; then
+        mkdir -p "$ARCHIVE/distilled" && gzip -cn "$out" > "$kept.tmp-$$" &&
+            echo "$digest" > "$kept.teacher.tmp-$$" && mv "$kept.tmp-$$" "$kept" &&
+            mv "$kept.teacher.tmp-$$" "$kept.teacher"
     fi
 }
 

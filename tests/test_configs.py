@@ -4,6 +4,7 @@ sense as a recipe: warm-up shorter than training, and every run it builds on (--
 vocabulary."""
 
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -270,28 +271,49 @@ def test_the_frontier_chain_packs_each_run_it_averages_into_the_archive(tmp_path
 
 def test_the_frontier_chain_keeps_distilled_targets_in_the_archive_and_takes_them_from_there(
         tmp_path):
-    """A teacher's distilled targets are archived gzipped; a new machine copies them in instead
-    of distilling again, and its students train on the same targets."""
+    """A teacher's distilled targets are archived gzipped with a digest of its averaged weights;
+    a new machine with those weights copies them in instead of distilling again (its students
+    train on the same targets), a teacher trained again distils again and replaces them."""
     import gzip
 
-    chain = Chain(tmp_path, 'case "$*" in *tfnmt.distill*) mkdir -p data/distilled; printf '
-                            '"ein Hund\\n" > data/distilled/multi30k_small.train.de;; '
+    chain = Chain(tmp_path, 'case "$*" in *tfnmt.distill*) mkdir -p data/distilled; '
+                            'cat runs/multi30k_small/checkpoints/averaged/ckpt-9.data-00000-of-00001'
+                            ' > data/distilled/multi30k_small.train.de;; '
                             '*tfnmt.train*6-1*) exit 143;; esac')
     chain.run_json("multi30k_small", "packed.json", "{}")  # the teacher, averaged and packed
     chain.run_json("multi30k_small", "checkpoints/averaged/checkpoint", "")
+    weights = "checkpoints/averaged/ckpt-9.data-00000-of-00001"
+    chain.run_json("multi30k_small", weights, "ein Hund\n")
     (chain.archive / "multi30k_small").mkdir(parents=True)
     _, commands = chain()
     assert [c.split()[1] for c in commands] == ["tfnmt.distill", "tfnmt.train"], commands
     kept = chain.archive / "distilled" / "multi30k_small.train.de.gz"
     assert gzip.decompress(kept.read_bytes()) == b"ein Hund\n"
-    shutil.rmtree(chain.work / "data" / "distilled")  # a new machine
-    chain.log.unlink()
-    out, commands = chain()
+    digest = hashlib.sha256(b"ein Hund\n").hexdigest()[:16]
+    assert (chain.archive / "distilled" / "multi30k_small.train.de.gz.teacher").read_text() == (
+        digest + "\n")
+    distilled = chain.work / "data" / "distilled" / "multi30k_small.train.de"
+
+    def new_machine():
+        shutil.rmtree(distilled.parent)
+        chain.log.unlink()
+        return chain()
+
+    out, commands = new_machine()  # the same teacher, copied in from the archive
     assert f"copied from {kept}" in out
     assert [c.split()[1] for c in commands] == ["tfnmt.train"], commands
-    assert (chain.work / "data" / "distilled" / "multi30k_small.train.de").read_bytes() == (
-        b"ein Hund\n")
-    assert sorted(os.listdir(chain.archive / "distilled")) == ["multi30k_small.train.de.gz"]
+    assert distilled.read_bytes() == b"ein Hund\n"
+    assert sorted(os.listdir(chain.archive / "distilled")) == [
+        "multi30k_small.train.de.gz", "multi30k_small.train.de.gz.teacher"]
+    chain.run_json("multi30k_small", weights, "eine Katze\n")  # the teacher trained again
+    out, commands = new_machine()
+    assert "copied from" not in out and "distilling again" in out
+    assert [c.split()[1] for c in commands] == ["tfnmt.distill", "tfnmt.train"], commands
+    assert distilled.read_bytes() == gzip.decompress(kept.read_bytes()) == b"eine Katze\n"
+    assert (chain.archive / "distilled" / "multi30k_small.train.de.gz.teacher").read_text() == (
+        hashlib.sha256(b"eine Katze\n").hexdigest()[:16] + "\n")
+    assert sorted(os.listdir(chain.archive / "distilled")) == [
+        "multi30k_small.train.de.gz", "multi30k_small.train.de.gz.teacher"]
 
 
 def test_the_frontier_chain_keeps_its_vocabulary_in_the_archive_and_takes_it_from_there(
