@@ -405,3 +405,31 @@ def test_the_chains_float32_override_keeps_each_bfloat16_recipes_xla_settings(mu
         assert overridden.mixed_precision == "float32", path
         assert (overridden.xla, overridden.xla_elementwise) == (as_written.xla,
                                                                 as_written.xla_elementwise), path
+
+
+def test_a_run_from_before_the_encoders_own_attention_dropout_keeps_its_rate(
+        tmp_path, multi30k_sample, capsys):
+    """Runs written before 2026-12-03 (no model.encoder_attention_dropout) trained the encoder's
+    attention with --dropout; loading and resuming them keeps that. New runs take
+    --attention_dropout, as the decoders do."""
+    import json
+
+    from tfnmt import runs
+
+    path = os.path.join(REPO, "configs", "multi30k_small.flags")
+    _, (model, data, train_config) = parse(path, vocab=multi30k_sample["vocab"],
+                                           run_dir=tmp_path / "old")
+    assert (model.dropout, model.attention_dropout, model.encoder_attention_dropout) == (
+        0.2, 0.0, 0.0)
+    run = runs.create_or_check(str(tmp_path / "old"), model, data, train_config)
+    config_path = os.path.join(run.run_dir, runs.CONFIG)
+    with open(config_path, encoding="utf-8") as f:
+        values = json.load(f)
+    del values["model"]["encoder_attention_dropout"]
+    with open(config_path, "w", encoding="utf-8") as f:
+        json.dump(values, f)
+    capsys.readouterr()
+    assert runs.load(run.run_dir).model.encoder_attention_dropout == 0.2
+    assert capsys.readouterr().err == ""  # a migration, not a missing setting
+    _, (resumed, _, _) = parse(path, vocab=multi30k_sample["vocab"], run_dir=run.run_dir)
+    assert resumed.encoder_attention_dropout == 0.2

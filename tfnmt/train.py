@@ -119,9 +119,13 @@ def configs_from_flags():
         decoder_hidden=FLAGS.decoder_hidden, attention=FLAGS.attention,
         attention_units=FLAGS.attention_units, nat_attend_self=FLAGS.nat_attend_self,
         num_actions=FLAGS.num_actions, nat_copy=FLAGS.nat_copy)
-    if model.nat and FLAGS.nat_attend_self is None and os.path.isfile(
-            os.path.join(FLAGS.run_dir or "", runs.CONFIG)):
-        model.nat.attend_self = runs.load(FLAGS.run_dir).model.nat.attend_self  # the run's own
+    if os.path.isfile(os.path.join(FLAGS.run_dir or "", runs.CONFIG)):
+        existing = runs.load(FLAGS.run_dir).model
+        if model.nat and FLAGS.nat_attend_self is None:
+            model.nat.attend_self = existing.nat.attend_self  # the run's own
+        if existing.encoder_attention_dropout != existing.attention_dropout:
+            # A run from before 2026-12-03 keeps its encoder's rate (config.py).
+            model.encoder_attention_dropout = existing.encoder_attention_dropout
     model = config_lib.replace(model, **overrides)
     model.validate()
     if FLAGS.max_length > FLAGS.model_max_length:

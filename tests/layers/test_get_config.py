@@ -23,7 +23,7 @@ from tfnmt.layers.nat_decoder import NATDecoderLayer, nat_self_mask
 from tfnmt.layers.rnn_attention import AdditiveAttention, DotAttention, MultiHeadRNNAttention
 from tfnmt.layers.rnn_encoder import BiGRUEncoder
 from tfnmt.layers.transformer_decoder import TransformerDecoderLayer
-from tfnmt.layers.transformer_encoder import TransformerEncoder
+from tfnmt.layers.transformer_encoder import TransformerEncoder, _EncoderLayer
 
 
 def layer_classes():
@@ -134,8 +134,11 @@ EXAMPLES = {
         transformer_decoder_call),
     TransformerEncoder: (
         {"num_layers": 2, "d_model": 8, "num_heads": 2, "ffn_dim": 12, "dropout": 0.25,
-         "pre_norm": False},
+         "attention_dropout": 0.125, "pre_norm": False},
         lambda layer: layer(MEMORY, SOURCE_MASK)),
+    _EncoderLayer: (
+        {"attention_dropout": 0.125, "intermediate_dim": 12, "num_heads": 2, "dropout": 0.25},
+        lambda layer: layer(MEMORY, padding_mask=SOURCE_MASK)),
 }
 
 

@@ -75,6 +75,9 @@ class ModelConfig:
     decoder_layers: int = 3
     dropout: float = 0.1
     attention_dropout: float = 0.0
+    # None: attention_dropout. Runs of tfnmt before 2026-12-03 had the encoder's attention
+    # dropout at `dropout` (runs.load keeps it so for them).
+    encoder_attention_dropout: float | None = None
     pre_norm: bool = True
     share_embeddings: bool = True  # source and target embeddings are one table
     tie_output: bool = True  # output projection is the target embedding transposed
@@ -93,6 +96,8 @@ class ModelConfig:
             elif isinstance(value, dict):
                 value = from_dict(cls, value)
             setattr(self, name, value)
+        if self.encoder_attention_dropout is None:
+            self.encoder_attention_dropout = self.attention_dropout
         if self.nat is not None and self.nat.attend_self is None:
             self.nat.attend_self = NAT_ATTEND_SELF[self.architecture]
 
@@ -127,7 +132,7 @@ class ModelConfig:
                             f"{self.gru.attention!r}.")
         if self.imitation and self.imitation.copy not in ("soft", "uniform"):
             raise UserError(f"nat_copy must be soft or uniform, got {self.imitation.copy!r}.")
-        for name in ("dropout", "attention_dropout"):
+        for name in ("dropout", "attention_dropout", "encoder_attention_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise UserError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
 

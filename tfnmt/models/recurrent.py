@@ -51,7 +51,8 @@ class Hybrid(RecurrentDecoderModel):
         super().__init__(config, **kwargs)
         self.encoder = TransformerEncoder(config.encoder_layers, config.d_model,
                                           config.num_heads, config.ffn_dim, config.dropout,
-                                          config.pre_norm, name="encoder")
+                                          config.encoder_attention_dropout, config.pre_norm,
+                                          name="encoder")
 
 
 class RNMT(RecurrentDecoderModel):

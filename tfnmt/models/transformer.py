@@ -30,7 +30,8 @@ class Transformer(EncoderDecoder):
         super().__init__(config, **kwargs)
         d = config.d_model
         self.encoder = TransformerEncoder(config.encoder_layers, d, config.num_heads,
-                                          config.ffn_dim, config.dropout, config.pre_norm,
+                                          config.ffn_dim, config.dropout,
+                                          config.encoder_attention_dropout, config.pre_norm,
                                           name="encoder")
         self.decoder_layers = [
             self.decoder_layer_class(d, config.num_heads, config.ffn_dim, config.dropout,

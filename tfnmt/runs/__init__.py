@@ -181,6 +181,9 @@ def load(run_dir) -> Run:
         raise UserError(f"{path} is not a run configuration (a JSON object).")
     # Flat names (config.json before sections) move into their sections.
     model_values = config_lib.nest_model(values.get("model", {}))
+    if "encoder_attention_dropout" not in model_values:  # before 2026-12-03: the encoder's
+        model_values["encoder_attention_dropout"] = model_values.get(  # attention took `dropout`
+            "dropout", config_lib.ModelConfig.dropout)
     model = config_lib.from_dict(config_lib.ModelConfig, model_values)
     train_values = methods.nest_train(model, values.get("train", {}))
     data_values = values.get("data", {})
