@@ -119,18 +119,23 @@ def test_a_new_run_starts_from_a_packed_runs_weights(tmp_path, averaged_run, rev
         np.testing.assert_allclose(mine[name].numpy(), value.numpy(), atol=1e-6, err_msg=name)
 
 
+def _run_at(directory, reverse_task):
+    """A tiny run of 8 steps, saved and validated every 2."""
+    from tests.conftest import make_run
+
+    run = make_run(directory, reverse_task, train_steps=8, save_every=2, eval_every=2,
+                   eval_bleu_sentences=0)
+    run.data.valid_source = reverse_task["test.src"]
+    run.data.valid_target = reverse_task["test.tgt"]
+    return run
+
+
 def test_a_snapshot_resumes_exactly_where_the_run_stopped(tmp_path, reverse_task):
     """A run in progress, snapshot and copied to another directory (a new machine), resumes to
     the weights of the uninterrupted run; the snapshot holds one training checkpoint and the
     best weights, and a new snapshot replaces the old."""
-    from tests.conftest import make_run
-
     def run_at(name):
-        run = make_run(tmp_path / name, reverse_task, train_steps=8, save_every=2, eval_every=2,
-                       eval_bleu_sentences=0)
-        run.data.valid_source = reverse_task["test.src"]
-        run.data.valid_target = reverse_task["test.tgt"]
-        return run
+        return _run_at(tmp_path / name, reverse_task)
 
     quiet = dict(log=lambda m: None)
     full = Trainer(run_at("full"), tf.distribute.get_strategy(), **quiet)
@@ -156,8 +161,17 @@ def test_a_snapshot_resumes_exactly_where_the_run_stopped(tmp_path, reverse_task
     # The original is gone; its copy resumes, wherever it lies, to the uninterrupted weights.
     shutil.rmtree(tmp_path / "stopped")
     shutil.copytree(kept, tmp_path / "elsewhere")
-    resumed = Trainer(run_at("elsewhere"), tf.distribute.get_strategy(), **quiet)
+    # The snapshot's checkpoint is its run's own (listed, kept and averaged as the ones saved
+    # after it); a state file written by hand names it without a timestamp: resumed all the same.
+    listed = tf.train.CheckpointManager(tf.train.Checkpoint(), str(kept / "checkpoints"), 5)
+    assert [os.path.basename(p) for p in listed.checkpoints] == ["ckpt-4"]
+    state = tmp_path / "elsewhere" / "checkpoints" / "checkpoint"
+    state.write_text("".join(line for line in state.read_text().splitlines(keepends=True)
+                             if "timestamp" not in line))
+    said = []
+    resumed = Trainer(run_at("elsewhere"), tf.distribute.get_strategy(), log=said.append)
     assert resumed.train() == 8
+    assert "resumed from step 4" in said  # not trained again from step 0 to the same weights
     assert resumed.fingerprint() == full.fingerprint()
     # A later snapshot replaces the earlier one whole; a directory that is not one is refused.
     snapshot_run(runs.load(str(tmp_path / "elsewhere")), str(kept))

@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import shutil
+import time
 
 import tensorflow as tf
 
@@ -94,10 +95,12 @@ def is_snapshot(run_dir):
 
 def _checkpoint_state(directory, path):
     """A checkpoint directory's own state file (tf.train's text format) naming one checkpoint
-    relatively, so the copy resumes wherever it is moved."""
+    relatively, so the copy resumes wherever it is moved. With its timestamp: a
+    tf.train.CheckpointManager lists (and resumes from) only the checkpoints that have one."""
     name = os.path.basename(path)
     with open(os.path.join(directory, "checkpoint"), "w", encoding="utf-8") as f:
-        f.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
+        f.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n'
+                f"all_model_checkpoint_timestamps: {time.time():.3f}\n")
 
 
 def _copy_checkpoint(path, directory):

@@ -289,7 +289,12 @@ class Trainer:
     def restore(self):
         """Restores the newest intact checkpoint if any (warning about the unreadable ones it
         skips); returns the step it resumed at."""
-        paths = list(reversed(self.manager.checkpoints))
+        # The manager lists only checkpoints whose state has a timestamp; a state file written
+        # by hand names them without one, and they are resumed from all the same.
+        state = tf.train.get_checkpoint_state(self.manager.directory)
+        paths = list(reversed(self.manager.checkpoints or (
+            [os.path.join(self.manager.directory, os.path.basename(p))
+             for p in state.all_model_checkpoint_paths] if state else [])))
         for path in paths:
             problem = runs.checkpoint_problem(path)
             if problem is None:
