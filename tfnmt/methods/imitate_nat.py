@@ -64,7 +64,8 @@ def imitation_cross_entropy(demonstrator_policies, learner_policies, real):
     """L_IL = sum over layers and real positions of H(pi_AT, pi_NAT) (imitate-NAT, Eq. 12)."""
     total = 0.0
     for teacher, learner in zip(demonstrator_policies, learner_policies):
-        teacher = tf.stop_gradient(teacher)
+        teacher = tf.stop_gradient(tf.cast(teacher, tf.float32))
+        learner = tf.cast(learner, tf.float32)
         h = -tf.reduce_sum(teacher * tf.math.log(tf.maximum(learner, 1e-12)), axis=-1)
         total += tf.reduce_sum(tf.where(real, h, 0.0))
     return total

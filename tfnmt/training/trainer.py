@@ -158,8 +158,11 @@ class Trainer:
         cfg = self.run.train.teacher
         teacher_run = runs.load(cfg.run)
         runs.check_same_vocabularies(self.run, teacher_run, "teacher")
+        # Frozen, it only runs forward: beside a mixed-bfloat16 student, in bfloat16 (weights and
+        # products), which its signals are consumed at anyway.
+        precision = "bfloat16" if self.run.train.mixed_precision == "mixed_bfloat16" else "float32"
         with self.strategy.scope():
-            teacher, path = runs.restore_model(teacher_run, cfg.checkpoint)
+            teacher, path = runs.restore_model(teacher_run, cfg.checkpoint, precision)
         teacher.trainable = False
         return teacher, path
 
