@@ -82,6 +82,14 @@ def test_imitation_cross_entropy_equals_numpy():
                                   tf.constant(real))
     want = sum(-(t * np.log(s)).sum(-1)[real].sum() for t, s in zip(teacher, learner))
     np.testing.assert_allclose(float(got), want, rtol=1e-5)
+    # A bfloat16 demonstrator (beside a mixed-bfloat16 learner): its policies as they were
+    # rounded, the sum in float32.
+    rounded = [tf.constant(t, tf.bfloat16) for t in teacher]
+    got = imitation_cross_entropy(rounded, [tf.constant(s, tf.float32) for s in learner],
+                                  tf.constant(real))
+    want = sum(-(tf.cast(t, tf.float32).numpy() * np.log(s)).sum(-1)[real].sum()
+               for t, s in zip(rounded, learner))
+    np.testing.assert_allclose(float(got), want, rtol=1e-5)
 
 
 def dat_config(**kwargs):

@@ -119,23 +119,18 @@ def test_a_new_run_starts_from_a_packed_runs_weights(tmp_path, averaged_run, rev
         np.testing.assert_allclose(mine[name].numpy(), value.numpy(), atol=1e-6, err_msg=name)
 
 
-def _run_at(directory, reverse_task):
-    """A tiny run of 8 steps, saved and validated every 2."""
-    from tests.conftest import make_run
-
-    run = make_run(directory, reverse_task, train_steps=8, save_every=2, eval_every=2,
-                   eval_bleu_sentences=0)
-    run.data.valid_source = reverse_task["test.src"]
-    run.data.valid_target = reverse_task["test.tgt"]
-    return run
-
-
 def test_a_snapshot_resumes_exactly_where_the_run_stopped(tmp_path, reverse_task):
     """A run in progress, snapshot and copied to another directory (a new machine), resumes to
     the weights of the uninterrupted run; the snapshot holds one training checkpoint and the
     best weights, and a new snapshot replaces the old."""
+    from tests.conftest import make_run
+
     def run_at(name):
-        return _run_at(tmp_path / name, reverse_task)
+        run = make_run(tmp_path / name, reverse_task, train_steps=8, save_every=2, eval_every=2,
+                       eval_bleu_sentences=0)
+        run.data.valid_source = reverse_task["test.src"]
+        run.data.valid_target = reverse_task["test.tgt"]
+        return run
 
     quiet = dict(log=lambda m: None)
     full = Trainer(run_at("full"), tf.distribute.get_strategy(), **quiet)
