@@ -94,6 +94,40 @@ distill() {
     fi
 }
 
+# FRONTIER_ROWS names a folder (the repository's results/frontier_rows) where each run, once
+# averaged, is benchmarked beside the teacher on test2016 (batch 1 and 32, the decodings of
+# configs/multi30k_frontier_benchmark.sh), so a machine replaced before the whole chain is done
+# loses the weights but not their measurement (tfnmt.report assembles the rows, each against
+# its own file's teacher). Timing needs an idle CPU: with CPU_LOCK set, the benchmark holds that
+# flock(1) lock file, and whatever else loads the CPU should take it too. An interrupted row
+# resumes; a failed one is reported and the trainings go on.
+ROWS=${FRONTIER_ROWS:-}
+frontier_row() {  # run directory name, row name
+    [ -n "$ROWS" ] || return 0
+    local out="$ROWS/$2" runs=teacher=runs/multi30k_small beams=1,4,5 resume=() code=0
+    grep -qs '"complete": true' "$out.json" && return 0
+    [ -e "$out.json" ] && resume=(--resume)
+    [ "$2" = teacher ] || runs+=",$2=runs/$1"
+    case "$2" in cmlm|hint_nart|dat|imitate_nat) beams=4;; esac  # the teacher's alpha reference
+    mkdir -p "$ROWS"
+    ${CPU_LOCK:+flock "$CPU_LOCK"} "$PY" -m tfnmt.benchmark --runs="$runs" --checkpoint=averaged \
+        --source="$DATA/test2016.en" --reference="$DATA/test2016.de" --batch_sizes=1,32 \
+        --beam_sizes="$beams" --reference_beam=4 --reference_run=teacher --length_penalty=1.0 \
+        --xla=on --length_halfwidths=0,3,4 --iterations=4 --length_beam=5 --repeats=2 \
+        --batch_threads=1:1 --output="$out" "${resume[@]}" || code=$?
+    [ "$code" -lt 128 ] || exit "$code"  # stopped: stop the chain too
+    [ "$code" -eq 0 ] || echo "frontier row $2 failed (exit $code); the trainings go on" >&2
+}
+# The frontier row of each averaged run (the Hybrid's MLE stage is not one).
+row_name() {
+    case "$1" in
+        multi30k_small) echo teacher;; multi30k_small_6-1) echo at_6-1;;
+        multi30k_small_12-1) echo at_12-1;; multi30k_hybrid_multihead_h256_kd) echo hybrid;;
+        multi30k_hrt_k2) echo hrt;; multi30k_cmlm) echo cmlm;; multi30k_nart_hints) echo hint_nart;;
+        multi30k_dat) echo dat;; multi30k_imitate_nat) echo imitate_nat;;
+    esac
+}
+
 RUNS="multi30k_small multi30k_small_6-1 multi30k_nart_hints multi30k_dat multi30k_imitate_nat
 multi30k_cmlm multi30k_hybrid_multihead_h256 multi30k_hybrid_multihead_h256_kd multi30k_hrt_k2
 multi30k_small_12-1 multi30k_nart_nll multi30k_nart_align multi30k_imitate_nat_soft
@@ -129,6 +163,7 @@ fi
 train multi30k_small
 average multi30k_small
 distill multi30k_small
+frontier_row multi30k_small teacher
 # The 6-1 baseline first, then the non-autoregressive students (never yet trained to
 # convergence), then the methods with converged results on record (Hybrid, HRT), then the other
 # baselines. Each run this script averages is packed into RUNS_ARCHIVE, so a lost runs/ costs at
@@ -137,12 +172,15 @@ distill multi30k_small
 for run in multi30k_small_6-1 multi30k_nart_hints multi30k_dat; do
     train "$run"
     average "$run"
+    frontier_row "$run" "$(row_name "$run")"
 done
 distill multi30k_dat
 for run in multi30k_imitate_nat multi30k_cmlm multi30k_hybrid_multihead_h256 \
            multi30k_hybrid_multihead_h256_kd multi30k_hrt_k2 multi30k_small_12-1; do
     train "$run"
     average "$run"
+    name=$(row_name "$run")
+    [ -z "$name" ] || frontier_row "$run" "$name"
 done
 for run in multi30k_nart_nll multi30k_nart_align multi30k_imitate_nat_soft \
            multi30k_imitate_nat_uniform; do

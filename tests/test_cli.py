@@ -238,6 +238,11 @@ def test_benchmark_saves_every_run_resumes_and_computes_alpha(tmp_path, trained_
             assert (float(seconds), float(alpha), float(bleu), float(chrf)) == (
                 row["seconds"], row["alpha"], row["bleu"], row["chrf"])
     assert {r["checkpoint"] for r in rows} == {runs.find_checkpoint(trained_run, "latest")}
+    # Each row names the weights it timed (a frontier row file outlives the run).
+    from tfnmt.models import fingerprint
+
+    assert {r["weights"] for r in rows} == {
+        fingerprint(runs.restore_model(trained_run, "latest")[0])}
     # --batch_threads=1:1: the batch-1 rows were timed in a child with one intra-op thread
     # (read back from TensorFlow there), the others with TensorFlow's default (0).
     assert {(r["batch"], r["intra_op_threads"]) for r in rows} == {(1, 1), (4, 0)}

@@ -393,6 +393,45 @@ def test_the_frontier_chain_snapshots_every_run_it_trains(tmp_path):
         "--checkpoints=averaged,ckpt-3000" for r in ("multi30k_nart_hints", "multi30k_imitate_nat")]
 
 
+def test_the_frontier_chain_benchmarks_each_averaged_run_into_a_row_file(tmp_path):
+    """FRONTIER_ROWS: the teacher once distilled, then each run once averaged, is timed beside the
+    teacher into <rows>/<row name>.json under the CPU_LOCK lock; an interrupted row resumes, a
+    complete one is kept, a failed one does not stop the trainings, a stopped one stops them."""
+    rows, lock = tmp_path / "rows", tmp_path / "cpu.lock"
+    chain = Chain(tmp_path, 'case "$*" in *tfnmt.distill*) mkdir -p data/distilled; '
+                            'touch data/distilled/multi30k_small.train.de;; '
+                            '*tfnmt.benchmark*) flock -n "$CPU_LOCK" true || echo locked >> '
+                            f'{tmp_path}/held; exit "${{BENCHMARK_EXIT:-0}}";; '
+                            '*tfnmt.train*nart*) exit 143;; esac')
+    chain.env.update(FRONTIER_ROWS=str(rows), CPU_LOCK=str(lock))
+    _, commands = chain()
+    benchmarks = [c for c in commands if "tfnmt.benchmark" in c]
+    assert [c.split("--output=")[1] for c in benchmarks] == [f"{rows}/teacher", f"{rows}/at_6-1"]
+    assert "--runs=teacher=runs/multi30k_small --" in benchmarks[0]
+    assert "--runs=teacher=runs/multi30k_small,at_6-1=runs/multi30k_small_6-1 " in benchmarks[1]
+    assert all("--checkpoint=averaged" in c and "--beam_sizes=1,4,5" in c for c in benchmarks)
+    assert (tmp_path / "held").read_text() == "locked\nlocked\n"  # each ran under the lock
+    assert commands.index(benchmarks[1]) < next(
+        i for i, c in enumerate(commands) if "multi30k_nart_hints.flags" in c)
+
+    def benchmarks_again(**env):
+        chain.log.unlink()
+        chain.env.update(env)
+        return [c for c in chain()[1] if "tfnmt.benchmark" in c]
+
+    (rows / "teacher.json").parent.mkdir(exist_ok=True)
+    (rows / "teacher.json").write_text('{"values": {"complete": true}}')
+    (rows / "at_6-1.json").write_text('{"values": {"complete": false}}')  # interrupted
+    again = benchmarks_again()
+    assert len(again) == 1 and again[0].endswith(f"--output={rows}/at_6-1 --resume")
+    failed = benchmarks_again(BENCHMARK_EXIT="1")  # reported; the hint-NART still trains
+    assert len(failed) == 1 and "multi30k_nart_hints.flags" in chain.log.read_text()
+    chain.log.unlink()
+    chain.env["BENCHMARK_EXIT"] = "143"  # stopped (SIGTERM): the chain stops there
+    _, commands = chain()
+    assert "tfnmt.benchmark" in commands[-1] and not any("nart" in c for c in commands)
+
+
 def test_the_chains_float32_override_keeps_each_bfloat16_recipes_xla_settings(multi30k_sample):
     """What configs/multi30k_frontier.sh adds on a CPU without bfloat16 instructions."""
     bf16 = [p for p in CONFIGS if "configs/multi30k_bf16.flags" in open(p, encoding="utf-8").read()]

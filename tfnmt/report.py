@@ -124,9 +124,10 @@ def same_path(path):
     return path
 
 
-def render(records, link=same_path):
+def render(records, link=same_path, row_files=()):
     """The markdown of every table; link(path) is the link target of a file named by its path
-    from the working directory (result JSON, figure)."""
+    from the working directory (result JSON, figure); row_files: [(path, record)] of the
+    frontier's row files (results/frontier_rows/*.json)."""
     lines = table_section(
         records, "evaluation", "Translation quality",
         ["result", "model", "data", "beam", "BLEU", "chrF2", "decode time (s)", "training"],
@@ -150,6 +151,7 @@ def render(records, link=same_path):
                     lines += ["Imitation target of the frontier issue (equal budgets):", ""]
                     lines += frontier.target_lines(r["values"]["rows"],
                                                    frontier.ABLATION_TARGETS, False) + [""]
+    lines += frontier_rows_section(row_files, link)
     lines += render_analyses(records, link)
     lines += render_trainings(records, link)
     return "\n".join(lines).rstrip() + "\n"
@@ -162,6 +164,39 @@ def frontier_section(path, rows, link):
     return ([f"![Speed-quality frontier]({link(png)})", ""] + frontier.summary_lines(rows)
             + ["", "Targets of the frontier (#15) and lean-decoding (#16) issues, BLEU at "
                "batch 1:", ""] + frontier.target_lines(rows) + [""])
+
+
+def frontier_rows_section(files, link):
+    """The frontier assembled from configs/multi30k_frontier.sh's row files: each run timed
+    beside the teacher when it converged (frontier.assemble), its plot beside them."""
+    if not files:
+        return []
+    rows = frontier.assemble([(path, r["values"]) for path, r in files])
+    png = os.path.join(os.path.dirname(files[0][0]), "frontier.png")
+    frontier.plot(rows, png, speed="alpha (teacher beam 4 time / time)")
+    lines = ["### Frontier assembled from rows timed as each run converged", "",
+             "Each file times one run beside the teacher on the same machine, when the run was "
+             "averaged (`configs/multi30k_frontier.sh` with FRONTIER_ROWS); speed is alpha "
+             "against that file's teacher beam 4 at the same batch size, so files timed on "
+             "other machines compare as ratios. The teacher's rows come from its own file; BLEU "
+             "compares across files only where the teacher's weights are the same.", ""]
+    lines += markdown_table(
+        ["run", "decoding", "batch", "alpha", "BLEU", "chrF2", "file"],
+        [[r["run"], r["decoding"], r["batch"], f"{r['alpha']:.2f}", r.get("bleu", ""),
+          r.get("chrf", ""), f"[{os.path.basename(r['file'])}]({link(r['file'])})"]
+         for r in rows])
+    lines += ["", f"![Speed-quality frontier from rows]({link(png)})", ""]
+    lines += markdown_table(
+        ["file", "runs", "teacher weights", "complete", "measured"],
+        [[os.path.basename(path), ", ".join(dict.fromkeys(x["run"] for x in r["values"]["rows"])),
+          ", ".join(sorted({x.get("weights", "-") for x in r["values"]["rows"]
+                            if x["run"] == r["values"]["reference_run"]})),
+          "yes" if r["values"].get("complete") else "no", describe(r)]
+         for path, r in files])
+    lines += [""] + frontier.summary_lines(rows, unit="alpha") + [
+        "", "Targets of the frontier (#15) and lean-decoding (#16) issues on these rows (speed: "
+        "ratio of alphas):", ""] + frontier.target_lines(rows) + [""]
+    return lines
 
 
 def render_analyses(records, link=same_path):
@@ -225,6 +260,21 @@ def relative_to(output):
     return lambda path: os.path.relpath(os.path.abspath(path), folder).replace(os.sep, "/")
 
 
+ROWS_FOLDER = "frontier_rows"  # under --results: configs/multi30k_frontier.sh's FRONTIER_ROWS
+
+
+def read_record(path):
+    with open(path, encoding="utf-8") as f:
+        try:
+            record = json.load(f)
+        except ValueError as e:
+            raise UserError(f"{path} is not valid JSON ({e}).") from None
+    if not (isinstance(record, dict) and "kind" in record and "values" in record):
+        raise UserError(f"{path} is not a tfnmt result file (no kind and values); move it out "
+                        f"of {os.path.dirname(path)}.")
+    return record
+
+
 def main(argv):
     del argv
     if not FLAGS.output:
@@ -236,18 +286,15 @@ def main(argv):
     if not os.path.isdir(FLAGS.results):
         raise UserError(f"--results {FLAGS.results} is not a directory of result files.")
     paths = sorted(glob.glob(os.path.join(FLAGS.results, "*.json")))
-    records = []
-    for path in paths:
-        with open(path, encoding="utf-8") as f:
-            try:
-                record = json.load(f)
-            except ValueError as e:
-                raise UserError(f"{path} is not valid JSON ({e}).") from None
-        if not (isinstance(record, dict) and "kind" in record and "values" in record):
-            raise UserError(f"{path} is not a tfnmt result file (no kind and values); move it "
-                            f"out of {FLAGS.results}.")
-        records.append((path, record))
-    body = render(records, relative_to(FLAGS.output)) if records else "No results recorded yet.\n"
+    records = [(path, read_record(path)) for path in paths]
+    row_files = [(path, read_record(path)) for path in sorted(
+        glob.glob(os.path.join(FLAGS.results, ROWS_FOLDER, "*.json")))]
+    for path, record in row_files:
+        if record["kind"] != "benchmark":
+            raise UserError(f"{path} is a {record['kind']} file, not a benchmark row file; move "
+                            f"it out of {os.path.dirname(path)}.")
+    body = (render(records, relative_to(FLAGS.output), row_files)
+            if records or row_files else "No results recorded yet.\n")
     write_atomic(FLAGS.output, f"{HEADER}\n{body}")
     print(f"wrote {FLAGS.output} from {len(records)} result file(s)")
 

@@ -119,3 +119,43 @@ def test_imitation_target_of_the_ablations_by_hand():
                     {"kind": "benchmark", "provenance": provenance, "values": values})])
     assert ("| #15 | imitate_nat (nat 1 length) BLEU − imitate_nat_soft (nat 1 length) ≥ 1 "
             "| 32 | +1.20 | met |") in text
+
+
+def test_rows_timed_one_run_at_a_time_assemble_into_one_frontier_by_alpha(tmp_path):
+    """configs/multi30k_frontier.sh's row files: speed is each row's alpha against its own
+    file's teacher (files from machines of other speeds compare), the teacher's rows come from
+    its own file, and the report draws and judges them."""
+    from tfnmt.report import render
+
+    def timed(run, batch, seconds, bleu, decoding="beam 4"):
+        return {**row(run, batch, 1000 / seconds, bleu, decoding), "seconds": seconds,
+                "weights": f"w-{run}"}
+
+    def record(*rows):  # alpha as tfnmt.benchmark adds it: against the file's teacher beam 4
+        reference = {r["batch"]: r["seconds"] for r in rows if r["run"] == "teacher"}
+        rows = [{**r, "alpha": round(reference[r["batch"]] / r["seconds"], 2)} for r in rows]
+        provenance = {"command": "c", "git_commit": "0" * 40, "date": "d", "cpu": "c",
+                      "cpu_threads": 2, "tensorflow": "t"}
+        return {"kind": "benchmark", "provenance": provenance, "values": {
+            "rows": rows, "reference_run": "teacher", "complete": True}}
+
+    folder = tmp_path / "frontier_rows"
+    files = [  # a slow machine timed the 6-1 and the HRT, a fast one the teacher alone
+        (str(folder / "at_6-1.json"), record(timed("teacher", 1, 100.0, 40.0),
+                                             timed("at_6-1", 1, 50.0, 39.9))),
+        (str(folder / "hrt.json"), record(timed("teacher", 1, 90.0, 40.0),
+                                          timed("hrt", 1, 60.0, 39.8, "hrt k=2 b_at=4 b_nat=1"))),
+        (str(folder / "teacher.json"), record(timed("teacher", 1, 20.0, 40.0)))]
+    rows = frontier.assemble([(path, r["values"]) for path, r in files])
+    assert [(r["run"], r["sentences_per_second"], r["file"]) for r in rows] == [
+        ("teacher", 1.0, files[2][0]), ("at_6-1", 2.0, files[0][0]),
+        ("hrt", 1.5, files[1][0])]
+    text = render([], row_files=files)
+    assert (folder / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert ("| #16 | hrt (hrt k=* b_at=4 *) speed / teacher (beam 4) ≥ 1.5 | 1 | 1.50× | met |"
+            in text)
+    assert ("| #15 | hrt (hrt k=* b_at=4 *) BLEU − teacher (beam 4) ≥ -0.3 | 1 | -0.20 | met |"
+            in text)
+    assert ("  - hrt (hrt k=2 b_at=4 b_nat=1, 1.5 alpha, BLEU 39.8) is dominated by at_6-1 "
+            "(2 alpha, BLEU 39.9)") in text
+    assert "| hrt.json | teacher, hrt | w-teacher | yes |" in text

@@ -18,6 +18,7 @@ from tfnmt.data import shortlist as shortlist_lib
 from tfnmt.evaluation.analysis import markdown_table, repeated_token_rate
 from tfnmt.evaluation.side_by_side import ctranslate2_rows
 from tfnmt.inference.translator import load_rescorer, resolve_method, Translator
+from tfnmt.models import fingerprint
 
 
 def parse_runs(values, default_checkpoint):
@@ -99,6 +100,7 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
     rows = []
     run = runs.load(path)
     model, ckpt = runs.restore_model(run, checkpoint)
+    weights = fingerprint(model)
     models = {p: model if p == "float32" else runs.at_precision(model, p) for p in precisions}
     source_tok, target_tok = run.tokenizers()
     resolved = resolve_method(base_config, run)
@@ -132,7 +134,7 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
                                         run.model.max_length, used, lists)
                 seconds, hyps = time_translation(translator, sentences, repeats)
                 words = sum(len(h.split()) for h in hyps)
-                row = {"run": name, "run_dir": path, "checkpoint": ckpt,
+                row = {"run": name, "run_dir": path, "checkpoint": ckpt, "weights": weights,
                        "decoding": describe(config), "method": config.method,
                        "precision": config.precision, "shortlist": config.shortlist,
                        "rescore_run": None if used is None else config.rescore_run,
@@ -152,7 +154,7 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
                 row["peak_rss_mb"] = peak_rss_mb()  # this run's process so far
                 rows.append(row)
                 print(" ".join(f"{k}={v}" for k, v in row.items()
-                               if k not in ("run_dir", "checkpoint")), flush=True)
+                               if k not in ("run_dir", "checkpoint", "weights")), flush=True)
     if ct2[0] and run.model.architecture == "transformer" and resolved.method == "autoregressive":
 
         for row in ctranslate2_rows(run, checkpoint, name, sentences, references, batch_sizes,

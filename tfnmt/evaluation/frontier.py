@@ -57,8 +57,9 @@ def missing_runs(rows):
     return [name for name in BASELINES + METHODS if name not in present]
 
 
-def summary_lines(rows):
-    """Markdown lines: the Pareto front and the dominated points at each batch size."""
+def summary_lines(rows, unit="sent/s"):
+    """Markdown lines: the Pareto front and the dominated points at each batch size (speeds in
+    `unit`)."""
     lines = []
     missing = missing_runs(rows)
     if missing:
@@ -67,8 +68,8 @@ def summary_lines(rows):
         front = ", ".join(f"{p[0]} ({p[1]})" for p in pareto_front(batch_points))
         lines.append(f"- batch {batch}: Pareto front {front}")
         for p, q in dominated(batch_points):
-            lines.append(f"  - {p[0]} ({p[1]}, {p[2]:g} sent/s, BLEU {p[3]:g}) is dominated by "
-                         f"{q[0]} ({q[2]:g} sent/s, BLEU {q[3]:g})")
+            lines.append(f"  - {p[0]} ({p[1]}, {p[2]:g} {unit}, BLEU {p[3]:g}) is dominated by "
+                         f"{q[0]} ({q[2]:g} {unit}, BLEU {q[3]:g})")
     return lines
 
 
@@ -95,6 +96,28 @@ ABLATION_TARGETS = (
     ("#15", "imitate_nat", "nat 7 lengths AT-rescored", "imitate_nat_soft",
      "nat 7 lengths AT-rescored", "bleu", 1.0, (32,)),
 )
+
+
+def assemble(files):
+    """[(path, benchmark values)] of row files (configs/multi30k_frontier.sh times the teacher
+    alone, then each run beside the teacher as it converges, maybe on another machine) -> one
+    list of rows whose speed is relative: sentences_per_second holds the row's alpha (its own
+    file's teacher beam time over its time, same batch size), and "file" its file. The teacher's
+    rows come from its own file, else from the first that has them."""
+    def teacher_only(item):
+        return {r["run"] for r in item[1]["rows"]} == {"teacher"}
+
+    rows, teacher_file = [], None
+    for path, values in sorted(files, key=lambda item: not teacher_only(item)):
+        for r in values["rows"]:
+            if r.get("alpha") is None:
+                continue
+            if r["run"] == values["reference_run"]:
+                if teacher_file not in (None, path):
+                    continue
+                teacher_file = path
+            rows.append({**r, "sentences_per_second": r["alpha"], "file": path})
+    return rows
 
 
 def _find(batch_points, run, pattern):
@@ -139,9 +162,9 @@ def target_lines(rows, targets=TARGETS, domination=True):
                           target_rows(rows, targets, domination))
 
 
-def plot(rows, path):
-    """BLEU against sentences/s (log scale), one panel per batch size; the Pareto front is a
-    line, baselines are squares and methods circles."""
+def plot(rows, path, speed="sentences / s"):
+    """BLEU against `speed` (log scale), one panel per batch size; the Pareto front is a line,
+    baselines are squares and methods circles."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -161,7 +184,7 @@ def plot(rows, path):
                 zorder=2, label="Pareto front")
         ax.set_xscale("log")
         ax.set_title(f"batch {batch}")
-        ax.set_xlabel("sentences / s")
+        ax.set_xlabel(speed)
         ax.set_ylabel("BLEU")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower left")

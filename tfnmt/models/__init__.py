@@ -1,5 +1,7 @@
 """Model registry: every architecture is built from a ModelConfig by name."""
 
+import hashlib
+
 from tfnmt.core.errors import UserError
 from tfnmt.models.cmlm import CMLM
 from tfnmt.models.imitation import Demonstrator, ImitateNAT
@@ -39,3 +41,13 @@ def named_weights(model, tracked=False):
             raise ValueError(f"two weights share the path {v.path}")
         weights[name] = v if tracked else v.value
     return weights
+
+
+def fingerprint(model):
+    """sha256 of every weight (sorted by name), 16 hex digits: equal fingerprints = identical
+    weights (a benchmark row names the weights it timed; a training prints its last ones)."""
+    digest = hashlib.sha256()
+    for name, v in sorted(named_weights(model).items()):
+        digest.update(name.encode())
+        digest.update(v.numpy().tobytes())
+    return digest.hexdigest()[:16]

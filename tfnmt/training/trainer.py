@@ -6,7 +6,6 @@ global norm, applies Adam, checkpoints, validates and logs.
 """
 
 import fcntl
-import hashlib
 import json
 import os
 import random
@@ -27,7 +26,7 @@ from tfnmt.core.provenance import BFLOAT16_CPU_FLAGS, cpu_flags, provenance
 from tfnmt.data import corpus
 from tfnmt.data.pipeline import make_dataset
 from tfnmt.inference.translator import resolve_method, Translator
-from tfnmt.models import build_model, named_weights
+from tfnmt.models import build_model, fingerprint, named_weights
 from tfnmt.runs import packing, records
 from tfnmt.training.schedule import InverseSquareRoot
 from tfnmt.training.strategy import is_chief
@@ -490,12 +489,7 @@ class Trainer:
                             json.dumps(segments, indent=2) + "\n")
 
     def fingerprint(self):
-        """sha256 of every weight (sorted by name): equal fingerprints = identical weights."""
-        digest = hashlib.sha256()
-        for name, v in sorted(named_weights(self.model).items()):
-            digest.update(name.encode())
-            digest.update(v.numpy().tobytes())
-        return digest.hexdigest()[:16]
+        return fingerprint(self.model)
 
     def _summaries(self, prefix, values, step):
         if self._writer is None:
