@@ -108,7 +108,9 @@ frontier_row() {  # run directory name, row name
     grep -qs '"complete": true' "$out.json" && return 0
     [ -e "$out.json" ] && resume=(--resume)
     [ "$2" = teacher ] || runs+=",$2=runs/$1"
-    case "$2" in cmlm|hint_nart|dat|imitate_nat) beams=4;; esac  # the teacher's alpha reference
+    # The NATs' rows need only the teacher's alpha reference, mask-predict's the beam 5 it is
+    # measured against too.
+    case "$2" in hint_nart|imitate_nat) beams=4;; cmlm) beams=4,5;; esac
     mkdir -p "$ROWS"
     ${CPU_LOCK:+flock "$CPU_LOCK"} "$PY" -m tfnmt.benchmark --runs="$runs" --checkpoint=averaged \
         --source="$DATA/test2016.en" --reference="$DATA/test2016.de" --batch_sizes=1,32 \

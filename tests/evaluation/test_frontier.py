@@ -123,16 +123,18 @@ def test_imitation_target_of_the_ablations_by_hand():
 
 def test_rows_timed_one_run_at_a_time_assemble_into_one_frontier_by_alpha(tmp_path):
     """configs/multi30k_frontier.sh's row files: speed is each row's alpha against its own
-    file's teacher (files from machines of other speeds compare), the teacher's rows come from
-    its own file, and the report draws and judges them."""
+    file's teacher (files from machines of other speeds compare), the teacher's rows shown come
+    from its own file, a target against the teacher is judged against the teacher of its run's
+    file (here one trained again), and the report draws and judges them."""
     from tfnmt.report import render
 
-    def timed(run, batch, seconds, bleu, decoding="beam 4"):
+    def timed(run, batch, seconds, bleu, decoding="beam 4", weights=None):
         return {**row(run, batch, 1000 / seconds, bleu, decoding), "seconds": seconds,
-                "weights": f"w-{run}"}
+                "weights": weights or f"w-{run}"}
 
     def record(*rows):  # alpha as tfnmt.benchmark adds it: against the file's teacher beam 4
-        reference = {r["batch"]: r["seconds"] for r in rows if r["run"] == "teacher"}
+        reference = {r["batch"]: r["seconds"] for r in rows
+                     if r["run"] == "teacher" and r["decoding"] == "beam 4"}
         rows = [{**r, "alpha": round(reference[r["batch"]] / r["seconds"], 2)} for r in rows]
         provenance = {"command": "c", "git_commit": "0" * 40, "date": "d", "cpu": "c",
                       "cpu_threads": 2, "tensorflow": "t"}
@@ -143,19 +145,31 @@ def test_rows_timed_one_run_at_a_time_assemble_into_one_frontier_by_alpha(tmp_pa
     files = [  # a slow machine timed the 6-1 and the HRT, a fast one the teacher alone
         (str(folder / "at_6-1.json"), record(timed("teacher", 1, 100.0, 40.0),
                                              timed("at_6-1", 1, 50.0, 39.9))),
-        (str(folder / "hrt.json"), record(timed("teacher", 1, 90.0, 40.0),
-                                          timed("hrt", 1, 60.0, 39.8, "hrt k=2 b_at=4 b_nat=1"))),
+        (str(folder / "hrt.json"), record(  # beside a teacher trained again: 40.3
+            timed("teacher", 1, 90.0, 40.3, weights="w-again"),
+            timed("hrt", 1, 60.0, 39.8, "hrt k=2 b_at=4 b_nat=1"))),
+        (str(folder / "cmlm.json"), record(
+            timed("teacher", 1, 80.0, 40.0), timed("teacher", 1, 100.0, 40.1, "beam 5"),
+            timed("cmlm", 1, 90.0, 39.0, "mask-predict I=4 l=5"))),
         (str(folder / "teacher.json"), record(timed("teacher", 1, 20.0, 40.0)))]
     rows = frontier.assemble([(path, r["values"]) for path, r in files])
-    assert [(r["run"], r["sentences_per_second"], r["file"]) for r in rows] == [
-        ("teacher", 1.0, files[2][0]), ("at_6-1", 2.0, files[0][0]),
-        ("hrt", 1.5, files[1][0])]
+    assert [(r["run"], r["decoding"], r["sentences_per_second"], r["file"]) for r in rows] == [
+        ("teacher", "beam 4", 1.0, files[3][0]), ("at_6-1", "beam 4", 2.0, files[0][0]),
+        ("hrt", "hrt k=2 b_at=4 b_nat=1", 1.5, files[1][0]),
+        ("cmlm", "mask-predict I=4 l=5", 0.89, files[2][0])]
     text = render([], row_files=files)
     assert (folder / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert ("| #16 | hrt (hrt k=* b_at=4 *) speed / teacher (beam 4) ≥ 1.5 | 1 | 1.50× | met |"
             in text)
-    assert ("| #15 | hrt (hrt k=* b_at=4 *) BLEU − teacher (beam 4) ≥ -0.3 | 1 | -0.20 | met |"
-            in text)
+    assert ("| #15 | hrt (hrt k=* b_at=4 *) BLEU − teacher (beam 4) ≥ -0.3 | 1 | -0.50 "
+            "| missed by 0.20 |") in text  # its own file's teacher, not teacher.json's 40.0
+    assert ("| #16 | cmlm (mask-predict I=4 *) speed / teacher (beam 5) ≥ 1 | 1 | 1.11× | met |"
+            in text)  # 0.89 / 0.8: the beam-5 row of its own file
+    assert ("| #15 | hint_nart (nat 9 lengths AT-rescored) BLEU − teacher (beam 4) ≥ -3 | 1 | - "
+            "| not measured |") in text
     assert ("  - hrt (hrt k=2 b_at=4 b_nat=1, 1.5 alpha, BLEU 39.8) is dominated by at_6-1 "
             "(2 alpha, BLEU 39.9)") in text
-    assert "| hrt.json | teacher, hrt | w-teacher | yes |" in text
+    domination = next(line for line in text.splitlines()
+                      if line.startswith("| #15 | no method dominated by at_6-1 or at_12-1 | 1 |"))
+    assert "hrt (hrt k=2 b_at=4 b_nat=1) by at_6-1" in domination and "missed" in domination
+    assert "| hrt.json | teacher, hrt | w-again | yes |" in text

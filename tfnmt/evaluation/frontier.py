@@ -120,6 +120,29 @@ def assemble(files):
     return rows
 
 
+def file_target_rows(files, targets=TARGETS):
+    """target_rows over row files (assemble): a target against the teacher is judged inside
+    the file of its run, against that file's teacher (a teacher trained again on another
+    machine is another model); one against another run (the DAT) takes that run's rows from
+    its own file; the no-domination target is judged on the assembled rows."""
+    rows = assemble(files)
+    by_file = {path: [r for r in rows if r["file"] == path] for path, _ in files}
+    out = []
+    for target in targets:
+        run, reference = target[1], target[3]
+        home = next((path for path, values in files
+                     if any(r["run"] == run for r in values["rows"])), None)
+        if home is None:
+            chosen = []
+        elif reference == "teacher":
+            chosen = [{**r, "sentences_per_second": r["alpha"]}
+                      for r in dict(files)[home]["rows"] if r.get("alpha") is not None]
+        else:
+            chosen = by_file[home] + [r for r in rows if r["run"] == reference]
+        out += target_rows(chosen, [target], domination=False)
+    return out + target_rows(rows, (), domination=True)
+
+
 def _find(batch_points, run, pattern):
     found = [p for p in batch_points if p[0] == run and fnmatch.fnmatchcase(p[1], pattern)]
     return found[0] if found else None
@@ -156,10 +179,12 @@ def target_rows(rows, targets=TARGETS, domination=True):
     return out
 
 
+TARGET_COLUMNS = ["issue", "target", "batch", "measured", "verdict"]
+
+
 def target_lines(rows, targets=TARGETS, domination=True):
     """target_rows as a markdown table."""
-    return markdown_table(["issue", "target", "batch", "measured", "verdict"],
-                          target_rows(rows, targets, domination))
+    return markdown_table(TARGET_COLUMNS, target_rows(rows, targets, domination))
 
 
 def plot(rows, path, speed="sentences / s"):
