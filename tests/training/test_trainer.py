@@ -210,12 +210,16 @@ def test_init_from_a_shallower_run_copies_the_layers_it_has(tmp_path, trained_ru
     deep.encoder_layers = 2
     run = make_run(tmp_path / "deep", reverse_task, model=deep, train_steps=1,
                    init_from=trained_run.run_dir, learning_rate=1e-12)
-    trainer = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
+    lines = []
+    trainer = Trainer(run, tf.distribute.get_strategy(), log=lines.append)
     trainer.train()
     source = {k: v.numpy() for k, v in named_weights(runs.restore_model(trained_run)[0]).items()}
     mine = weights(trainer)
     extra = sorted(set(mine) - set(source))
     assert extra and all(name.startswith("encoder.layer_1.") for name in extra), extra
+    # the log names them by layer
+    assert f"{len(extra)} weights not in " in lines[0]
+    assert lines[0].endswith(f" start fresh: encoder.layer_1.* ({len(extra)})"), lines[0]
     for name, value in source.items():
         np.testing.assert_allclose(mine[name], value, atol=1e-6, err_msg=name)
 
