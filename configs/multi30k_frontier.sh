@@ -95,7 +95,7 @@ distill() {
 }
 
 # FRONTIER_ROWS names a folder (the repository's results/frontier_rows) where each run, once
-# averaged, is benchmarked beside the teacher on test2016 (batch 1 and 32, the decodings of
+# averaged, is benchmarked beside the teacher on test2016 (the batch sizes and decodings of
 # configs/multi30k_frontier_benchmark.sh), so a machine replaced before the whole chain is done
 # loses the weights but not their measurement (tfnmt.report assembles the rows, each against
 # its own file's teacher). Timing needs an idle CPU: with CPU_LOCK set, the benchmark holds that
@@ -113,7 +113,7 @@ frontier_row() {  # run directory name, row name
     case "$2" in hint_nart|imitate_nat) beams=4;; cmlm) beams=4,5;; esac
     mkdir -p "$ROWS"
     ${CPU_LOCK:+flock "$CPU_LOCK"} "$PY" -m tfnmt.benchmark --runs="$runs" --checkpoint=averaged \
-        --source="$DATA/test2016.en" --reference="$DATA/test2016.de" --batch_sizes=1,32 \
+        --source="$DATA/test2016.en" --reference="$DATA/test2016.de" --batch_sizes=1,8,16,32 \
         --beam_sizes="$beams" --reference_beam=4 --reference_run=teacher --length_penalty=1.0 \
         --xla=on --length_halfwidths=0,3,4 --iterations=4 --length_beam=5 --repeats=2 \
         --batch_threads=1:1 --output="$out" "${resume[@]}" || code=$?
