@@ -173,7 +173,7 @@ def frontier_rows_section(files, link):
         return []
     rows = frontier.assemble([(path, r["values"]) for path, r in files])
     png = os.path.join(os.path.dirname(files[0][0]), "frontier.png")
-    frontier.plot(rows, png, speed="alpha (teacher beam 4 time / time)")
+    frontier.plot(rows, png, xlabel="alpha (teacher beam 4 time / time)")
     lines = ["### Frontier assembled from rows timed as each run converged", "",
              "Each file times one run beside the teacher on the same machine, when the run was "
              "averaged (`configs/multi30k_frontier.sh` with FRONTIER_ROWS); speed is alpha "

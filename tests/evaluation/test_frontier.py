@@ -173,3 +173,5 @@ def test_rows_timed_one_run_at_a_time_assemble_into_one_frontier_by_alpha(tmp_pa
                       if line.startswith("| #15 | no method dominated by at_6-1 or at_12-1 | 1 |"))
     assert "hrt (hrt k=2 b_at=4 b_nat=1) by at_6-1" in domination and "missed" in domination
     assert "| hrt.json | teacher, hrt | w-again | yes |" in text
+    figure = frontier.plot(rows, str(tmp_path / "again.png"), xlabel="alpha")
+    assert [ax.get_xlabel() for ax in figure.axes] == ["alpha"]  # one panel: batch 1

@@ -187,9 +187,9 @@ def target_lines(rows, targets=TARGETS, domination=True):
     return markdown_table(TARGET_COLUMNS, target_rows(rows, targets, domination))
 
 
-def plot(rows, path, speed="sentences / s"):
-    """BLEU against `speed` (log scale), one panel per batch size; the Pareto front is a line,
-    baselines are squares and methods circles."""
+def plot(rows, path, xlabel="sentences / s"):
+    """BLEU against speed (log scale, labelled `xlabel`), one panel per batch size; the Pareto
+    front is a line, baselines are squares and methods circles. Returns the (closed) figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -209,8 +209,9 @@ def plot(rows, path, speed="sentences / s"):
                 zorder=2, label="Pareto front")
         ax.set_xscale("log")
         ax.set_title(f"batch {batch}")
-        ax.set_xlabel(speed)
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("BLEU")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower left")
     save_figure(figure, path)
+    return figure
