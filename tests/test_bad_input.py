@@ -28,6 +28,9 @@ def test_bad_paths_and_values_each_give_one_error(tmp_path, trained_run, reverse
     results_dir = tmp_path / "results"
     results_dir.mkdir()
     (results_dir / "notes.json").write_text(json.dumps([1, 2]))
+    rows_dir = tmp_path / "rows_results" / "frontier_rows"  # a frontier row file of another kind
+    rows_dir.mkdir(parents=True)
+    (rows_dir / "x.json").write_text(json.dumps({"kind": "evaluation", "values": {}}))
     copy = tmp_path / "copy.src"
     shutil.copyfile(src, copy)
     broken = tmp_path / "broken"
@@ -45,6 +48,8 @@ def test_bad_paths_and_values_each_give_one_error(tmp_path, trained_run, reverse
           f"--output={tmp_path / 'r.md'}"), "is not a directory of result files"),
         (("tfnmt.report", f"--results={results_dir}", f"--output={tmp_path / 'r.md'}"),
          "is not a tfnmt result file"),
+        (("tfnmt.report", f"--results={rows_dir.parent}", f"--output={tmp_path / 'r.md'}"),
+         "holds a result of kind evaluation, not benchmark rows"),
         (("tfnmt.benchmark", f"--runs=a={run}", f"--source={src}", "--repeats=0"),
          "--repeats must be at least 1"),
         (("tfnmt.benchmark", f"--runs=a={run}", f"--source={src}", "--length_halfwidths="),
@@ -78,9 +83,10 @@ def test_bad_paths_and_values_each_give_one_error(tmp_path, trained_run, reverse
     ]
     for (command, said), result in zip(cases, run_modules(*[c for c, _ in cases])):
         assert_one_error(result, said)
-    assert sorted(os.listdir(tmp_path)) == ["broken", "copy.src", "results"]  # nothing written
-    assert open(copy).read() == open(src).read()
+    assert sorted(os.listdir(tmp_path)) == ["broken", "copy.src", "results", "rows_results"]
+    assert open(copy).read() == open(src).read()  # nothing written
     assert sorted(os.listdir(results_dir)) == ["notes.json"]
+    assert sorted(os.listdir(rows_dir)) == ["x.json"]
 
 
 class NotServing(http.server.BaseHTTPRequestHandler):

@@ -293,8 +293,8 @@ def main(argv):
         glob.glob(os.path.join(FLAGS.results, ROWS_FOLDER, "*.json")))]
     for path, record in row_files:
         if record["kind"] != "benchmark":
-            raise UserError(f"{path} is a {record['kind']} file, not a benchmark row file; move "
-                            f"it out of {os.path.dirname(path)}.")
+            raise UserError(f"{path} holds a result of kind {record['kind']}, not benchmark "
+                            f"rows; move it out of {os.path.dirname(path)}.")
     body = (render(records, relative_to(FLAGS.output), row_files)
             if records or row_files else "No results recorded yet.\n")
     write_atomic(FLAGS.output, f"{HEADER}\n{body}")
