@@ -11,18 +11,22 @@
 set -euo pipefail
 PY=${PYTHON:-python}
 DATA=${DATA:-../shared/data/multi30k}
-bench() {  # output, rescoring run, halfwidths, runs
-    local resume=()
+# Every run of an ablation keeps its rescored candidates by the rule picked on val for the full
+# method's frontier row (results/frontier_rows/<row>.nat_selection; without one, the method's).
+bench() {  # output, rescoring run, halfwidths, runs, frontier row
+    local resume=() rule=() pick="results/frontier_rows/$5.nat_selection"
     [ -e "results/$1.json" ] && resume=(--resume)
+    [ ! -e "$pick" ] || rule=(--nat_selection="$(cat "$pick")")
     "$PY" -m tfnmt.benchmark --runs="$4" --checkpoint=latest \
         --source="$DATA/test2016.en" --reference="$DATA/test2016.de" --batch_sizes=32 \
         --xla=on --length_halfwidths="$3" --rescore_run="$2" --rescore_checkpoint=averaged \
-        --output="results/$1" "${resume[@]}"
+        --output="results/$1" "${resume[@]}" "${rule[@]}"
 }
 bench ablations_imitate_nat_multi30k runs/multi30k_dat 0,3 \
     "imitate_nat=runs/multi30k_imitate_nat@runs/multi30k_imitate_nat/checkpoints/ckpt-3000,\
-imitate_nat_soft=runs/multi30k_imitate_nat_soft,imitate_nat_uniform=runs/multi30k_imitate_nat_uniform"
+imitate_nat_soft=runs/multi30k_imitate_nat_soft,imitate_nat_uniform=runs/multi30k_imitate_nat_uniform" \
+    imitate_nat
 bench ablations_nart_multi30k runs/multi30k_small 0,4 \
     "nart_nll=runs/multi30k_nart_nll,nart_align=runs/multi30k_nart_align,\
-hint_nart=runs/multi30k_nart_hints@runs/multi30k_nart_hints/checkpoints/ckpt-3000"
+hint_nart=runs/multi30k_nart_hints@runs/multi30k_nart_hints/checkpoints/ckpt-3000" hint_nart
 "$PY" -m tfnmt.report

@@ -104,21 +104,47 @@ distill() {
 ROWS=${FRONTIER_ROWS:-}
 frontier_row() {  # run directory name, row name
     [ -n "$ROWS" ] || return 0
-    local out="$ROWS/$2" runs=teacher=runs/multi30k_small beams=1,4,5 resume=() code=0
+    local out="$ROWS/$2" runs=teacher=runs/multi30k_small beams=1,4,5 resume=() code=0 rule=() pick
     grep -qs '"complete": true' "$out.json" && return 0
     [ -e "$out.json" ] && resume=(--resume)
     [ "$2" = teacher ] || runs+=",$2=runs/$1"
     # The NATs' rows need only the teacher's alpha reference, mask-predict's the beam 5 it is
-    # measured against too.
+    # measured against too; they keep the length candidate of the rule picked on val.
     case "$2" in hint_nart|imitate_nat) beams=4;; cmlm) beams=4,5;; esac
+    if [ "$2" = hint_nart ] || [ "$2" = imitate_nat ]; then
+        pick=$(nat_rule "$1" "$2")
+        rule=(--nat_selection="$2=$pick")
+    fi
     mkdir -p "$ROWS"
     ${CPU_LOCK:+flock "$CPU_LOCK"} "$PY" -m tfnmt.benchmark --runs="$runs" --checkpoint=averaged \
         --source="$DATA/test2016.en" --reference="$DATA/test2016.de" --batch_sizes=1,8,16,32 \
         --beam_sizes="$beams" --reference_beam=4 --reference_run=teacher --length_penalty=1.0 \
         --xla=on --length_halfwidths=0,3,4 --iterations=4 --length_beam=5 --repeats=2 \
-        --batch_threads=1:1 --output="$out" "${resume[@]}" || code=$?
+        --batch_threads=1:1 --output="$out" "${resume[@]}" "${rule[@]}" || code=$?
     [ "$code" -lt 128 ] || exit "$code"  # stopped: stop the chain too
     [ "$code" -eq 0 ] || echo "frontier row $2 failed (exit $code); the trainings go on" >&2
+}
+# Which of a NAT's rescored length candidates it keeps (--nat_selection), picked on val: the
+# rule of higher val BLEU (all 1,014 sentences, the paper's B: the hint paper's 9 lengths,
+# imitate-NAT's LPD delta T = 3), a tie keeping total (the hint paper's "highest probability").
+# Both scores stay in FRONTIER_ROWS as <row>_val_<rule>.json, the pick in <row>.nat_selection.
+nat_rule() {  # run directory name, row name; prints the rule
+    local out="$ROWS/$2" halfwidth=4 rule
+    [ "$2" = imitate_nat ] && halfwidth=3
+    if [ ! -e "$out.nat_selection" ]; then
+        for rule in normalized total; do
+            [ -e "${out}_val_$rule.json" ] || "$PY" -m tfnmt.evaluate --run_dir="runs/$1" \
+                --checkpoint=averaged --source="$DATA/val.en" --reference="$DATA/val.de" \
+                --length_halfwidth="$halfwidth" --nat_selection="$rule" \
+                --result="${out}_val_$rule.json" >&2
+        done
+        "$PY" -c 'import json, sys
+bleu = [json.load(open(f, encoding="utf-8"))["values"]["bleu"] for f in sys.argv[1:]]
+print("normalized" if bleu[0] > bleu[1] else "total")' \
+            "${out}_val_normalized.json" "${out}_val_total.json" > "$out.nat_selection.tmp-$$"
+        mv "$out.nat_selection.tmp-$$" "$out.nat_selection"
+    fi
+    cat "$out.nat_selection"
 }
 # The frontier row of each averaged run (the Hybrid's MLE stage is not one).
 row_name() {

@@ -20,11 +20,19 @@ RUNS="teacher=runs/multi30k_small,at_6-1=runs/multi30k_small_6-1"
 RUNS+=",at_12-1=runs/multi30k_small_12-1,hybrid=runs/multi30k_hybrid_multihead_h256_kd"
 RUNS+=",hrt=runs/multi30k_hrt_k2,cmlm=runs/multi30k_cmlm,hint_nart=runs/multi30k_nart_hints"
 RUNS+=",dat=runs/multi30k_dat,imitate_nat=runs/multi30k_imitate_nat"
+# Each NAT keeps the length candidate of the rule picked on val by multi30k_frontier.sh
+# (results/frontier_rows/<row>.nat_selection; without one, its method's).
+rules=()
+for row in hint_nart imitate_nat; do
+    pick=results/frontier_rows/$row.nat_selection
+    [ ! -e "$pick" ] || rules+=("$row=$(cat "$pick")")
+done
 resume=()
 [ -e results/frontier_multi30k.json ] && resume=(--resume)
 "$PY" -m tfnmt.benchmark --runs="$RUNS" --checkpoint=averaged \
     --source="$DATA/test2016.en" --reference="$DATA/test2016.de" \
     --batch_sizes=1,8,16,32 --beam_sizes=1,4,5 --reference_beam=4 --reference_run=teacher \
     --length_penalty=1.0 --xla=on --length_halfwidths=0,3,4 --iterations=4 --length_beam=5 \
-    --repeats=2 --batch_threads=1:1 --output=results/frontier_multi30k "${resume[@]}"
+    --repeats=2 --batch_threads=1:1 --nat_selection="$(IFS=,; echo "${rules[*]}")" \
+    --output=results/frontier_multi30k "${resume[@]}"
 "$PY" -m tfnmt.report

@@ -56,6 +56,9 @@ def test_bad_paths_and_values_each_give_one_error(tmp_path, trained_run, reverse
          "need at least one value each"),
         (("tfnmt.benchmark", f"--runs=a={run}", f"--source={src}", "--batch_threads=1"),
          "--batch_threads takes batch:threads pairs"),
+        (("tfnmt.benchmark", f"--runs=a={run}", f"--source={src}", "--nat_selection=b=total"),
+         "--nat_selection takes normalized or total, or name=normalized|total pairs naming "
+         "--runs (a); got b=total."),
         (("tfnmt.benchmark", "--mode=breakdown", f"--runs=a={run}", "--breakdown_batch=0"),
          "--breakdown_batch must be at least 1"),
         (("tfnmt.benchmark", "--mode=ctranslate2", "--tfnmt_configs=float16_xla",

@@ -5,9 +5,11 @@ vocabulary."""
 
 import glob
 import hashlib
+import json
 import os
 import re
 import shutil
+import sys
 
 import pytest
 
@@ -430,6 +432,38 @@ def test_the_frontier_chain_benchmarks_each_averaged_run_into_a_row_file(tmp_pat
     chain.env["BENCHMARK_EXIT"] = "143"  # stopped (SIGTERM): the chain stops there
     _, commands = chain()
     assert "tfnmt.benchmark" in commands[-1] and not any("nart" in c for c in commands)
+
+
+def test_the_frontier_chain_picks_a_nats_candidate_rule_on_val(tmp_path):
+    """A NAT's row keeps the length candidate of the rule with the higher val BLEU (a tie:
+    total, the hint paper's), each scored once at the paper's B, the pick kept beside the row."""
+    rows = tmp_path / "rows"
+    chain = Chain(tmp_path, 'case "$*" in -c*) exec ' + sys.executable + ' "$@";; '
+                            '*tfnmt.distill*) mkdir -p data/distilled; '
+                            'touch data/distilled/multi30k_small.train.de;; '
+                            '*tfnmt.evaluate*) for a in "$@"; do case "$a" in '
+                            '--result=*) result=${a#--result=};; '
+                            '--nat_selection=total) bleu=$TOTAL_BLEU;; '
+                            '--nat_selection=normalized) bleu=31.5;; esac; done; '
+                            'echo "{\\"values\\": {\\"bleu\\": $bleu}}" > "$result";; '
+                            '*tfnmt.train*multi30k_dat.flags*) exit 143;; esac')
+    chain.env.update(FRONTIER_ROWS=str(rows), TOTAL_BLEU="31.2")
+    _, commands = chain()
+    evaluations = [c for c in commands if "tfnmt.evaluate" in c]
+    assert len(evaluations) == 2 and all(
+        "--run_dir=runs/multi30k_nart_hints --checkpoint=averaged" in c and "/val.en " in c
+        and "--length_halfwidth=4 " in c for c in evaluations)
+    benchmark = next(c for c in commands if "tfnmt.benchmark" in c and "hint_nart=" in c)
+    assert benchmark.endswith("--nat_selection=hint_nart=normalized")
+    assert (rows / "hint_nart.nat_selection").read_text() == "normalized\n"
+    assert json.loads((rows / "hint_nart_val_total.json").read_text())["values"]["bleu"] == 31.2
+    chain.log.unlink()  # the pick is kept: not scored again
+    assert not [c for c in chain()[1] if "tfnmt.evaluate" in c]
+    for path in rows.glob("hint_nart*"):
+        path.unlink()
+    chain.env["TOTAL_BLEU"] = "31.5"  # a tie
+    chain()
+    assert (rows / "hint_nart.nat_selection").read_text() == "total\n"
 
 
 def test_the_chains_float32_override_keeps_each_bfloat16_recipes_xla_settings(multi30k_sample):

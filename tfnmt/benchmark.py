@@ -22,7 +22,8 @@ from tfnmt.core.provenance import write_result
 from tfnmt.data import corpus
 from tfnmt.evaluation.analysis import markdown_table
 from tfnmt.evaluation.benchmark import (add_alpha, benchmark, by_batch_markdown, markdown,
-                                        metric_signatures, parse_runs, previous_rows)
+                                        metric_signatures, parse_nat_selection, parse_runs,
+                                        previous_rows)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("runs", None, "name=run_dir[@checkpoint] (or run dirs; the name is the base "
@@ -50,9 +51,10 @@ flags.DEFINE_string("rescore_run", None, "nat runs: AT run that rescores the len
                     "('': the NAT itself). Default: each run's teacher.")
 flags.DEFINE_string("rescore_checkpoint", None, "nat runs: the rescoring run's checkpoint. "
                     "Default: the one each run's teacher was trained with, else best.")
-flags.DEFINE_enum("nat_selection", "normalized", ["normalized", "total"],
-                  "nat runs: pick the candidate with the best length-normalised or total "
-                  "log-probability.")
+flags.DEFINE_list("nat_selection", [], "nat runs: pick the candidate with the best "
+                  "length-normalised or total log-probability: normalized or total for every "
+                  "run, or name=normalized|total pairs per run (default: each run's method's, "
+                  "see translate --nat_selection).")
 flags.DEFINE_list("batch_threads", [], "batch:threads pairs, e.g. 1:1: the intra-op threads "
                   "of the rows at those batch sizes (the others use --intra_op_threads; one "
                   "child process per run and thread count).")
@@ -204,6 +206,7 @@ def main(argv):
         raise UserError("batch sizes, beam sizes and iterations must be positive, halfwidths "
                         ">= 0.")
     specs = parse_runs(FLAGS.runs, FLAGS.checkpoint)
+    selections = parse_nat_selection(FLAGS.nat_selection, [name for name, _, _ in specs])
     reference_run = FLAGS.reference_run or specs[0][0]
     if reference_run not in [name for name, _, _ in specs]:
         raise UserError(f"--reference_run {reference_run!r} is not one of --runs.")
@@ -221,13 +224,13 @@ def main(argv):
                                hrt_chunk=FLAGS.hrt_chunk, n_nat=FLAGS.n_nat,
                                length_beam=FLAGS.length_beam, rescore_run=FLAGS.rescore_run,
                                rescore_checkpoint=FLAGS.rescore_checkpoint,
-                               nat_selection=FLAGS.nat_selection)
+                               nat_selection=None)
     settings = {"source": FLAGS.source, "reference": FLAGS.reference,
                 "sentences": len(sentences), "reference_run": reference_run,
                 "reference_beam": FLAGS.reference_beam, "length_penalty": FLAGS.length_penalty,
                 "repeats": FLAGS.repeats, "rescore_run": FLAGS.rescore_run,
                 "rescore_checkpoint": FLAGS.rescore_checkpoint,
-                "nat_selection": FLAGS.nat_selection, "precisions": FLAGS.precisions,
+                "nat_selection": selections, "precisions": FLAGS.precisions,
                 "shortlist": FLAGS.shortlist,
                 "ct2_compute_types": FLAGS.ct2_compute_types, "warm_up": "whole pass",
                 **(metric_signatures() if FLAGS.reference else {})}
@@ -260,7 +263,7 @@ def main(argv):
                      base_config, FLAGS.repeats, iterations, halfwidths, kept=kept,
                      on_run=save, ct2=ct2, precisions=FLAGS.precisions,
                      shortlist=FLAGS.shortlist, threads=FLAGS.intra_op_threads,
-                     batch_threads=batch_threads)
+                     batch_threads=batch_threads, nat_selection=selections)
     print(save(rows, complete=True))
     if FLAGS.output:
         print(f"wrote {FLAGS.output}.json and {FLAGS.output}.md")

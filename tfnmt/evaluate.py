@@ -16,6 +16,7 @@ from tfnmt.core.progress import Progress
 from tfnmt.core.provenance import write_result
 from tfnmt.data import corpus
 from tfnmt.evaluation.analysis import repeated_token_rate
+from tfnmt.evaluation.benchmark import file_tag
 from tfnmt.runs import records
 
 FLAGS = flags.FLAGS
@@ -74,7 +75,7 @@ def main(argv):
         tag = (FLAGS.checkpoint if FLAGS.checkpoint in ("best", "latest", "averaged")
                else os.path.basename(checkpoint))
         out = os.path.join(FLAGS.run_dir, "translations", f"{os.path.basename(FLAGS.source)}."
-                           f"{tag}.beam{translator.config.beam_size}")
+                           f"{tag}.{file_tag(translator.config)}")
         corpus.write_lines(out, hypotheses)
         values["translations"] = out
     if len(hypotheses) != len(references):

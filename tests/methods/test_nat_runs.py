@@ -112,6 +112,53 @@ def test_exported_nart_with_rescoring_equals_in_process(nart_run, trained_run, r
     assert_export_matches(version_dir, run, resolved, texts, rescorer)
 
 
+def test_benchmark_decodes_each_nat_run_with_its_candidate_rule(nart_run, reverse_task):
+    """--nat_selection per run: the named run's rows use the given rule, the other run its
+    method's (the hint paper's total log-probability); each rescored row's BLEU is that of the
+    Translator with its rule, and the rules pick different candidates on this run."""
+    import sacrebleu
+
+    from tfnmt.evaluation.benchmark import benchmark, parse_nat_selection
+
+    run, _ = nart_run
+    sources = open(reverse_task["test.src"], encoding="utf-8").read().splitlines()[:24]
+    references = open(reverse_task["test.tgt"], encoding="utf-8").read().splitlines()[:24]
+    specs = [("n", run.run_dir, "latest"), ("t", run.run_dir, "latest")]
+    selections = parse_nat_selection(["n=normalized"], ["n", "t"])
+    assert selections == {"n": "normalized"}
+    base = DecodeConfig(method="auto", nat_selection=None, rescore_run=None,
+                        rescore_checkpoint=None)  # the benchmark's: rescored by the teacher
+    rows = benchmark(specs, sources, references, [8], [1], [True], base, 1, halfwidths=(0, 2),
+                     nat_selection=selections)
+    rescored = {r["run"]: r for r in rows if r["decoding"] == "nat 5 lengths AT-rescored"}
+    assert {r["run"]: r["nat_selection"] for r in rows if r["decoding"] == "nat 1 length"} == {
+        "n": None, "t": None}
+    assert (rescored["n"]["nat_selection"], rescored["t"]["nat_selection"]) == (
+        "normalized", "total")
+    model, _ = runs.restore_model(run, "latest")
+    src, tgt = run.tokenizers()
+    hypotheses = {}
+    for rule in ("normalized", "total"):
+        config = resolve_method(DecodeConfig(method="auto", length_halfwidth=2, batch_size=8,
+                                             nat_selection=rule, rescore_run=None,
+                                             rescore_checkpoint=None), run)
+        translator = Translator(model, src, tgt, config, run.model.max_length,
+                                load_rescorer(config, run))
+        hypotheses[rule] = [n[0][0] for n in translator.translate(sources)]
+    assert hypotheses["normalized"] != hypotheses["total"]
+    for name, rule in (("n", "normalized"), ("t", "total")):
+        assert rescored[name]["bleu"] == round(
+            sacrebleu.corpus_bleu(hypotheses[rule], [references]).score, 2)
+
+
+def test_nat_selection_flag_errors_name_the_runs():
+    from tfnmt.evaluation.benchmark import parse_nat_selection
+
+    assert parse_nat_selection(["total"], ["a", "b"]) == {"a": "total", "b": "total"}
+    with pytest.raises(UserError, match=r"pairs naming --runs \(a, b\); got c=total, b=best"):
+        parse_nat_selection(["a=total", "c=total", "b=best"], ["a", "b"])
+
+
 @pytest.mark.parametrize("rescored", [True, False])
 def test_exported_nart_over_a_shortlist_equals_in_process(nart_run, trained_run, tmp_path,
                                                           monkeypatch, rescored):

@@ -40,7 +40,7 @@ def test_a_run_finds_its_method_and_strategy(architecture, objective, name, stra
     method = methods.of_run(run.model, run.train)
     assert method.name == name
     resolved = resolve_method(DecodeConfig(method="auto", beam_size=None, length_penalty=None,
-                                           length_halfwidth=None), run)
+                                           length_halfwidth=None, nat_selection=None), run)
     assert resolved.method == strategy in STRATEGIES
     for key, value in method.decode_defaults(architecture).items():
         if key != "method":
@@ -49,14 +49,18 @@ def test_a_run_finds_its_method_and_strategy(architecture, objective, name, stra
 
 def test_the_papers_decoding_settings():
     """Hybrid paper beam 12 / lp 1.0 (and its RNMT baseline), HRT b_at = 5, imitate-NAT LPD
-    delta T = 3; a strategy other than the method's own gets the generic settings."""
-    unset = DecodeConfig(method="auto", beam_size=None, length_penalty=None, length_halfwidth=None)
+    delta T = 3, the hint-based NART's candidate of highest (total) probability; a strategy
+    other than the method's own gets the generic settings."""
+    unset = DecodeConfig(method="auto", beam_size=None, length_penalty=None, length_halfwidth=None,
+                         nat_selection=None)
     assert (resolve_method(unset, run_of("hybrid")).beam_size,
             resolve_method(unset, run_of("hybrid")).length_penalty) == (12, 1.0)
     assert resolve_method(unset, run_of("rnmt")).beam_size == 12
     assert resolve_method(unset, run_of("transformer", "hrt")).beam_size == 5
     assert resolve_method(unset, run_of("imitate_nat")).length_halfwidth == 3
     assert resolve_method(unset, run_of("nart", "hint")).length_halfwidth == 0
+    assert resolve_method(unset, run_of("nart", "hint")).nat_selection == "total"
+    assert resolve_method(unset, run_of("imitate_nat")).nat_selection == "normalized"
     other = DecodeConfig(method="autoregressive", beam_size=None, length_penalty=None,
                          length_halfwidth=None)
     assert resolve_method(other, run_of("transformer", "hrt")).beam_size == 4

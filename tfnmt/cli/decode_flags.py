@@ -30,9 +30,10 @@ flags.DEFINE_integer("iterations", 10, "mask_predict: refinement passes.")
 flags.DEFINE_integer("length_beam", 5, "mask_predict: length candidates.")
 flags.DEFINE_integer("length_halfwidth", None, "nat: decode 2B+1 lengths around the "
                      "predicted one (B). Default: the method's (nart 0; imitate_nat 3, LPD).")
-flags.DEFINE_enum("nat_selection", "normalized", ["normalized", "total"],
+flags.DEFINE_enum("nat_selection", None, ["normalized", "total"],
                   "nat: pick the candidate with the best length-normalised or total "
-                  "log-probability.")
+                  "log-probability. Default: the method's (hint_nart total, the paper's "
+                  "\"highest probability\"; imitate_nat normalized, its paper is silent).")
 flags.DEFINE_string("rescore_run", None, "nat: AT run that rescores the length candidates "
                     "('': the NAT itself). Default: the run's teacher (the AT it learned from).")
 flags.DEFINE_string("rescore_checkpoint", None, "nat: the rescoring run's checkpoint. Default: "

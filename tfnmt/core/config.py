@@ -223,8 +223,8 @@ class DecodeConfig:
     length_beam: int = 5  # mask_predict: length candidates
     length_halfwidth: int | None = 0  # nat: decode lengths M + C - B .. M + C + B (B = halfwidth)
     # nat: the winning candidate has the best length-normalised ("normalized") or total
-    # ("total") log-probability (under the rescorer when there is one).
-    nat_selection: str = "normalized"
+    # ("total") log-probability (under the rescorer when there is one). None: the method's.
+    nat_selection: str | None = "normalized"
     # nat: an AT run that rescores the candidates ("": the NAT itself). None: the run's teacher
     # when the method decodes its own way (the hint-based NART's teacher, imitate-NAT's DAT
     # demonstrator: both papers rescore with it), at the teacher's checkpoint unless

@@ -36,6 +36,21 @@ def parse_runs(values, default_checkpoint):
     return parsed
 
 
+def parse_nat_selection(values, names):
+    """--nat_selection -> {run name: rule} (a run left out takes its method's rule): one rule
+    for every run, or name=rule pairs."""
+    rules = ("normalized", "total")
+    if len(values) == 1 and values[0] in rules:
+        return dict.fromkeys(names, values[0])
+    pairs = [value.partition("=") for value in values]
+    bad = [value for value, (name, eq, rule) in zip(values, pairs)
+           if not eq or name not in names or rule not in rules]
+    if bad:
+        raise UserError(f"--nat_selection takes normalized or total, or name=normalized|total "
+                        f"pairs naming --runs ({', '.join(names)}); got {', '.join(bad)}.")
+    return {name: rule for name, _, rule in pairs}
+
+
 def time_translation(translator, sentences, repeats):
     """One untimed pass over all sentences, then (best seconds of `repeats` passes,
     translations). The warm-up pass is whole, not one batch per compiled program: the first
@@ -76,6 +91,17 @@ def describe(config):
         scorer = "AT-rescored" if config.rescore_run else "self-scored"
         return f"nat {2 * config.length_halfwidth + 1} lengths {scorer}"
     return "greedy" if config.beam_size == 1 else f"beam {config.beam_size}"
+
+
+def file_tag(config):
+    """The decoding in a file name: beam4, hrt2.beam5, mask_predict10, nat9.total."""
+    if config.method == "nat":
+        return f"nat{2 * config.length_halfwidth + 1}.{config.nat_selection}"
+    if config.method == "mask_predict":
+        return f"mask_predict{config.iterations}"
+    if config.method == "hrt":
+        return f"hrt{config.hrt_chunk}.beam{config.beam_size}"
+    return f"beam{config.beam_size}"
 
 
 def xla_cell(xla):
@@ -138,6 +164,8 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
                        "decoding": describe(config), "method": config.method,
                        "precision": config.precision, "shortlist": config.shortlist,
                        "rescore_run": None if used is None else config.rescore_run,
+                       "nat_selection": (config.nat_selection if config.method == "nat"
+                                         and config.length_halfwidth > 0 else None),
                        "beam": (None if config.method in ("mask_predict", "nat")
                                 else config.beam_size),
                        "xla": xla, "batch": batch,
@@ -169,13 +197,14 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
 def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
               base_config, repeats, iterations=(10,), halfwidths=(0,), kept=(), on_run=None,
               ct2=((), ()), precisions=("float32",), shortlist=False, threads=0,
-              batch_threads=None):
+              batch_threads=None, nat_selection=None):
     """Times every run in a child process of its own, one after the other; on_run(rows so
     far) follows each run. A child per run because TensorFlow never frees a compiled XLA
     program: each keeps ~300 memory mappings, and a process that compiles ~200 of them (a
     Table-10-sized invocation) passes Linux's default vm.max_map_count (65,530) and dies.
     The children time with `threads` intra-op threads, the batch sizes of `batch_threads`
-    ({batch: threads}) with theirs (a child per run and thread count)."""
+    ({batch: threads}) with theirs (a child per run and thread count). nat_selection
+    ({run name: rule}) overrides base_config's for those runs."""
     kept = {row_key(r): r for r in kept}
     rows = []
     context = multiprocessing.get_context("spawn")
@@ -187,8 +216,10 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
         run_rows = []
         for count, batches in groups.items():
             with futures.ProcessPoolExecutor(1, mp_context=context) as child:
+                config = dataclasses.replace(base_config, nat_selection=(
+                    nat_selection or {}).get(spec[0], base_config.nat_selection))
                 job = child.submit(time_run, spec, sentences, references, batches,
-                                   beam_sizes, xla_modes, base_config, repeats, iterations,
+                                   beam_sizes, xla_modes, config, repeats, iterations,
                                    halfwidths, kept, ct2, precisions, shortlist, count)
                 try:
                     run_rows += job.result()

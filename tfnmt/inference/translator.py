@@ -21,7 +21,8 @@ from tfnmt.decoding.parallel import nat_translate
 # The decoding strategies (DECODERS below); a method's own is the default (--method=auto).
 STRATEGIES = ("autoregressive", "hrt", "mask_predict", "nat")
 # Settings a strategy reads that neither the user nor the run's method gave.
-_FALLBACK = {"beam_size": 4, "length_penalty": 0.6, "length_halfwidth": 0}
+_FALLBACK = {"beam_size": 4, "length_penalty": 0.6, "length_halfwidth": 0,
+             "nat_selection": "normalized"}
 
 
 def resolve_method(config: DecodeConfig, run):

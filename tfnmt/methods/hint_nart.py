@@ -128,7 +128,8 @@ def build_objective(ctx):
                      ctx.train.label_smoothing)
 
 
-# One length M + C; with --length_halfwidth, 2B+1 lengths rescored by the run's teacher.
+# One length M + C; with --length_halfwidth, 2B+1 lengths rescored by the run's teacher, the
+# one with "the highest probability" kept (total log-probability, Section 3.2).
 METHOD = Method("hint_nart", ("nart",), ("hint", "mle"), build_objective,
-                {None: {"method": "nat", "length_halfwidth": 0}},
+                {None: {"method": "nat", "length_halfwidth": 0, "nat_selection": "total"}},
                 {"hint": Settings})
