@@ -12,9 +12,10 @@ set -euo pipefail
 PY=${PYTHON:-python}
 DATA=${DATA:-../shared/data/multi30k}
 # Every run of an ablation keeps its rescored candidates by the rule picked on val for the full
-# method's frontier row (results/frontier_rows/<row>.nat_selection; without one, the method's).
+# method's frontier row (results/frontier_rows/nat_selection/<row>.txt; without one, the
+# method's).
 bench() {  # output, rescoring run, halfwidths, runs, frontier row
-    local resume=() rule=() pick="results/frontier_rows/$5.nat_selection"
+    local resume=() rule=() pick="results/frontier_rows/nat_selection/$5.txt"
     [ -e "results/$1.json" ] && resume=(--resume)
     [ ! -e "$pick" ] || rule=(--nat_selection="$(cat "$pick")")
     "$PY" -m tfnmt.benchmark --runs="$4" --checkpoint=latest \

@@ -127,24 +127,26 @@ frontier_row() {  # run directory name, row name
 # Which of a NAT's rescored length candidates it keeps (--nat_selection), picked on val: the
 # rule of higher val BLEU (all 1,014 sentences, the paper's B: the hint paper's 9 lengths,
 # imitate-NAT's LPD delta T = 3), a tie keeping total (the hint paper's "highest probability").
-# Both scores stay in FRONTIER_ROWS as <row>_val_<rule>.json, the pick in <row>.nat_selection.
+# Both scores and the pick stay in FRONTIER_ROWS/nat_selection/ (<row>.val.<rule>.json,
+# <row>.txt; a folder of its own: the rows' folder holds benchmark files only).
 nat_rule() {  # run directory name, row name; prints the rule
-    local out="$ROWS/$2" halfwidth=4 rule
+    local out="$ROWS/nat_selection/$2" halfwidth=4 rule
     [ "$2" = imitate_nat ] && halfwidth=3
-    if [ ! -e "$out.nat_selection" ]; then
+    if [ ! -e "$out.txt" ]; then
+        mkdir -p "$ROWS/nat_selection"
         for rule in normalized total; do
-            [ -e "${out}_val_$rule.json" ] || "$PY" -m tfnmt.evaluate --run_dir="runs/$1" \
+            [ -e "$out.val.$rule.json" ] || "$PY" -m tfnmt.evaluate --run_dir="runs/$1" \
                 --checkpoint=averaged --source="$DATA/val.en" --reference="$DATA/val.de" \
                 --length_halfwidth="$halfwidth" --nat_selection="$rule" \
-                --result="${out}_val_$rule.json" >&2
+                --result="$out.val.$rule.json" >&2
         done
         "$PY" -c 'import json, sys
 bleu = [json.load(open(f, encoding="utf-8"))["values"]["bleu"] for f in sys.argv[1:]]
 print("normalized" if bleu[0] > bleu[1] else "total")' \
-            "${out}_val_normalized.json" "${out}_val_total.json" > "$out.nat_selection.tmp-$$"
-        mv "$out.nat_selection.tmp-$$" "$out.nat_selection"
+            "$out.val.normalized.json" "$out.val.total.json" > "$out.txt.tmp-$$"
+        mv "$out.txt.tmp-$$" "$out.txt"
     fi
-    cat "$out.nat_selection"
+    cat "$out.txt"
 }
 # The frontier row of each averaged run (the Hybrid's MLE stage is not one).
 row_name() {

@@ -21,10 +21,10 @@ RUNS+=",at_12-1=runs/multi30k_small_12-1,hybrid=runs/multi30k_hybrid_multihead_h
 RUNS+=",hrt=runs/multi30k_hrt_k2,cmlm=runs/multi30k_cmlm,hint_nart=runs/multi30k_nart_hints"
 RUNS+=",dat=runs/multi30k_dat,imitate_nat=runs/multi30k_imitate_nat"
 # Each NAT keeps the length candidate of the rule picked on val by multi30k_frontier.sh
-# (results/frontier_rows/<row>.nat_selection; without one, its method's).
+# (results/frontier_rows/nat_selection/<row>.txt; without one, its method's).
 rules=()
 for row in hint_nart imitate_nat; do
-    pick=results/frontier_rows/$row.nat_selection
+    pick=results/frontier_rows/nat_selection/$row.txt
     [ ! -e "$pick" ] || rules+=("$row=$(cat "$pick")")
 done
 resume=()

@@ -455,15 +455,16 @@ def test_the_frontier_chain_picks_a_nats_candidate_rule_on_val(tmp_path):
         and "--length_halfwidth=4 " in c for c in evaluations)
     benchmark = next(c for c in commands if "tfnmt.benchmark" in c and "hint_nart=" in c)
     assert benchmark.endswith("--nat_selection=hint_nart=normalized")
-    assert (rows / "hint_nart.nat_selection").read_text() == "normalized\n"
-    assert json.loads((rows / "hint_nart_val_total.json").read_text())["values"]["bleu"] == 31.2
+    picks = rows / "nat_selection"
+    assert (picks / "hint_nart.txt").read_text() == "normalized\n"
+    assert json.loads((picks / "hint_nart.val.total.json").read_text())["values"]["bleu"] == 31.2
+    assert not list(rows.glob("*.json"))  # the rows' folder keeps benchmark files only
     chain.log.unlink()  # the pick is kept: not scored again
     assert not [c for c in chain()[1] if "tfnmt.evaluate" in c]
-    for path in rows.glob("hint_nart*"):
-        path.unlink()
+    shutil.rmtree(picks)
     chain.env["TOTAL_BLEU"] = "31.5"  # a tie
     chain()
-    assert (rows / "hint_nart.nat_selection").read_text() == "total\n"
+    assert (picks / "hint_nart.txt").read_text() == "total\n"
 
 
 def test_the_chains_float32_override_keeps_each_bfloat16_recipes_xla_settings(multi30k_sample):
