@@ -15,6 +15,7 @@ from tfnmt.core.errors import UserError
 from tfnmt.core.progress import Progress
 from tfnmt.core.provenance import peak_rss_mb
 from tfnmt.data import shortlist as shortlist_lib
+from tfnmt.decoding.parallel import SELECTIONS
 from tfnmt.evaluation.analysis import markdown_table, repeated_token_rate
 from tfnmt.evaluation.side_by_side import ctranslate2_rows
 from tfnmt.inference.translator import load_rescorer, resolve_method, Translator
@@ -39,12 +40,11 @@ def parse_runs(values, default_checkpoint):
 def parse_nat_selection(values, names):
     """--nat_selection -> {run name: rule} (a run left out takes its method's rule): one rule
     for every run, or name=rule pairs."""
-    rules = ("normalized", "total")
-    if len(values) == 1 and values[0] in rules:
+    if len(values) == 1 and values[0] in SELECTIONS:
         return dict.fromkeys(names, values[0])
     pairs = [value.partition("=") for value in values]
     bad = [value for value, (name, eq, rule) in zip(values, pairs)
-           if not eq or name not in names or rule not in rules]
+           if not eq or name not in names or rule not in SELECTIONS]
     if bad:
         raise UserError(f"--nat_selection takes normalized or total, or name=normalized|total "
                         f"pairs naming --runs ({', '.join(names)}); got {', '.join(bad)}.")

@@ -15,7 +15,7 @@ from tfnmt.data.shortlist import union
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
 from tfnmt.decoding import search
 from tfnmt.decoding.iterative import hybrid_regressive_decode, mask_predict
-from tfnmt.decoding.parallel import nat_translate
+from tfnmt.decoding.parallel import nat_translate, SELECTIONS
 
 
 # The decoding strategies (DECODERS below); a method's own is the default (--method=auto).
@@ -90,7 +90,7 @@ def check_config(config: DecodeConfig, model):
                         "with it.")
     if config.method == "nat" and config.length_halfwidth < 0:
         raise UserError(f"length_halfwidth must be >= 0, got {config.length_halfwidth}.")
-    if config.nat_selection not in ("normalized", "total"):
+    if config.nat_selection not in SELECTIONS:
         raise UserError(f"nat_selection must be normalized or total, got "
                         f"{config.nat_selection!r}.")
     if config.shortlist and config.method == "mask_predict":
