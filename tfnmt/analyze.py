@@ -8,6 +8,8 @@
                    --source=train.en --target=train.de [--init_from=runs/a] [--result=results/hint_scales.json]
   hrt_stages:  python -m tfnmt.analyze --mode=hrt_stages --runs=runs/hrt@averaged \\
                    --teacher_run=runs/a@averaged --source=test.en --target=test.de [--beam_size=4]
+  nat_candidates: python -m tfnmt.analyze --mode=nat_candidates --runs=runs/nart@averaged \\
+                   --source=val.en --target=val.de --length_halfwidth=4 [--nat_selection=total]
 """
 
 from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
@@ -24,9 +26,9 @@ from tfnmt.data import corpus
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("mode", None, ["heatmaps", "repeats", "actions", "hint_scales",
-                                 "hrt_stages"], "What to analyse.")
-flags.DEFINE_list("runs", [], "heatmaps, actions, hrt_stages (one HRT run): "
-                  "name=run_dir[@checkpoint] (default best).")
+                                 "hrt_stages", "nat_candidates"], "What to analyse.")
+flags.DEFINE_list("runs", [], "heatmaps, actions, hrt_stages (one HRT run), nat_candidates "
+                  "(one NAT run): name=run_dir[@checkpoint] (default best).")
 flags.DEFINE_string("sentence", None, "heatmaps: the source sentence.")
 flags.DEFINE_integer("layer", -1, "heatmaps: decoder layer (-1: the last).")
 flags.DEFINE_integer("head", 0, "heatmaps: encoder-decoder attention head.")
@@ -34,13 +36,17 @@ flags.DEFINE_string("output", None, "heatmaps, actions: PNG to write.")
 flags.DEFINE_string("hypothesis", None, "repeats: translations, one per line.")
 flags.DEFINE_string("teacher_run", None, "hint_scales: the trained AT teacher; hrt_stages: the "
                     "AT whose translations the fill is given, run_dir[@checkpoint].")
-flags.DEFINE_string("source", None, "actions, hrt_stages: dev/test source; hint_scales: "
-                    "training source.")
-flags.DEFINE_string("target", None, "actions, hrt_stages: dev/test target; hint_scales: "
-                    "training target.")
+flags.DEFINE_string("source", None, "actions, hrt_stages, nat_candidates: dev/test source; "
+                    "hint_scales: training source.")
+flags.DEFINE_string("target", None, "actions, hrt_stages, nat_candidates: dev/test target; "
+                    "hint_scales: training target.")
 flags.DEFINE_integer("beam_size", 4, "hrt_stages: the teacher's beam, HRT's Skip-AT beam and "
                      "its beam as an AT.", lower_bound=1)
-flags.DEFINE_bool("xla", True, "hrt_stages: decode with XLA.")
+flags.DEFINE_bool("xla", True, "hrt_stages, nat_candidates: decode with XLA.")
+flags.DEFINE_integer("length_halfwidth", 4, "nat_candidates: 2B+1 lengths (B), rescored by the "
+                     "run's teacher.", lower_bound=1)
+flags.DEFINE_enum("nat_selection", None, ["normalized", "total"], "nat_candidates: the rule "
+                  "whose kept candidates and ranks are reported (default: the method's).")
 flags.DEFINE_integer("batches", 10, "hint_scales: batches of 2,048 tokens to average over.")
 flags.DEFINE_float("gamma_st", 0.5, "hint_scales: student cosine threshold.")
 flags.DEFINE_float("gamma_tr", 0.5, "hint_scales: teacher cosine threshold.")
@@ -117,6 +123,24 @@ def hrt_stages():
             "bleu_signature": metric_signatures()["bleu_signature"]}
 
 
+def nat_candidates():
+    from tfnmt.evaluation.analysis import nat_candidates as candidates
+    from tfnmt.evaluation.benchmark import metric_signatures
+
+    if not (len(FLAGS.runs) == 1 and FLAGS.source and FLAGS.target):
+        raise UserError("nat_candidates needs one --runs (the NAT run), --source and --target.")
+    corpus.check_parallel(FLAGS.source, FLAGS.target)
+    [(name, run, model)] = load_runs(FLAGS.runs)
+    if not hasattr(model, "nat_decode"):
+        raise UserError(f"nat_candidates needs a non-autoregressive run; {run.run_dir} is a "
+                        f"{run.model.architecture} run.")
+    values = candidates(run, model, corpus.read_lines(FLAGS.source),
+                        corpus.read_lines(FLAGS.target), FLAGS.length_halfwidth,
+                        FLAGS.nat_selection, xla=FLAGS.xla)
+    return {"run": name, "source": FLAGS.source, **values,
+            "bleu_signature": metric_signatures()["bleu_signature"]}
+
+
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}.")
@@ -149,9 +173,11 @@ def main(argv):
                                 init_from=FLAGS.init_from)}
     elif FLAGS.mode == "hrt_stages":
         values = hrt_stages()
+    elif FLAGS.mode == "nat_candidates":
+        values = nat_candidates()
     else:
-        raise UserError("--mode is required: heatmaps, repeats, actions, hint_scales or "
-                        "hrt_stages.")
+        raise UserError("--mode is required: heatmaps, repeats, actions, hint_scales, "
+                        "hrt_stages or nat_candidates.")
     print(json.dumps(values, indent=2))
     if FLAGS.result:
         write_result(FLAGS.result, f"analysis_{FLAGS.mode}", values)

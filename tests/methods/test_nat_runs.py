@@ -186,6 +186,66 @@ def test_cli_refuses_nat_decoding_for_an_autoregressive_run(trained_run, reverse
     assert "error: nat decoding is for non-autoregressive models" in result.stderr
 
 
+def test_translate_lists_a_nats_length_candidates(nart_run, reverse_task):
+    """--n_best with a NAT: its 2B+1 candidates, the scores (the teacher's total
+    log-probabilities) falling as the rule ranks them (total); more than 2B+1 is one error
+    line."""
+    run, _ = nart_run
+    common = ("tfnmt.translate", f"--run_dir={run.run_dir}", "--checkpoint=latest",
+              f"--input={reverse_task['test.src']}", "--length_halfwidth=1", "--with_scores")
+    listed, bad = run_modules((*common, "--n_best=3"), (*common, "--n_best=4"))
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    lines = listed.stdout.splitlines()
+    sentences = len(open(reverse_task["test.src"], encoding="utf-8").read().splitlines())
+    assert len(lines) == 3 * sentences
+    for i in range(0, len(lines), 3):
+        scores = [float(line.split("\t")[0]) for line in lines[i:i + 3]]
+        assert scores == sorted(scores, reverse=True)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert ("error: nat decoding returns its 3 length candidates at most; got n_best 4."
+            in bad.stderr)
+
+
+def test_analyze_nat_candidates_ranks_the_translators_candidates(nart_run, trained_run,
+                                                                  reverse_task, tmp_path):
+    """--mode=nat_candidates: each rule's BLEU is that of the Translator keeping one candidate
+    by it (so the n-best list's head is the 1-best decode), the oracle is at least as good as
+    either rule on this run, and the oracle's ranks cover every sentence once. An AT run is one
+    error line."""
+    import json
+
+    import sacrebleu
+
+    run, _ = nart_run
+    result = tmp_path / "candidates.json"
+    out, bad = run_modules(
+        ("tfnmt.analyze", "--mode=nat_candidates", f"--runs=nat={run.run_dir}@latest",
+         f"--source={reverse_task['test.src']}", f"--target={reverse_task['test.tgt']}",
+         "--length_halfwidth=2", f"--result={result}"),
+        ("tfnmt.analyze", "--mode=nat_candidates", f"--runs={trained_run.run_dir}@latest",
+         f"--source={reverse_task['test.src']}", f"--target={reverse_task['test.tgt']}"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    values = json.loads(result.read_text())["values"]
+    assert (values["candidates"], values["selection"]) == (5, "total")  # the hint paper's rule
+    assert len(values["oracle_rank_share"]) == 5
+    assert abs(sum(values["oracle_rank_share"]) - 1) < 1e-3
+    sources = open(reverse_task["test.src"], encoding="utf-8").read().splitlines()
+    references = open(reverse_task["test.tgt"], encoding="utf-8").read().splitlines()
+    model, _ = runs.restore_model(run, "latest")
+    for rule in ("normalized", "total"):
+        config = resolve_method(DecodeConfig(method="auto", length_halfwidth=2,
+                                             nat_selection=rule, rescore_run=None,
+                                             rescore_checkpoint=None), run)
+        translator = Translator(model, *run.tokenizers(), config, run.model.max_length,
+                                load_rescorer(config, run))
+        hypotheses = [n[0][0] for n in translator.translate(sources)]
+        assert values["bleu"][rule] == round(
+            sacrebleu.corpus_bleu(hypotheses, [references]).score, 2), rule
+        assert values["bleu"]["oracle"] >= values["bleu"][rule]
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "error: nat_candidates needs a non-autoregressive run" in bad.stderr
+
+
 def test_analyze_heatmaps_for_an_at_and_a_nat_model(nart_run, trained_run, tmp_path):
     import json
 

@@ -220,6 +220,30 @@ def test_rescoring_picks_the_teachers_best_length():
     np.testing.assert_allclose(alone["scores"].numpy()[0, 0], 8 * logp + eos, rtol=1e-5)
 
 
+def test_n_best_lists_every_length_candidate_by_its_rule():
+    """n_best = 2B+1: every candidate once, ranked by the rule's score computed here by hand
+    (the NAT's own total log-probability: each token logp, the forced EOS eos), the first the
+    one n_best = 1 keeps."""
+    source = tf.constant([[5, 6, 7, 8, 9, EOS_ID], [5, 6, 7, EOS_ID, PAD_ID, PAD_ID]])
+    logp = np.log(np.exp(3.0) / (np.exp(3.0) + np.exp(-2.0) + 18 * np.exp(-3.0)))
+    eos = np.log(np.exp(-2.0) / (np.exp(3.0) + np.exp(-2.0) + 18 * np.exp(-3.0)))
+    for rule in ("normalized", "total"):
+        listed = nat_translate(_FakeNAT(), source, 10, halfwidth=3, selection=rule, n_best=7)
+        best = nat_translate(_FakeNAT(), source, 10, halfwidth=3, selection=rule)
+        for row, center in enumerate((6, 4)):
+            lengths = list(range(max(center - 3, 2), max(center - 3, 2) + 7))
+            totals = {n: (n - 1) * logp + eos for n in lengths}
+            rank = {"total": lambda n: totals[n], "normalized": lambda n: totals[n] / n}[rule]
+            assert listed["lengths"].numpy()[row].tolist() == sorted(lengths, key=rank,
+                                                                     reverse=True)
+            np.testing.assert_allclose(listed["scores"].numpy()[row],
+                                       [totals[n] for n in listed["lengths"].numpy()[row]],
+                                       rtol=1e-5)
+            np.testing.assert_array_equal(listed["ids"].numpy()[row, :1], best["ids"].numpy()[row])
+    with pytest.raises(ValueError, match="n_best must be 1 to the 3 candidates"):
+        nat_translate(_FakeNAT(), source, 10, halfwidth=1, n_best=4)
+
+
 def test_nart_pads_to_its_longest_candidate_only():
     config = ModelConfig.from_shape("tiny", architecture="nart", vocab_size=20, dropout=0.0,
                                     length_offset=1.4)

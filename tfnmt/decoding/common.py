@@ -89,15 +89,15 @@ def narrowest(widths, longest, fn):
                           [lambda w=w: fn(w) for w in widths])
 
 
-def best_of_candidates(selection, tensors, batch, per_sentence):
-    """For each sentence the candidate with the highest selection score (the first of equals);
-    every tensor [B*c, ...] (a sentence's c candidates consecutive) -> [B, 1, ...], a beam axis
-    of one as the searches return."""
-    best = tf.argmax(tf.reshape(selection, [batch, per_sentence]), axis=1, output_type=tf.int32)
+def best_of_candidates(selection, tensors, batch, per_sentence, n=1):
+    """For each sentence its n candidates of highest selection score, best first (the first of
+    equals first); every tensor [B*c, ...] (a sentence's c candidates consecutive) ->
+    [B, n, ...], a beam axis as the searches return."""
+    best = tf.math.top_k(tf.reshape(selection, [batch, per_sentence]), k=n).indices
 
     def pick(t):
         grouped = tf.reshape(t, tf.concat([[batch, per_sentence], tf.shape(t)[1:]], 0))
-        return tf.gather(grouped, best, batch_dims=1)[:, None]
+        return tf.gather(grouped, best, batch_dims=1)
 
     return {name: pick(t) for name, t in tensors.items()}
 

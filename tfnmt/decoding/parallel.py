@@ -47,7 +47,7 @@ SELECTIONS = ("normalized", "total")
 
 
 def nat_translate(model, source, max_length, halfwidth=0, rescorer=None, selection="normalized",
-                  vocab_ids=None):
+                  vocab_ids=None, n_best=1):
     """Length-parallel NAT decoding: for each sentence the 2B+1 lengths around the model's
     predicted length (M + C, or a length classifier's choice; B = halfwidth) decoded as one
     batch, each position its arg-max. Each candidate's score is its total log-probability
@@ -58,11 +58,14 @@ def nat_translate(model, source, max_length, halfwidth=0, rescorer=None, selecti
     With `vocab_ids` [N] (a shortlist) the NAT projects onto those ids only; the rescorer
     still scores over its whole vocabulary.
 
-    Returns ids [B, 1, W], lengths [B, 1], scores [B, 1] (total log-probability); W is
-    max_length, or less when the model bounds its candidates' lengths (length_bound).
+    Returns the n_best candidates (at most 2B+1) of each sentence, best first: ids [B, n, W],
+    lengths [B, n], scores [B, n] (total log-probability); W is max_length, or less when the
+    model bounds its candidates' lengths (length_bound).
     """
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    if not 1 <= n_best <= 2 * halfwidth + 1:
+        raise ValueError(f"n_best must be 1 to the {2 * halfwidth + 1} candidates, got {n_best}")
     bound = model.length_bound(tf.shape(source)[1], halfwidth)
     if bound is not None:
         max_length = tf.minimum(max_length, bound)
@@ -81,4 +84,4 @@ def nat_translate(model, source, max_length, halfwidth=0, rescorer=None, selecti
         scores = tf.reduce_sum(token_logp, axis=1)
     chosen = scores / tf.cast(lengths, tf.float32) if selection == "normalized" else scores
     return best_of_candidates(chosen, {"ids": ids, "lengths": lengths, "scores": scores,
-                                       "selection": chosen}, batch, count)
+                                       "selection": chosen}, batch, count, n_best)

@@ -17,8 +17,8 @@ from tfnmt.data.sequences import shift_right
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
 from tfnmt.decoding import common, search
 from tfnmt.decoding.iterative import skip_cmlm_fill
-from tfnmt.decoding.parallel import nat_translate
-from tfnmt.inference.translator import resolve_method, Translator
+from tfnmt.decoding.parallel import nat_translate, SELECTIONS
+from tfnmt.inference.translator import load_rescorer, resolve_method, Translator
 from tfnmt.methods.at import label_smoothed_cross_entropy
 from tfnmt.methods.hint_nart import check_hint_teacher, HintBased
 from tfnmt.methods.hrt import skip_cmlm_sample
@@ -265,3 +265,42 @@ def hrt_stages(hrt_run, hrt_model, teacher_run, teacher_model, sentences, refere
         "fill_of_reference": bleu(filled_reference)},
         "fill_reproduces": {"teacher": round(teacher_kept, 4),
                             "reference": round(reference_kept, 4)}}
+
+
+def nat_candidates(run, model, sentences, references, halfwidth, selection=None,
+                   batch_size=32, xla=True):
+    """Where a NAT's length candidates leave BLEU, on `sentences` against `references`: the
+    2B+1 candidates (B = halfwidth) rescored by the run's teacher; BLEU of the candidate each
+    rule keeps (`selection`: the method's, and the other one) and of an oracle keeping each
+    sentence's candidate of highest sentence-BLEU (sacreBLEU's defaults; corpus BLEU does not
+    decompose over sentences, so it bounds selection only approximately); and the share of
+    sentences whose oracle candidate has each rank under the rule (rank 0: the one kept)."""
+    import sacrebleu
+
+    config = resolve_method(DecodeConfig(method="nat", length_halfwidth=halfwidth,
+                                         n_best=2 * halfwidth + 1, nat_selection=selection,
+                                         rescore_run=None, rescore_checkpoint=None,
+                                         batch_size=batch_size, xla=xla), run)
+    rescorer = load_rescorer(config, run)
+    if rescorer is None:
+        raise UserError(f"{run.run_dir} has no teacher to rescore its candidates with.")
+    rules = [config.nat_selection, *(r for r in SELECTIONS if r != config.nat_selection)]
+    ranked = {}
+    for rule in rules:
+        translator = Translator(model, *run.tokenizers(),
+                                dataclasses.replace(config, nat_selection=rule),
+                                run.model.max_length, rescorer)
+        ranked[rule] = [[text for text, _ in n] for n in translator.translate(sentences)]
+
+    def bleu(hypotheses):
+        return round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2)
+
+    kept = ranked[rules[0]]
+    oracle = [int(np.argmax([sacrebleu.sentence_bleu(c, [r]).score for c in candidates]))
+              for candidates, r in zip(kept, references)]
+    ranks = np.bincount(oracle, minlength=2 * halfwidth + 1)
+    return {"halfwidth": halfwidth, "candidates": 2 * halfwidth + 1,
+            "sentences": len(sentences), "selection": rules[0],
+            "bleu": {**{rule: bleu([c[0] for c in ranked[rule]]) for rule in rules},
+                     "oracle": bleu([c[i] for c, i in zip(kept, oracle)])},
+            "oracle_rank_share": [round(float(n) / max(len(sentences), 1), 4) for n in ranks]}

@@ -78,7 +78,7 @@ def check_config(config: DecodeConfig, model):
     if config.method == "autoregressive" and not 1 <= config.n_best <= config.beam_size:
         raise UserError(f"need 1 <= n_best <= beam_size, got n_best {config.n_best} and "
                         f"beam_size {config.beam_size}.")
-    if config.method != "autoregressive" and config.n_best != 1:
+    if config.method not in ("autoregressive", "nat") and config.n_best != 1:
         raise UserError(f"{config.method} decoding returns one hypothesis; n_best must be 1.")
     if config.method == "hrt":
         if config.hrt_chunk not in (2, 3, 4):
@@ -90,6 +90,9 @@ def check_config(config: DecodeConfig, model):
                         "with it.")
     if config.method == "nat" and config.length_halfwidth < 0:
         raise UserError(f"length_halfwidth must be >= 0, got {config.length_halfwidth}.")
+    if config.method == "nat" and not 1 <= config.n_best <= 2 * config.length_halfwidth + 1:
+        raise UserError(f"nat decoding returns its {2 * config.length_halfwidth + 1} length "
+                        f"candidates at most; got n_best {config.n_best}.")
     if config.nat_selection not in SELECTIONS:
         raise UserError(f"nat_selection must be normalized or total, got "
                         f"{config.nat_selection!r}.")
@@ -123,7 +126,7 @@ def _mask_predict(model, source, max_length, config, special, rescorer, vocab_id
 
 def _nat(model, source, max_length, config, special, rescorer, vocab_ids):
     return nat_translate(model, source, max_length, config.length_halfwidth, rescorer,
-                         config.nat_selection, vocab_ids)
+                         config.nat_selection, vocab_ids, config.n_best)
 
 
 DECODERS = {"autoregressive": _autoregressive, "hrt": _hrt, "mask_predict": _mask_predict,
