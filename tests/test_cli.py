@@ -304,7 +304,7 @@ def test_benchmark_breakdown_mode(tmp_path, trained_run):
     assert row["run"] == "t" and row["total"] > 0 and row["FFN"] > 0
 
 
-def test_report_shows_figures_and_hint_scales():
+def test_report_shows_figures_hint_scales_and_nat_candidates():
     from tfnmt.report import render
 
     provenance = {"command": "python -m tfnmt.analyze", "git_commit": "0" * 40, "date": "d",
@@ -314,8 +314,16 @@ def test_report_shows_figures_and_hint_scales():
                                               "translations": {"teacher": "ein Hund"}}}),
                ("results/s.json", {"kind": "analysis_hint_scales", "provenance": provenance,
                                    "values": {"init_from": "", "nll": 8.7, "hid": 1.05,
-                                              "align": 1.99, "tokens": 10}})]
+                                              "align": 1.99, "tokens": 10}}),
+               ("results/c.json", {"kind": "analysis_nat_candidates", "provenance": provenance,
+                                   "values": {"run": "nat", "source": "data/val.en",
+                                              "candidates": 9, "selection": "normalized",
+                                              "bleu": {"normalized": 35.1, "total": 34.1,
+                                                       "oracle": 41.2},
+                                              "oracle_rank_share": [0.31] + [0.08625] * 8}})]
     text = render(records)
+    assert ("| [c.json](results/c.json) | nat | val.en | 9 | 35.1 | 34.1 | 41.2 | "
+            "0.31 (normalized) |") in text
     assert "![Decoder hidden-state similarity and encoder-decoder attention](results/h.png)" in text
     assert "- teacher: ein Hund" in text
     assert "| [s.json](results/s.json) | random initialisation | 8.7 | 1.05 | 1.99 | 10 |" in text

@@ -210,6 +210,16 @@ def render_analyses(records, link=same_path):
                          v.get("init_from") or "random initialisation", v["nll"], v["hid"],
                          v["align"], v["tokens"]],
         lambda path, r: describe(r))
+    lines += table_section(
+        records, "analysis_nat_candidates",
+        "NAT length candidates: each rule's pick against a sentence-BLEU oracle",
+        ["result", "run", "data", "candidates", "BLEU normalized", "BLEU total", "BLEU oracle",
+         "oracle is the pick (share)"],
+        lambda path, v: [f"[{os.path.basename(path)}]({link(path)})", v["run"],
+                         os.path.basename(v["source"]), v["candidates"],
+                         v["bleu"]["normalized"], v["bleu"]["total"], v["bleu"]["oracle"],
+                         f"{v['oracle_rank_share'][0]:.2f} ({v['selection']})"],
+        lambda path, r: describe(r))
     for path, r in records:
         if r["kind"] in ("analysis_heatmaps", "analysis_actions"):
             v = r["values"]
