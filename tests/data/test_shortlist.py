@@ -46,7 +46,8 @@ def test_ibm1_equals_a_dense_em_and_ranks_by_it():
                 share = prob[rows, t] / prob[rows, t].sum()
                 np.add.at(counts, (rows, t), share)
         seen = counts > 0
-        prob = np.where(seen, counts / counts.sum(1, keepdims=True), 1.0)
+        totals = np.maximum(counts.sum(1, keepdims=True), 1e-30)  # rows never seen: 0 / 0
+        prob = np.where(seen, counts / totals, 1.0)
     built = shortlist.build(sources, targets, 12, per_source=3, frequent=0, ranking="ibm1")
     for s in set(sum(sources, [])):
         listed = built["table"][s]
