@@ -320,10 +320,22 @@ def test_report_shows_figures_hint_scales_and_nat_candidates():
                                               "candidates": 9, "selection": "normalized",
                                               "bleu": {"normalized": 35.1, "total": 34.1,
                                                        "oracle": 41.2},
-                                              "oracle_rank_share": [0.31] + [0.08625] * 8}})]
+                                              "oracle_rank_share": [0.31] + [0.08625] * 8}}),
+               ("results/d.json", {"kind": "analysis_nat_candidates", "provenance": provenance,
+                                   "values": {"run": "nat", "source": "data/test.en",
+                                              "candidates": 9, "selection": "normalized",
+                                              "bleu": {"normalized": 35.1, "total": 34.1,
+                                                       "oracle": 41.2, "length_oracle": 31.2},
+                                              "oracle_rank_share": [0.31] + [0.08625] * 8,
+                                              "rescorer_beam": {"beam": 9, "bleu": 40.3,
+                                                                "oracle": 52.3,
+                                                                "length_penalty": 1.0}}})]
     text = render(records)
+    # An analysis from before the yardsticks shows dashes for them.
     assert ("| [c.json](results/c.json) | nat | val.en | 9 | 35.1 | 34.1 | 41.2 | "
-            "0.31 (normalized) |") in text
+            "0.31 (normalized) | – | – |") in text
+    assert ("| [d.json](results/d.json) | nat | test.en | 9 | 35.1 | 34.1 | 41.2 | "
+            "0.31 (normalized) | 31.2 | 40.3 / 52.3 (beam 9) |") in text
     assert "![Decoder hidden-state similarity and encoder-decoder attention](results/h.png)" in text
     assert "- teacher: ein Hund" in text
     assert "| [s.json](results/s.json) | random initialisation | 8.7 | 1.05 | 1.99 | 10 |" in text

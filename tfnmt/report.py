@@ -201,6 +201,12 @@ def frontier_rows_section(files, link):
     return lines
 
 
+def rescorer_beam(values):
+    """'1-best / oracle' of the NAT rescorer's own beam (analyses from before it: a dash)."""
+    beam = values.get("rescorer_beam")
+    return f"{beam['bleu']} / {beam['oracle']} (beam {beam['beam']})" if beam else "–"
+
+
 def render_analyses(records, link=same_path):
     """Figures (heatmaps, action histograms) as images; hint-loss scales as one table."""
     lines = table_section(
@@ -214,11 +220,12 @@ def render_analyses(records, link=same_path):
         records, "analysis_nat_candidates",
         "NAT length candidates: each rule's pick against a sentence-BLEU oracle",
         ["result", "run", "data", "candidates", "BLEU normalized", "BLEU total", "BLEU oracle",
-         "oracle is the pick (share)"],
+         "oracle is the pick (share)", "BLEU length oracle", "rescorer's beam: 1-best / oracle"],
         lambda path, v: [f"[{os.path.basename(path)}]({link(path)})", v["run"],
                          os.path.basename(v["source"]), v["candidates"],
                          v["bleu"]["normalized"], v["bleu"]["total"], v["bleu"]["oracle"],
-                         f"{v['oracle_rank_share'][0]:.2f} ({v['selection']})"],
+                         f"{v['oracle_rank_share'][0]:.2f} ({v['selection']})",
+                         v["bleu"].get("length_oracle", "–"), rescorer_beam(v)],
         lambda path, r: describe(r))
     for path, r in records:
         if r["kind"] in ("analysis_heatmaps", "analysis_actions"):

@@ -242,6 +242,26 @@ def test_analyze_nat_candidates_ranks_the_translators_candidates(nart_run, train
         assert values["bleu"][rule] == round(
             sacrebleu.corpus_bleu(hypotheses, [references]).score, 2), rule
         assert values["bleu"]["oracle"] >= values["bleu"][rule]
+        if rule == values["selection"]:
+            # The length oracle by hand: of each sentence's ranked candidates the first whose
+            # length in target pieces is closest to the reference's.
+            target = run.tokenizers()[1]
+            size = lambda text: len(target.tokenize(tf.constant([text])).numpy()[0])  # noqa: E731
+            every = Translator(model, *run.tokenizers(), dataclasses.replace(config, n_best=5),
+                               run.model.max_length, load_rescorer(config, run))
+            picked = [min(n, key=lambda c: abs(size(c[0]) - size(r)))[0]
+                      for n, r in zip(every.translate(sources), references)]
+            assert values["bleu"]["length_oracle"] == round(
+                sacrebleu.corpus_bleu(picked, [references]).score, 2)
+    # The rescorer's own beam of 5: its 1-best is the teacher's translation with that beam.
+    teacher = runs.load(config.rescore_run)
+    beam = resolve_method(DecodeConfig(beam_size=5, length_penalty=None), teacher)
+    assert values["rescorer_beam"]["length_penalty"] == beam.length_penalty
+    hypotheses = [n[0][0] for n in Translator(load_rescorer(config, run), *teacher.tokenizers(),
+                                              beam, teacher.model.max_length).translate(sources)]
+    assert values["rescorer_beam"]["bleu"] == round(
+        sacrebleu.corpus_bleu(hypotheses, [references]).score, 2)
+    assert values["rescorer_beam"]["oracle"] >= values["rescorer_beam"]["bleu"]
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "error: nat_candidates needs a non-autoregressive run" in bad.stderr
 

@@ -274,7 +274,13 @@ def nat_candidates(run, model, sentences, references, halfwidth, selection=None,
     rule keeps (`selection`: the method's, and the other one) and of an oracle keeping each
     sentence's candidate of highest sentence-BLEU (sacreBLEU's defaults; corpus BLEU does not
     decompose over sentences, so it bounds selection only approximately); and the share of
-    sentences whose oracle candidate has each rank under the rule (rank 0: the one kept)."""
+    sentences whose oracle candidate has each rank under the rule (rank 0: the one kept).
+
+    Two yardsticks say what the oracle's lead means. A length oracle keeps the candidate whose
+    length in target pieces is closest to the reference's (ties: the better ranked): if it is
+    far below the oracle, choosing the length is not what is lost. And the rescorer's own
+    beam of 2B+1 with its n-best: its 1-best and the same oracle over its hypotheses, the gain
+    an oracle over as many hypotheses shows when the ranking is the teacher's own."""
     import sacrebleu
 
     config = resolve_method(DecodeConfig(method="nat", length_halfwidth=halfwidth,
@@ -295,12 +301,35 @@ def nat_candidates(run, model, sentences, references, halfwidth, selection=None,
     def bleu(hypotheses):
         return round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2)
 
+    def oracle(nbest):  # per sentence the index of the hypothesis of highest sentence-BLEU
+        return [int(np.argmax([sacrebleu.sentence_bleu(c, [r]).score for c in hypotheses]))
+                for hypotheses, r in zip(nbest, references)]
+
+    count = 2 * halfwidth + 1
     kept = ranked[rules[0]]
-    oracle = [int(np.argmax([sacrebleu.sentence_bleu(c, [r]).score for c in candidates]))
-              for candidates, r in zip(kept, references)]
-    ranks = np.bincount(oracle, minlength=2 * halfwidth + 1)
-    return {"halfwidth": halfwidth, "candidates": 2 * halfwidth + 1,
+    best = oracle(kept)
+    target_tokenizer = run.tokenizers()[1]
+
+    def pieces(texts):
+        return [len(ids) for ids in target_tokenizer.tokenize(tf.constant(texts)).numpy()]
+
+    lengths = np.reshape(pieces([c for candidates in kept for c in candidates]), [-1, count])
+    closest = np.argmin(np.abs(lengths - np.array(pieces(references))[:, None]), axis=1)
+
+    teacher_run = runs.load(config.rescore_run)
+    beam = resolve_method(DecodeConfig(method="autoregressive", beam_size=count, n_best=count,
+                                       length_penalty=None, batch_size=batch_size, xla=xla),
+                          teacher_run)
+    teacher = [[text for text, _ in n] for n in
+               Translator(rescorer, *teacher_run.tokenizers(), beam,
+                          teacher_run.model.max_length).translate(sentences)]
+    ranks = np.bincount(best, minlength=count)
+    return {"halfwidth": halfwidth, "candidates": count,
             "sentences": len(sentences), "selection": rules[0],
             "bleu": {**{rule: bleu([c[0] for c in ranked[rule]]) for rule in rules},
-                     "oracle": bleu([c[i] for c, i in zip(kept, oracle)])},
-            "oracle_rank_share": [round(float(n) / max(len(sentences), 1), 4) for n in ranks]}
+                     "oracle": bleu([c[i] for c, i in zip(kept, best)]),
+                     "length_oracle": bleu([c[i] for c, i in zip(kept, closest)])},
+            "oracle_rank_share": [round(float(n) / max(len(sentences), 1), 4) for n in ranks],
+            "rescorer_beam": {"beam": count, "length_penalty": beam.length_penalty,
+                              "bleu": bleu([n[0] for n in teacher]),
+                              "oracle": bleu([n[i] for n, i in zip(teacher, oracle(teacher))])}}
