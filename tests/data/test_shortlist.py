@@ -175,19 +175,28 @@ def test_hrt_over_a_shortlist_holding_its_tokens_picks_them():
     assert np.isin(beams["ids"].numpy(), narrow.numpy()).all()
 
 
-def test_the_nat_rescorer_scores_over_its_whole_vocabulary():
-    """A shortlist narrows the NAT's fill only: the candidates' ids are the union's, and the
-    AT rescorer's score of the chosen one is its log-probability over all V ids."""
+def test_the_nat_rescorer_scores_over_the_union():
+    """A shortlist narrows the rescorer's softmax too: the candidates' ids are the union's, and
+    the AT rescorer's score of the chosen one is its log-probability normalised over the
+    union's ids (the PAD copies that fill it excluded), by a direct numpy computation on its
+    full logits; over a subset it is at least the full-vocabulary score."""
     model = build_model(ModelConfig.from_shape("tiny", architecture="nart", vocab_size=600,
                                                dropout=0.0, length_offset=1.0))
     rescorer = build_model(ModelConfig.from_shape("tiny", vocab_size=600, dropout=0.0))
     source = tf.constant([[5, 6, 7, 8, EOS_ID], [9, 10, 11, EOS_ID, PAD_ID]])
     vocab_ids = subset_holding(np.arange(4, 60), 600, 60, 256)
     out = nat_translate(model, source, 8, halfwidth=1, rescorer=rescorer, vocab_ids=vocab_ids)
+    ids = out["ids"][:, 0].numpy()
     assert np.isin(out["ids"].numpy(), vocab_ids.numpy()).all()
+    logits = rescorer({"source": source, "target": tf.constant(ids)}).numpy().astype(np.float64)
+    listed = np.unique(vocab_ids.numpy())  # the union's ids, each once
+    normaliser = np.log(np.exp(logits[..., listed]).sum(-1))
+    chosen = np.take_along_axis(logits, ids[..., None], -1)[..., 0] - normaliser
     np.testing.assert_allclose(out["scores"][:, 0].numpy(),
-                               teacher_scores(rescorer, source, out["ids"][:, 0]).numpy(),
-                               rtol=1e-5)
+                               np.where(ids != PAD_ID, chosen, 0.0).sum(1), rtol=1e-5)
+    full = teacher_scores(rescorer, source, out["ids"][:, 0]).numpy()
+    assert (out["scores"][:, 0].numpy() >= full - 1e-5).all()
+    assert (out["scores"][:, 0].numpy() > full + 1e-3).all()
 
 
 def test_the_unions_padding_changes_no_score():
@@ -201,7 +210,9 @@ def test_the_unions_padding_changes_no_score():
                                                   max_length_b=8, vocab_ids=v),
                 "beam": lambda v: search.decode(at, source, 8, beam_size=3, alpha=0.6,
                                                 max_length_a=0.0, max_length_b=8, vocab_ids=v),
-                "nat": lambda v: nat_translate(nat, source, 8, vocab_ids=v)}
+                "nat": lambda v: nat_translate(nat, source, 8, vocab_ids=v),
+                "nat rescored": lambda v: nat_translate(nat, source, 8, halfwidth=1,
+                                                        rescorer=at, vocab_ids=v)}
     for name, decode in decoders.items():
         tight, loose = (decode(subset_holding([], 600, 60, size)) for size in (64, 512))
         np.testing.assert_array_equal(tight["ids"].numpy(), loose["ids"].numpy(), err_msg=name)

@@ -132,10 +132,15 @@ def test_candidate_lengths_and_argmax_fill():
     logits = np.zeros([1, 4, 8], np.float32)
     logits[0, :, EOS_ID] = 5.0  # EOS is the favourite everywhere ...
     logits[0, :, 6] = 1.0
-    ids, logp = argmax_fill(tf.constant(logits), tf.constant([3]))
+    ids, logp, _ = argmax_fill(tf.constant(logits), tf.constant([3]))
     # ... but only the last real position may hold it; padding after.
     np.testing.assert_array_equal(ids.numpy(), [[6, 6, EOS_ID, PAD_ID]])
     assert logp.numpy()[0, 3] == 0.0
+    # Over a shortlist: the logits' columns stand for its ids; a column is an index into it.
+    ids, _, columns = argmax_fill(tf.constant(logits[..., 1:]), tf.constant([3]),
+                                  tf.range(1, 8))
+    np.testing.assert_array_equal(ids.numpy(), [[6, 6, EOS_ID, PAD_ID]])
+    np.testing.assert_array_equal(columns.numpy()[0, :3], [5, 5, EOS_ID - 1])
 
 
 def test_teacher_scores_equal_cached_step_by_step_decoding():
@@ -356,7 +361,7 @@ def test_int8_nat_and_rescorer_read_their_tables_in_int8():
         constants = model.decoding_constants() if table == "int8" else None
         logits = model.nat_decode(tf.repeat(source, 3, axis=0), encoded, mask, lengths, width,
                                   constants=constants)
-        ids, _ = argmax_fill(logits, lengths)
+        ids, _, _ = argmax_fill(logits, lengths)
         at = teacher.decode(shift_right(ids), *teacher.encode(source),
                             constants=teacher.decoding_constants() if table == "int8" else None)
         at = numpy_log_softmax(at.numpy().astype(np.float64))

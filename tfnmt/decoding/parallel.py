@@ -18,26 +18,30 @@ def candidate_lengths(centers, halfwidth, max_length):
 
 def argmax_fill(logits, lengths, vocab_ids=None):
     """Per position the best token that is not PAD, BOS or EOS, then EOS at position N - 1 and
-    PAD after it: (ids [R, W], log-probabilities of the chosen tokens [R, W], 0 on padding).
-    With a shortlist the logits [R, W, N] stand for `vocab_ids` [N] (the softmax runs over
-    them, as in the autoregressive searches)."""
+    PAD after it: (ids [R, W], log-probabilities of the chosen tokens [R, W], 0 on padding,
+    columns [R, W]: where each id is among the logits). With a shortlist the logits [R, W, N]
+    stand for `vocab_ids` [N] (the softmax runs over them, as in the autoregressive searches)
+    and a column is an index into `vocab_ids`; without one it is the id."""
     width = tf.shape(logits)[1]
     allowed = fixed_length_allowed(lengths, width, output_tokens(logits, vocab_ids))
-    ids, token_logp = best_tokens(logits, allowed)
-    if vocab_ids is not None:
-        ids = tf.gather(vocab_ids, ids)
+    columns, token_logp = best_tokens(logits, allowed)
+    ids = columns if vocab_ids is None else tf.gather(vocab_ids, columns)
     real = tf.range(width)[None] < lengths[:, None]
-    return tf.where(real, ids, PAD_ID), tf.where(real, token_logp, 0.0)
+    return tf.where(real, ids, PAD_ID), tf.where(real, token_logp, 0.0), columns
 
 
-def teacher_scores(teacher, source, candidates):
+def teacher_scores(teacher, source, candidates, vocab_ids=None, columns=None):
     """Total log P_teacher(candidate | source) in ONE teacher-forced pass over all candidates:
     source [B, S] encoded once (its keys and values shared by a sentence's candidates),
-    candidates [B * c, W] (a sentence's consecutive; ending with EOS, PAD after) -> [B * c]."""
+    candidates [B * c, W] (a sentence's consecutive; ending with EOS, PAD after) -> [B * c].
+    With a shortlist `vocab_ids` [N] holding every candidate id, the teacher projects onto
+    those ids only and its softmax runs over them; `columns` [B * c, W] are the candidates'
+    indices into `vocab_ids` (argmax_fill's)."""
     encoded, source_mask = teacher.encode(source)
     logits = tf.cast(teacher.decode(shift_right(candidates), encoded, source_mask,
-                                    constants=teacher.pass_constants()), tf.float32)
-    token_logp = (tf.gather(logits, candidates, batch_dims=2) -
+                                    constants=teacher.pass_constants(vocab_ids)), tf.float32)
+    picked = candidates if vocab_ids is None else columns
+    token_logp = (tf.gather(logits, picked, batch_dims=2) -
                   tf.reduce_logsumexp(logits, axis=-1))
     real = candidates != PAD_ID
     return tf.reduce_sum(tf.where(real, token_logp, 0.0), axis=1)
@@ -55,8 +59,8 @@ def nat_translate(model, source, max_length, halfwidth=0, rescorer=None, selecti
     the candidate with the best score wins, divided by its length first when `selection` is
     "normalized" ("total": the hint paper's highest probability).
 
-    With `vocab_ids` [N] (a shortlist) the NAT projects onto those ids only; the rescorer
-    still scores over its whole vocabulary.
+    With `vocab_ids` [N] (a shortlist) the NAT and the rescorer project onto those ids only,
+    and every softmax runs over them (as in the autoregressive searches over a shortlist).
 
     Returns the n_best candidates (at most 2B+1) of each sentence, best first: ids [B, n, W],
     lengths [B, n], scores [B, n] (total log-probability); W is max_length, or less when the
@@ -77,9 +81,9 @@ def nat_translate(model, source, max_length, halfwidth=0, rescorer=None, selecti
     constants = model.pass_constants(vocab_ids)
     logits = model.nat_decode(tf.repeat(source, count, axis=0), encoded, source_mask, lengths,
                               max_length, constants=constants)
-    ids, token_logp = argmax_fill(logits, lengths, vocab_ids)
+    ids, token_logp, columns = argmax_fill(logits, lengths, vocab_ids)
     if rescorer is not None and count > 1:
-        scores = teacher_scores(rescorer, source, ids)
+        scores = teacher_scores(rescorer, source, ids, vocab_ids, columns)
     else:
         scores = tf.reduce_sum(token_logp, axis=1)
     chosen = scores / tf.cast(lengths, tf.float32) if selection == "normalized" else scores
