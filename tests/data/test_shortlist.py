@@ -73,6 +73,26 @@ def test_the_union_is_padded_to_few_sizes(listed, size):
         assert ids.tolist() == list(range(8000))
 
 
+def test_the_translators_graph_union_is_the_union():
+    """The Translator computes a batch's union in one traced graph (not eager ops): the same
+    ids as shortlist.union for batches of every shape, a small union and the whole vocabulary."""
+    from tfnmt.core.config import DecodeConfig
+    from tfnmt.inference.translator import Translator
+
+    model = build_model(ModelConfig.from_shape("tiny", vocab_size=600, dropout=0.0))
+    rng = np.random.default_rng(0)
+    for frequent in (5, 500):
+        lists = {"table": rng.integers(4, 600, [600, 3]).astype(np.int32),
+                 "frequent": np.arange(4, 4 + frequent, dtype=np.int32)}
+        translator = Translator(model, None, None, DecodeConfig(shortlist=True), 16,
+                                shortlist=lists)
+        for shape in ([1, 5], [4, 9], [2, 16]):
+            source = rng.integers(4, 600, shape).astype(np.int32)
+            np.testing.assert_array_equal(translator.vocab_ids(source).numpy(),
+                                          shortlist.union(lists, source, 600).numpy())
+        assert len(translator.vocab_ids(source)) == (256 if frequent == 5 else 600)
+
+
 def test_build_by_hand_and_the_union_of_a_batch(tmp_path):
     # Co-occurrence counts: (5,10) 2, (5,11) 1, (6,10) (6,11) (6,12) (7,12) 1; targets 10 x2.
     pairs = [([5, 6], [10, 11]), ([5], [10]), ([6, 7], [12])]
