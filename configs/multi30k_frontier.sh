@@ -120,7 +120,7 @@ frontier_row() {  # run directory name, row name
         --source="$DATA/test2016.en" --reference="$DATA/test2016.de" --batch_sizes=1,8,16,32 \
         --beam_sizes="$beams" --reference_beam=4 --reference_run=teacher --length_penalty=1.0 \
         --xla=on --length_halfwidths=0,3,4 --iterations=4 --length_beam=5 --repeats=2 \
-        --batch_threads=1:1 --output="$out" "${resume[@]}" "${rule[@]}" || code=$?
+        --batch_threads=1:1,1:2 --output="$out" "${resume[@]}" "${rule[@]}" || code=$?
     [ "$code" -lt 128 ] || exit "$code"  # stopped: stop the chain too
     [ "$code" -eq 0 ] || echo "frontier row $2 failed (exit $code); the trainings go on" >&2
 }

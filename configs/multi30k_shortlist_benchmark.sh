@@ -21,5 +21,5 @@ resume=()
 "$PY" -m tfnmt.benchmark --runs="$RUNS" --checkpoint=averaged \
     --source="$DATA/test2016.en" --reference="$DATA/test2016.de" \
     --batch_sizes=1,32 --beam_sizes=4 --length_penalty=1.0 --xla=on --length_halfwidths=3,4 \
-    --shortlist --batch_threads=1:1 --output=results/shortlist_students_multi30k "${resume[@]}"
+    --shortlist --batch_threads=1:1,1:2 --output=results/shortlist_students_multi30k "${resume[@]}"
 "$PY" -m tfnmt.report

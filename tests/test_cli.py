@@ -175,7 +175,7 @@ def test_benchmark_saves_every_run_resumes_and_computes_alpha(tmp_path, trained_
     common = ["--checkpoint=latest", f"--source={reverse_task['test.src']}",
               f"--reference={reverse_task['test.tgt']}", "--num_sentences=12",
               "--batch_sizes=1,4", "--beam_sizes=2", "--reference_beam=2", "--xla=both",
-              "--batch_threads=1:1", f"--output={out}"]
+              "--batch_threads=1:1,1:2", f"--output={out}"]
     # The second run's weights are cut short: the invocation stops after timing (and saving)
     # the first run.
     broken = tmp_path / "broken"
@@ -243,10 +243,16 @@ def test_benchmark_saves_every_run_resumes_and_computes_alpha(tmp_path, trained_
 
     assert {r["weights"] for r in rows} == {
         fingerprint(runs.restore_model(trained_run, "latest")[0])}
-    # --batch_threads=1:1: the batch-1 rows were timed in a child with one intra-op thread
-    # (read back from TensorFlow there), the others with TensorFlow's default (0).
-    assert {(r["batch"], r["intra_op_threads"]) for r in rows} == {(1, 1), (4, 0)}
-    assert values["batch_threads"] == {"1": 1} and "intra_op_threads" not in values
+    # --batch_threads=1:1,1:2: the batch-1 rows were timed in a child with one intra-op thread
+    # and in one with two (read back from TensorFlow there), each keeping the faster; the
+    # others with TensorFlow's default (0).
+    assert {r["intra_op_threads"] for r in rows if r["batch"] == 4} == {0}
+    for r in (r for r in rows if r["batch"] == 1):
+        timed = r["seconds_by_threads"]
+        assert sorted(timed) == ["1", "2"] and r["seconds"] == min(timed.values())
+        assert timed[str(r["intra_op_threads"])] == r["seconds"]
+    assert "seconds_by_threads" not in next(r for r in rows if r["batch"] == 4)
+    assert values["batch_threads"] == {"1": [1, 2]} and "intra_op_threads" not in values
 
 
 @pytest.mark.parametrize("runs_flag, error", [

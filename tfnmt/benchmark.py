@@ -57,7 +57,8 @@ flags.DEFINE_list("nat_selection", [], "nat runs: pick the candidate with the be
                   "see translate --nat_selection).")
 flags.DEFINE_list("batch_threads", [], "batch:threads pairs, e.g. 1:1: the intra-op threads "
                   "of the rows at those batch sizes (the others use --intra_op_threads; one "
-                  "child process per run and thread count).")
+                  "child process per run and thread count). A batch size given several "
+                  "(1:1,1:2) is timed with each and every row keeps its fastest.")
 flags.DEFINE_integer("repeats", 1, "Timed passes per row (the fastest is kept).")
 flags.DEFINE_bool("shortlist", False, "Also time every setting but mask_predict over each "
                   "run's lexical shortlist (python -m tfnmt.shortlist).")
@@ -185,11 +186,14 @@ def main(argv):
     except ValueError:
         raise UserError("--batch_sizes, --beam_sizes, --iterations and --length_halfwidths "
                         "take comma-separated integers.") from None
+    batch_threads = {}
     try:
-        batch_threads = {int(b): int(t) for b, t in (p.split(":") for p in FLAGS.batch_threads)}
+        for b, t in (p.split(":") for p in FLAGS.batch_threads):
+            counts = batch_threads.setdefault(int(b), [])
+            counts += [int(t)] if int(t) not in counts else []
     except ValueError:
         batch_threads = None
-    if batch_threads is None or min(batch_threads.values(), default=0) < 0:
+    if batch_threads is None or min(sum(batch_threads.values(), []), default=0) < 0:
         raise UserError(f"--batch_threads takes batch:threads pairs of integers (threads >= "
                         f"0), got {','.join(FLAGS.batch_threads)}.")
     unknown = set(FLAGS.precisions) - set(runs.PRECISIONS)
@@ -237,7 +241,8 @@ def main(argv):
     if FLAGS.intra_op_threads:  # recorded when set (files measured before stay resumable)
         settings["intra_op_threads"] = FLAGS.intra_op_threads
     if batch_threads:
-        settings["batch_threads"] = {str(b): t for b, t in sorted(batch_threads.items())}
+        settings["batch_threads"] = {str(b): t[0] if len(t) == 1 else t
+                                     for b, t in sorted(batch_threads.items())}
     kept = previous_rows(FLAGS.output, settings) if FLAGS.resume else []
 
     def save(rows, complete=False):

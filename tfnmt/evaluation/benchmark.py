@@ -203,7 +203,8 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
     program: each keeps ~300 memory mappings, and a process that compiles ~200 of them (a
     Table-10-sized invocation) passes Linux's default vm.max_map_count (65,530) and dies.
     The children time with `threads` intra-op threads, the batch sizes of `batch_threads`
-    ({batch: threads}) with theirs (a child per run and thread count). nat_selection
+    ({batch: [threads, ...]}) with theirs (a child per run and thread count); a row timed with
+    several keeps the fastest (fastest_rows). nat_selection
     ({run name: rule}) overrides base_config's for those runs."""
     kept = {row_key(r): r for r in kept}
     rows = []
@@ -211,7 +212,8 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
     progress = Progress(len(run_specs), "runs timed", every=0)
     groups = {}  # thread count -> its batch sizes, in the order of batch_sizes
     for batch in batch_sizes:
-        groups.setdefault((batch_threads or {}).get(batch, threads), []).append(batch)
+        for count in (batch_threads or {}).get(batch, [threads]):
+            groups.setdefault(count, []).append(batch)
     for spec in run_specs:
         run_rows = []
         for count, batches in groups.items():
@@ -226,6 +228,7 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
                 except futures.process.BrokenProcessPool:
                     raise UserError(f"timing {spec[0]} crashed its process; the rows before "
                                     "it are saved, --resume continues from there.") from None
+        run_rows = fastest_rows(run_rows)
         decodings = list(dict.fromkeys(r["decoding"] for r in run_rows))
         rows += sorted(run_rows, key=lambda r: (decodings.index(r["decoding"]),
                                                 [True, False, None].index(r["xla"]),
@@ -235,6 +238,21 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
         progress(len({r["run"] for r in rows}))
     progress.done()
     return rows
+
+
+def fastest_rows(rows):
+    """One row per key (run, decoding, XLA, batch): of the thread counts a row was timed with
+    the fastest, the seconds of each in `seconds_by_threads` when there were several (each
+    decoding at the thread count it runs best with, as a deployment would set it)."""
+    best, timed = {}, {}
+    for r in rows:
+        key = row_key(r)
+        timed.setdefault(key, {}).update(
+            r.get("seconds_by_threads") or {str(r.get("intra_op_threads")): r["seconds"]})
+        if key not in best or r["seconds"] < best[key]["seconds"]:
+            best[key] = r
+    return [{**r, "seconds_by_threads": timed[key]} if len(timed[key]) > 1 else r
+            for key, r in best.items()]
 
 
 def metric_signatures():
