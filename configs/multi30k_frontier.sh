@@ -109,11 +109,12 @@ frontier_row() {  # run directory name, row name
     [ -e "$out.json" ] && resume=(--resume)
     [ "$2" = teacher ] || runs+=",$2=runs/$1"
     # The NATs' rows need only the teacher's alpha reference, mask-predict's the beam 5 it is
-    # measured against too; they keep the length candidate of the rule picked on val.
+    # measured against too; they keep the length candidate of the rule picked on val, and are
+    # timed with their repeated tokens collapsed too.
     case "$2" in hint_nart|imitate_nat) beams=4;; cmlm) beams=4,5;; esac
     if [ "$2" = hint_nart ] || [ "$2" = imitate_nat ]; then
         pick=$(nat_rule "$1" "$2")
-        rule=(--nat_selection="$2=$pick")
+        rule=(--nat_selection="$2=$pick" --collapse_repeats)
     fi
     mkdir -p "$ROWS"
     ${CPU_LOCK:+flock "$CPU_LOCK"} "$PY" -m tfnmt.benchmark --runs="$runs" --checkpoint=averaged \

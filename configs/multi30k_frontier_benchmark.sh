@@ -34,5 +34,6 @@ resume=()
     --batch_sizes=1,8,16,32 --beam_sizes=1,4,5 --reference_beam=4 --reference_run=teacher \
     --length_penalty=1.0 --xla=on --length_halfwidths=0,3,4 --iterations=4 --length_beam=5 \
     --repeats=2 --batch_threads=1:1,1:2 --nat_selection="$(IFS=,; echo "${rules[*]}")" \
+    --collapse_repeats \
     --output=results/frontier_multi30k "${resume[@]}"
 "$PY" -m tfnmt.report

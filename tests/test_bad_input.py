@@ -67,6 +67,8 @@ def test_bad_paths_and_values_each_give_one_error(tmp_path, trained_run, reverse
           f"--checkpoint={os.path.join(hybrid, 'checkpoints', 'ckpt-200')}"), "another run's"),
         (("tfnmt.translate", f"--run_dir={hybrid}", f"--input={src}", "--method=hrt"),
          "hrt decoding needs a Transformer"),
+        (("tfnmt.translate", f"--run_dir={run}", f"--input={src}", "--collapse_repeats"),
+         "--collapse_repeats is for nat decoding, not autoregressive."),
         (("tfnmt.translate", f"--run_dir={broken}", f"--input={src}"),
          "cannot be read as a run configuration"),
         (("tfnmt.analyze", "--mode=hint_scales", f"--teacher_run={hybrid}", f"--source={src}",

@@ -454,7 +454,7 @@ def test_the_frontier_chain_picks_a_nats_candidate_rule_on_val(tmp_path):
         "--run_dir=runs/multi30k_nart_hints --checkpoint=averaged" in c and "/val.en " in c
         and "--length_halfwidth=4 " in c for c in evaluations)
     benchmark = next(c for c in commands if "tfnmt.benchmark" in c and "hint_nart=" in c)
-    assert benchmark.endswith("--nat_selection=hint_nart=normalized")
+    assert benchmark.endswith("--nat_selection=hint_nart=normalized --collapse_repeats")
     picks = rows / "nat_selection"
     assert (picks / "hint_nart.txt").read_text() == "normalized\n"
     assert json.loads((picks / "hint_nart.val.total.json").read_text())["values"]["bleu"] == 31.2

@@ -62,6 +62,9 @@ flags.DEFINE_list("batch_threads", [], "batch:threads pairs, e.g. 1:1: the intra
 flags.DEFINE_integer("repeats", 1, "Timed passes per row (the fastest is kept).")
 flags.DEFINE_bool("shortlist", False, "Also time every setting but mask_predict over each "
                   "run's lexical shortlist (python -m tfnmt.shortlist).")
+flags.DEFINE_bool("collapse_repeats", False, "Also time every nat setting with each "
+                  "candidate's repeated consecutive tokens kept once (translate "
+                  "--collapse_repeats).")
 flags.DEFINE_list("precisions", ["float32"], "Weights and matmuls at decode time "
                   "(float32, bfloat16, int8; see translate --precision): rows for each.")
 flags.DEFINE_string("output", None, "Output prefix: writes <output>.json and <output>.md "
@@ -228,7 +231,7 @@ def main(argv):
                                hrt_chunk=FLAGS.hrt_chunk, n_nat=FLAGS.n_nat,
                                length_beam=FLAGS.length_beam, rescore_run=FLAGS.rescore_run,
                                rescore_checkpoint=FLAGS.rescore_checkpoint,
-                               nat_selection=None)
+                               nat_selection=None, collapse_repeats=FLAGS.collapse_repeats)
     settings = {"source": FLAGS.source, "reference": FLAGS.reference,
                 "sentences": len(sentences), "reference_run": reference_run,
                 "reference_beam": FLAGS.reference_beam, "length_penalty": FLAGS.length_penalty,
@@ -243,6 +246,8 @@ def main(argv):
     if batch_threads:
         settings["batch_threads"] = {str(b): t[0] if len(t) == 1 else t
                                      for b, t in sorted(batch_threads.items())}
+    if FLAGS.collapse_repeats:  # only then: files written before the flag still resume
+        settings["collapse_repeats"] = True
     kept = previous_rows(FLAGS.output, settings) if FLAGS.resume else []
 
     def save(rows, complete=False):

@@ -31,6 +31,8 @@ def test_a_translations_file_names_its_decoding():
     names = {file_tag(DecodeConfig(method="nat", length_halfwidth=4, nat_selection=rule))
              for rule in ("normalized", "total")}
     assert names == {"nat9.normalized", "nat9.total"}
+    assert file_tag(DecodeConfig(method="nat", length_halfwidth=0, nat_selection="total",
+                                 collapse_repeats=True)) == "nat1.total.collapsed"
     assert file_tag(DecodeConfig(beam_size=4)) == "beam4"
     assert file_tag(DecodeConfig(method="hrt", hrt_chunk=2, beam_size=5)) == "hrt2.beam5"
     assert file_tag(DecodeConfig(method="mask_predict", iterations=4)) == "mask_predict4"

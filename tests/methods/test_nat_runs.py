@@ -151,6 +151,30 @@ def test_benchmark_decodes_each_nat_run_with_its_candidate_rule(nart_run, revers
             sacrebleu.corpus_bleu(hypotheses[rule], [references]).score, 2)
 
 
+def test_benchmark_times_nat_rows_with_repeats_collapsed_too(nart_run, reverse_task):
+    """benchmark --collapse_repeats: each nat setting twice, the second row's BLEU that of the
+    Translator with --collapse_repeats."""
+    import sacrebleu
+
+    from tfnmt.evaluation.benchmark import benchmark
+
+    run, _ = nart_run
+    sources = open(reverse_task["test.src"], encoding="utf-8").read().splitlines()[:24]
+    references = open(reverse_task["test.tgt"], encoding="utf-8").read().splitlines()[:24]
+    base = DecodeConfig(method="auto", nat_selection=None, collapse_repeats=True)
+    rows = benchmark([("n", run.run_dir, "latest")], sources, references, [8], [1], [True],
+                     base, 1, halfwidths=(0,))
+    assert [r["decoding"] for r in rows] == ["nat 1 length", "nat 1 length collapsed"]
+    model, _ = runs.restore_model(run, "latest")
+    src, tgt = run.tokenizers()
+    for row, collapse in zip(rows, (False, True)):
+        config = resolve_method(DecodeConfig(method="auto", length_halfwidth=0, batch_size=8,
+                                             nat_selection=None, collapse_repeats=collapse), run)
+        hypotheses = [n[0][0] for n in Translator(model, src, tgt, config,
+                                                  run.model.max_length).translate(sources)]
+        assert row["bleu"] == round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2)
+
+
 def test_nat_selection_flag_errors_name_the_runs():
     from tfnmt.evaluation.benchmark import parse_nat_selection
 

@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from tfnmt.core.config import ModelConfig
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
-from tfnmt.decoding.parallel import argmax_fill, candidate_lengths, nat_translate, teacher_scores
+from tfnmt.decoding.parallel import (argmax_fill, candidate_lengths, collapse_repeats,
+                                     nat_translate, teacher_scores)
 from tfnmt.layers.attention import PositionalAttention
 from tfnmt.layers.nat_decoder import nat_self_mask, NATDecoderLayer
 from tfnmt.methods.hint_nart import alignment_hint, hidden_state_hint
@@ -225,6 +226,64 @@ def test_rescoring_picks_the_teachers_best_length():
     np.testing.assert_allclose(alone["scores"].numpy()[0, 0], 8 * logp + eos, rtol=1e-5)
 
 
+def test_collapse_repeats_by_hand():
+    ids = tf.constant([[10, 10, 11, 11, 11, 12, EOS_ID, PAD_ID],
+                       [5, EOS_ID, PAD_ID, PAD_ID, PAD_ID, PAD_ID, PAD_ID, PAD_ID],
+                       [7, 8, 7, 7, EOS_ID, PAD_ID, PAD_ID, PAD_ID]])
+    logp = tf.reshape(-tf.range(1.0, 25.0), [3, 8]) * tf.cast(ids != PAD_ID, tf.float32)
+    got_ids, got_logp, got_columns, lengths = collapse_repeats(ids, logp, ids + 100)
+    np.testing.assert_array_equal(got_ids.numpy(), [[10, 11, 12, EOS_ID, 0, 0, 0, 0],
+                                                    [5, EOS_ID, 0, 0, 0, 0, 0, 0],
+                                                    [7, 8, 7, EOS_ID, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(lengths.numpy(), [4, 2, 4])
+    # Each run keeps its first token's log-probability and column.
+    np.testing.assert_array_equal(got_logp.numpy()[:, :4], [[-1, -3, -6, -7], [-9, -10, 0, 0],
+                                                            [-17, -18, -19, -21]])
+    np.testing.assert_array_equal(got_columns.numpy()[0], [110, 111, 112, EOS_ID + 100, 0, 0, 0, 0])
+
+
+def test_collapsed_candidates_are_scored_as_output():
+    """The fake NAT fills every length with token 10: collapsed, each candidate is [10, EOS];
+    the rescorer (EOS best at position 1) then scores that, by hand."""
+    source = tf.constant([[5, 6, 7, 8, 9, EOS_ID]])
+    got = nat_translate(_FakeNAT(), source, 10, halfwidth=3, rescorer=FakeAT(eos_at=1),
+                        collapse=True, n_best=7)
+    assert got["lengths"].numpy().tolist() == [[2] * 7]
+    np.testing.assert_array_equal(got["ids"].numpy()[0, :, :3], [[10, EOS_ID, PAD_ID]] * 7)
+    word = np.log(np.exp(3.0) / (np.exp(3.0) + 19 * np.exp(-3.0)))
+    np.testing.assert_allclose(got["scores"].numpy()[0], [2 * word] * 7, rtol=1e-5)
+
+
+def test_nat_translate_with_collapse_equals_collapsing_then_rescoring():
+    """On a random tiny NART (its fills repeat tokens): the collapsed decoding keeps, of the
+    uncollapsed candidates each collapsed here in numpy and rescored alone, the best per
+    token."""
+    config = ModelConfig.from_shape("tiny", architecture="nart", vocab_size=20, dropout=0.0,
+                                    length_offset=0.6, max_length=12)
+    tf.keras.utils.set_random_seed(3)
+    model = build_model(config)
+    teacher = build_model(ModelConfig.from_shape("tiny", vocab_size=20, dropout=0.0))
+    source = tf.constant([[5, 6, 7, 8, EOS_ID], [9, 10, EOS_ID, PAD_ID, PAD_ID]])
+    plain = nat_translate(model, source, 12, halfwidth=2, n_best=5)
+    got = nat_translate(model, source, 12, halfwidth=2, rescorer=teacher, collapse=True)
+    changed = 0
+    for b in range(2):
+        best = None
+        for ids in plain["ids"].numpy()[b]:
+            real = [t for t in ids if t != PAD_ID]
+            kept = [t for i, t in enumerate(real) if i == 0 or t != real[i - 1]]
+            changed += len(kept) < len(real)
+            score = float(teacher_scores(teacher, source[b:b + 1], tf.constant([kept]))[0])
+            if best is None or score / len(kept) > best[0] / len(best[1]):
+                best = (score, kept)
+        n = len(best[1])
+        assert int(got["lengths"][b, 0]) == n
+        np.testing.assert_array_equal(got["ids"].numpy()[b, 0, :n], best[1])
+        assert not got["ids"].numpy()[b, 0, n:].any()
+        np.testing.assert_allclose(got["scores"].numpy()[b, 0], best[0], rtol=1e-4)
+    assert changed  # the case the option exists for occurred
+
+
 def test_n_best_lists_every_length_candidate_by_its_rule():
     """n_best = 2B+1: every candidate once, ranked by the rule's score computed here by hand
     (the NAT's own total log-probability: each token logp, the forced EOS eos), the first the
@@ -265,7 +324,8 @@ def test_nart_pads_to_its_longest_candidate_only():
     np.testing.assert_allclose(bounded["scores"].numpy(), full["scores"].numpy(), rtol=1e-5)
 
 
-def test_nat_translate_is_the_same_under_xla():
+@pytest.mark.parametrize("collapse", [False, True])
+def test_nat_translate_is_the_same_under_xla(collapse):
     config = ModelConfig.from_shape("tiny", architecture="nart", vocab_size=20, dropout=0.0,
                                     length_offset=0.6)
     model = build_model(config)
@@ -273,7 +333,7 @@ def test_nat_translate_is_the_same_under_xla():
     source = tf.constant([[5, 6, 7, 8, EOS_ID], [9, 10, EOS_ID, PAD_ID, PAD_ID]])
 
     def run(s):
-        return nat_translate(model, s, 12, halfwidth=2, rescorer=teacher)
+        return nat_translate(model, s, 12, halfwidth=2, rescorer=teacher, collapse=collapse)
 
     plain, xla = tf.function(run)(source), tf.function(run, jit_compile=True)(source)
     np.testing.assert_array_equal(plain["ids"].numpy(), xla["ids"].numpy())

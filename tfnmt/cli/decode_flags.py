@@ -34,6 +34,8 @@ flags.DEFINE_enum("nat_selection", None, ["normalized", "total"],
                   "nat: pick the candidate with the best length-normalised or total "
                   "log-probability. Default: the method's (hint_nart total, the paper's "
                   "\"highest probability\"; imitate_nat normalized, its paper is silent).")
+flags.DEFINE_bool("collapse_repeats", False, "nat: keep each run of repeated consecutive "
+                  "tokens of a candidate once, before it is scored (neither NAT paper does).")
 flags.DEFINE_string("rescore_run", None, "nat: AT run that rescores the length candidates "
                     "('': the NAT itself). Default: the run's teacher (the AT it learned from).")
 flags.DEFINE_string("rescore_checkpoint", None, "nat: the rescoring run's checkpoint. Default: "
@@ -68,6 +70,7 @@ def decode_config():
                         method=FLAGS.method, hrt_chunk=FLAGS.hrt_chunk, n_nat=FLAGS.n_nat,
                         iterations=FLAGS.iterations, length_beam=FLAGS.length_beam,
                         length_halfwidth=FLAGS.length_halfwidth, nat_selection=FLAGS.nat_selection,
+                        collapse_repeats=FLAGS.collapse_repeats,
                         rescore_run=FLAGS.rescore_run,
                         rescore_checkpoint=FLAGS.rescore_checkpoint, precision=FLAGS.precision,
                         shortlist=FLAGS.shortlist)

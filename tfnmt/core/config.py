@@ -225,6 +225,8 @@ class DecodeConfig:
     # nat: the winning candidate has the best length-normalised ("normalized") or total
     # ("total") log-probability (under the rescorer when there is one). None: the method's.
     nat_selection: str | None = "normalized"
+    # nat: each candidate's repeated consecutive tokens kept once, before it is scored.
+    collapse_repeats: bool = False
     # nat: an AT run that rescores the candidates ("": the NAT itself). None: the run's teacher
     # when the method decodes its own way (the hint-based NART's teacher, imitate-NAT's DAT
     # demonstrator: both papers rescore with it), at the teacher's checkpoint unless

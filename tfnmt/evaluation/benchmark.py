@@ -71,12 +71,16 @@ def decode_settings(config, beam_sizes, iterations, halfwidths):
     iterations axis (mask_predict) or a length-halfwidth axis (nat)."""
     if config.method == "mask_predict":
         return [dataclasses.replace(config, iterations=i) for i in iterations]
-    if config.method == "nat":
-        return [dataclasses.replace(config, length_halfwidth=h) for h in halfwidths]
+    if config.method == "nat":  # collapse_repeats: each row also with repeats collapsed
+        return [dataclasses.replace(config, length_halfwidth=h, collapse_repeats=c)
+                for c in dict.fromkeys([False, config.collapse_repeats]) for h in halfwidths]
+    config = dataclasses.replace(config, collapse_repeats=False)
     return [dataclasses.replace(config, beam_size=b) for b in beam_sizes]
 
 
 def describe(config):
+    if config.collapse_repeats:
+        return f"{describe(dataclasses.replace(config, collapse_repeats=False))} collapsed"
     if config.shortlist:
         return f"{describe(dataclasses.replace(config, shortlist=False))} shortlist"
     if config.precision != "float32":
@@ -96,7 +100,8 @@ def describe(config):
 def file_tag(config):
     """The decoding in a file name: beam4, hrt2.beam5, mask_predict10, nat9.total."""
     if config.method == "nat":
-        return f"nat{2 * config.length_halfwidth + 1}.{config.nat_selection}"
+        collapsed = ".collapsed" if config.collapse_repeats else ""
+        return f"nat{2 * config.length_halfwidth + 1}.{config.nat_selection}{collapsed}"
     if config.method == "mask_predict":
         return f"mask_predict{config.iterations}"
     if config.method == "hrt":

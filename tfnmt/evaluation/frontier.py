@@ -84,6 +84,17 @@ TARGETS = (
     ("#16", "hint_nart", "nat 9 lengths AT-rescored", "teacher", "beam 4", "speed", 1.5, (1,)),
     ("#16", "hint_nart", "nat 9 lengths AT-rescored", "teacher", "beam 4", "speed", 1.0, (32,)),
     ("#16", "imitate_nat", "nat 7 lengths AT-rescored", "dat", "beam 4", "speed", 1.5, (1,)),
+    # The same NAT decodings with repeats collapsed (benchmark --collapse_repeats; no paper's).
+    ("#15", "hint_nart", "nat 9 lengths AT-rescored collapsed", "teacher", "beam 4", "bleu",
+     -3.0, (1,)),
+    ("#15", "imitate_nat", "nat 7 lengths AT-rescored collapsed", "dat", "beam 4", "bleu", -2.5,
+     (1,)),
+    ("#16", "hint_nart", "nat 9 lengths AT-rescored collapsed", "teacher", "beam 4", "speed",
+     1.5, (1,)),
+    ("#16", "hint_nart", "nat 9 lengths AT-rescored collapsed", "teacher", "beam 4", "speed",
+     1.0, (32,)),
+    ("#16", "imitate_nat", "nat 7 lengths AT-rescored collapsed", "dat", "beam 4", "speed", 1.5,
+     (1,)),
     ("#16", "hrt", "hrt k=* b_at=4 *", "teacher", "beam 4", "speed", 1.5, (1, 8, 16, 32)),
     ("#16", "cmlm", "mask-predict I=4 *", "teacher", "beam 5", "speed", 1.0, (1, 8, 16, 32)),
 )

@@ -96,6 +96,8 @@ def check_config(config: DecodeConfig, model):
     if config.nat_selection not in SELECTIONS:
         raise UserError(f"nat_selection must be normalized or total, got "
                         f"{config.nat_selection!r}.")
+    if config.collapse_repeats and config.method != "nat":
+        raise UserError(f"--collapse_repeats is for nat decoding, not {config.method}.")
     if config.shortlist and config.method == "mask_predict":
         raise UserError("--shortlist works with autoregressive, hrt and nat decoding, not "
                         "mask_predict yet.")
@@ -126,7 +128,8 @@ def _mask_predict(model, source, max_length, config, special, rescorer, vocab_id
 
 def _nat(model, source, max_length, config, special, rescorer, vocab_ids):
     return nat_translate(model, source, max_length, config.length_halfwidth, rescorer,
-                         config.nat_selection, vocab_ids, config.n_best)
+                         config.nat_selection, vocab_ids, config.n_best,
+                         config.collapse_repeats)
 
 
 DECODERS = {"autoregressive": _autoregressive, "hrt": _hrt, "mask_predict": _mask_predict,
