@@ -153,7 +153,7 @@ def test_benchmark_decodes_each_nat_run_with_its_candidate_rule(nart_run, revers
 
 def test_benchmark_times_nat_rows_with_repeats_collapsed_too(nart_run, reverse_task):
     """benchmark --collapse_repeats: each nat setting twice, the second row's BLEU that of the
-    Translator with --collapse_repeats."""
+    Translator with --collapse_repeats (whose translations differ from the plain ones here)."""
     import sacrebleu
 
     from tfnmt.evaluation.benchmark import benchmark
@@ -167,12 +167,14 @@ def test_benchmark_times_nat_rows_with_repeats_collapsed_too(nart_run, reverse_t
     assert [r["decoding"] for r in rows] == ["nat 1 length", "nat 1 length collapsed"]
     model, _ = runs.restore_model(run, "latest")
     src, tgt = run.tokenizers()
+    hypotheses = []
     for row, collapse in zip(rows, (False, True)):
         config = resolve_method(DecodeConfig(method="auto", length_halfwidth=0, batch_size=8,
                                              nat_selection=None, collapse_repeats=collapse), run)
-        hypotheses = [n[0][0] for n in Translator(model, src, tgt, config,
-                                                  run.model.max_length).translate(sources)]
-        assert row["bleu"] == round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2)
+        hypotheses.append([n[0][0] for n in Translator(model, src, tgt, config,
+                                                       run.model.max_length).translate(sources)])
+        assert row["bleu"] == round(sacrebleu.corpus_bleu(hypotheses[-1], [references]).score, 2)
+    assert hypotheses[0] != hypotheses[1]  # so a row that ignored the flag would be caught
 
 
 def test_nat_selection_flag_errors_name_the_runs():
