@@ -146,7 +146,7 @@ def test_the_frontier_chain_trains_existing_configs_after_what_they_build_on(rec
     for name in re.findall(r"(?<![/\w$])(multi30k_[\w.-]+)", trainings):
         if name not in order:
             order.append(name)
-    assert order[:2] == ["multi30k_small", "multi30k_small_6-1"], order
+    assert order[:2] == ["multi30k_small", "multi30k_dat"], order
     for position, name in enumerate(order):
         assert name in recipes, f"{name} has no config"
         values = recipes[name][1]
@@ -220,11 +220,11 @@ def test_the_frontier_chain_copies_packed_runs_in_and_does_not_train_them(tmp_pa
     assert (chain.work / "runs" / "multi30k_small" / "packed.json").exists()
     assert [c.split()[1] for c in commands] == ["tfnmt.distill", "tfnmt.train"], commands
     assert "--teacher_run=runs/multi30k_small" in commands[0]
-    assert commands[1].endswith("--flagfile=configs/multi30k_small_6-1.flags" + precision)
+    assert commands[1].endswith("--flagfile=configs/multi30k_dat.flags" + precision)
     # A run that exists keeps the precision it started with, whatever this CPU has.
-    chain.run_json("multi30k_small_6-1", "config.json",
+    chain.run_json("multi30k_dat", "config.json",
                    '{"train": {"mixed_precision": "mixed_bfloat16"}}')
-    assert chain()[1][-1].endswith("configs/multi30k_small_6-1.flags")
+    assert chain()[1][-1].endswith("configs/multi30k_dat.flags")
 
 
 @pytest.mark.parametrize("cpu_flags,existing,added", [
@@ -281,7 +281,7 @@ def test_the_frontier_chain_keeps_distilled_targets_in_the_archive_and_takes_the
     chain = Chain(tmp_path, 'case "$*" in *tfnmt.distill*) mkdir -p data/distilled; '
                             'cat runs/multi30k_small/checkpoints/averaged/ckpt-9.data-00000-of-00001'
                             ' > data/distilled/multi30k_small.train.de;; '
-                            '*tfnmt.train*6-1*) exit 143;; esac')
+                            '*tfnmt.train*multi30k_dat*) exit 143;; esac')
     chain.run_json("multi30k_small", "packed.json", "{}")  # the teacher, averaged and packed
     chain.run_json("multi30k_small", "checkpoints/averaged/checkpoint", "")
     weights = "checkpoints/averaged/ckpt-9.data-00000-of-00001"
@@ -367,10 +367,10 @@ def test_the_frontier_chain_snapshots_each_run_not_yet_packed(tmp_path):
     _, commands = chain("--snapshot", code=0)
     archive = chain.archive
     assert commands == [
-        f"-m tfnmt.pack_run --snapshot --run_dir=runs/multi30k_small_6-1 "
-        f"--output={archive}/multi30k_small_6-1.snapshot",
         f"-m tfnmt.pack_run --snapshot --run_dir=runs/multi30k_nart_hints "
-        f"--output={archive}/multi30k_nart_hints.snapshot --checkpoints=ckpt-3000"]
+        f"--output={archive}/multi30k_nart_hints.snapshot --checkpoints=ckpt-3000",
+        f"-m tfnmt.pack_run --snapshot --run_dir=runs/multi30k_small_6-1 "
+        f"--output={archive}/multi30k_small_6-1.snapshot"]
     # without an archive to keep them in, one clear line
     _, again = chain("--snapshot", archive=False, code=2)
     assert again == commands
@@ -392,7 +392,7 @@ def test_the_frontier_chain_snapshots_every_run_it_trains(tmp_path):
     packed = [c for c in commands if "tfnmt.pack_run" in c]
     assert [c for c in packed if "ckpt-3000" in c] == [
         f"-m tfnmt.pack_run --run_dir=runs/{r} --output={chain.archive}/{r} "
-        "--checkpoints=averaged,ckpt-3000" for r in ("multi30k_nart_hints", "multi30k_imitate_nat")]
+        "--checkpoints=averaged,ckpt-3000" for r in ("multi30k_imitate_nat", "multi30k_nart_hints")]
 
 
 def test_the_frontier_chain_benchmarks_each_averaged_run_into_a_row_file(tmp_path):
@@ -401,20 +401,21 @@ def test_the_frontier_chain_benchmarks_each_averaged_run_into_a_row_file(tmp_pat
     complete one is kept, a failed one does not stop the trainings, a stopped one stops them."""
     rows, lock = tmp_path / "rows", tmp_path / "cpu.lock"
     chain = Chain(tmp_path, 'case "$*" in *tfnmt.distill*) mkdir -p data/distilled; '
-                            'touch data/distilled/multi30k_small.train.de;; '
+                            'touch data/distilled/multi30k_small.train.de '
+                            'data/distilled/multi30k_dat.train.de;; '
                             '*tfnmt.benchmark*) flock -n "$CPU_LOCK" true || echo locked >> '
                             f'{tmp_path}/held; exit "${{BENCHMARK_EXIT:-0}}";; '
-                            '*tfnmt.train*nart*) exit 143;; esac')
+                            '*tfnmt.train*imitate_nat*) exit 143;; esac')
     chain.env.update(FRONTIER_ROWS=str(rows), CPU_LOCK=str(lock))
     _, commands = chain()
     benchmarks = [c for c in commands if "tfnmt.benchmark" in c]
-    assert [c.split("--output=")[1] for c in benchmarks] == [f"{rows}/teacher", f"{rows}/at_6-1"]
+    assert [c.split("--output=")[1] for c in benchmarks] == [f"{rows}/teacher", f"{rows}/dat"]
     assert "--runs=teacher=runs/multi30k_small --" in benchmarks[0]
-    assert "--runs=teacher=runs/multi30k_small,at_6-1=runs/multi30k_small_6-1 " in benchmarks[1]
+    assert "--runs=teacher=runs/multi30k_small,dat=runs/multi30k_dat " in benchmarks[1]
     assert all("--checkpoint=averaged" in c and "--beam_sizes=1,4,5" in c for c in benchmarks)
     assert (tmp_path / "held").read_text() == "locked\nlocked\n"  # each ran under the lock
     assert commands.index(benchmarks[1]) < next(
-        i for i, c in enumerate(commands) if "multi30k_nart_hints.flags" in c)
+        i for i, c in enumerate(commands) if "multi30k_imitate_nat.flags" in c)
 
     def benchmarks_again(**env):
         chain.log.unlink()
@@ -423,38 +424,46 @@ def test_the_frontier_chain_benchmarks_each_averaged_run_into_a_row_file(tmp_pat
 
     (rows / "teacher.json").parent.mkdir(exist_ok=True)
     (rows / "teacher.json").write_text('{"values": {"complete": true}}')
-    (rows / "at_6-1.json").write_text('{"values": {"complete": false}}')  # interrupted
+    (rows / "dat.json").write_text('{"values": {"complete": false}}')  # interrupted
     again = benchmarks_again()
-    assert len(again) == 1 and again[0].endswith(f"--output={rows}/at_6-1 --resume")
-    failed = benchmarks_again(BENCHMARK_EXIT="1")  # reported; the hint-NART still trains
-    assert len(failed) == 1 and "multi30k_nart_hints.flags" in chain.log.read_text()
+    assert len(again) == 1 and again[0].endswith(f"--output={rows}/dat --resume")
+    failed = benchmarks_again(BENCHMARK_EXIT="1")  # reported; imitate-NAT still trains
+    assert len(failed) == 1 and "multi30k_imitate_nat.flags" in chain.log.read_text()
     chain.log.unlink()
     chain.env["BENCHMARK_EXIT"] = "143"  # stopped (SIGTERM): the chain stops there
     _, commands = chain()
-    assert "tfnmt.benchmark" in commands[-1] and not any("nart" in c for c in commands)
+    assert "tfnmt.benchmark" in commands[-1] and not any("imitate" in c for c in commands)
 
 
 def test_the_frontier_chain_picks_a_nats_candidate_rule_on_val(tmp_path):
     """A NAT's row keeps the length candidate of the rule with the higher val BLEU (a tie:
-    total, the hint paper's), each scored once at the paper's B, the pick kept beside the row."""
+    total, the hint paper's), each scored once at the paper's B (9 lengths for the hint-NART, 7
+    for imitate-NAT), the pick kept beside the row; imitate-NAT is timed beside its DAT."""
     rows = tmp_path / "rows"
     chain = Chain(tmp_path, 'case "$*" in -c*) exec ' + sys.executable + ' "$@";; '
                             '*tfnmt.distill*) mkdir -p data/distilled; '
-                            'touch data/distilled/multi30k_small.train.de;; '
+                            'touch data/distilled/multi30k_small.train.de '
+                            'data/distilled/multi30k_dat.train.de;; '
                             '*tfnmt.evaluate*) for a in "$@"; do case "$a" in '
                             '--result=*) result=${a#--result=};; '
                             '--nat_selection=total) bleu=$TOTAL_BLEU;; '
                             '--nat_selection=normalized) bleu=31.5;; esac; done; '
                             'echo "{\\"values\\": {\\"bleu\\": $bleu}}" > "$result";; '
-                            '*tfnmt.train*multi30k_dat.flags*) exit 143;; esac')
+                            '*tfnmt.train*multi30k_nart_nll.flags*) exit 143;; esac')
     chain.env.update(FRONTIER_ROWS=str(rows), TOTAL_BLEU="31.2")
     _, commands = chain()
     evaluations = [c for c in commands if "tfnmt.evaluate" in c]
-    assert len(evaluations) == 2 and all(
-        "--run_dir=runs/multi30k_nart_hints --checkpoint=averaged" in c and "/val.en " in c
-        and "--length_halfwidth=4 " in c for c in evaluations)
-    benchmark = next(c for c in commands if "tfnmt.benchmark" in c and "hint_nart=" in c)
-    assert benchmark.endswith("--nat_selection=hint_nart=normalized --collapse_repeats")
+    assert len(evaluations) == 4 and all(
+        "--checkpoint=averaged" in c and "/val.en " in c for c in evaluations)
+    for run, row, halfwidth in [("multi30k_imitate_nat", "imitate_nat", 3),
+                                ("multi30k_nart_hints", "hint_nart", 4)]:
+        mine = [c for c in evaluations if f"--run_dir=runs/{run} " in c]
+        assert len(mine) == 2 and all(f"--length_halfwidth={halfwidth} " in c for c in mine)
+        benchmark = next(c for c in commands if "tfnmt.benchmark" in c and f"{row}=" in c)
+        assert benchmark.endswith(f"--nat_selection={row}=normalized --collapse_repeats")
+    imitate = next(c for c in commands if "tfnmt.benchmark" in c and "imitate_nat=" in c)
+    assert ("--runs=teacher=runs/multi30k_small,dat=runs/multi30k_dat,"
+            "imitate_nat=runs/multi30k_imitate_nat " in imitate)
     picks = rows / "nat_selection"
     assert (picks / "hint_nart.txt").read_text() == "normalized\n"
     assert json.loads((picks / "hint_nart.val.total.json").read_text())["values"]["bleu"] == 31.2
@@ -465,6 +474,7 @@ def test_the_frontier_chain_picks_a_nats_candidate_rule_on_val(tmp_path):
     chain.env["TOTAL_BLEU"] = "31.5"  # a tie
     chain()
     assert (picks / "hint_nart.txt").read_text() == "total\n"
+    assert (picks / "imitate_nat.txt").read_text() == "total\n"
 
 
 def test_the_chains_float32_override_keeps_each_bfloat16_recipes_xla_settings(multi30k_sample):

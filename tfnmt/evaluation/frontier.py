@@ -3,6 +3,7 @@
 dominates, and the plot (`python -m tfnmt.report` draws it for results/frontier_*.json)."""
 
 import fnmatch
+import os
 
 from tfnmt.evaluation.analysis import markdown_table, save_figure
 
@@ -114,10 +115,13 @@ def assemble(files):
     alone, then each run beside the teacher as it converges, maybe on another machine) -> one
     list of rows whose speed is relative: sentences_per_second holds the row's alpha (its own
     file's teacher beam time over its time, same batch size), and "file" its file. The teacher's
-    rows come from its own file, else from the first that has them."""
+    rows come from its own file, else from the first that has them; a run timed beside another
+    (the DAT beside imitate-NAT, whose targets it sets) shows the rows of its own file
+    (<run>.json) where there is one."""
     def teacher_only(item):
         return {r["run"] for r in item[1]["rows"]} == {"teacher"}
 
+    homes = {_stem(path) for path, _ in files}
     rows, teacher_file = [], None
     for path, values in sorted(files, key=lambda item: not teacher_only(item)):
         for r in values["rows"]:
@@ -127,29 +131,33 @@ def assemble(files):
                 if teacher_file not in (None, path):
                     continue
                 teacher_file = path
+            elif r["run"] != _stem(path) and r["run"] in homes:
+                continue
             rows.append({**r, "sentences_per_second": r["alpha"], "file": path})
     return rows
+
+
+def _stem(path):
+    return os.path.splitext(os.path.basename(path))[0]
 
 
 def file_target_rows(files, targets=TARGETS):
     """target_rows over row files (assemble): a target against the teacher is judged inside
     the file of its run, against that file's teacher (a teacher trained again on another
-    machine is another model); one against another run (the DAT) takes that run's rows from
-    its own file; the no-domination target is judged on the assembled rows."""
+    machine is another model); one against another run (the DAT) too where that file timed it,
+    else against that run's assembled rows; the no-domination target is judged on the assembled
+    rows."""
     rows = assemble(files)
-    by_file = {path: [r for r in rows if r["file"] == path] for path, _ in files}
     out = []
     for target in targets:
         run, reference = target[1], target[3]
-        home = next((path for path, values in files
-                     if any(r["run"] == run for r in values["rows"])), None)
-        if home is None:
-            chosen = []
-        elif reference == "teacher":
-            chosen = [{**r, "sentences_per_second": r["alpha"]}
-                      for r in dict(files)[home]["rows"] if r.get("alpha") is not None]
-        else:
-            chosen = by_file[home] + [r for r in rows if r["run"] == reference]
+        timed = [path for path, values in files if any(r["run"] == run for r in values["rows"])]
+        home = next((path for path in timed if _stem(path) == run), timed[0] if timed else None)
+        chosen = [] if home is None else [
+            {**r, "sentences_per_second": r["alpha"]}
+            for r in dict(files)[home]["rows"] if r.get("alpha") is not None]
+        if home is not None and not any(r["run"] == reference for r in chosen):
+            chosen += [r for r in rows if r["run"] == reference]
         out += target_rows(chosen, [target], domination=False)
     return out + target_rows(rows, (), domination=True)
 
