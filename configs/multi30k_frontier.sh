@@ -69,12 +69,12 @@ average() {  # the last five checkpoints, once; then packed into RUNS_ARCHIVE
 # machine copies the targets in only for the same weights (the packed teacher copied in), so its
 # students resume on the same targets without decoding 29,000 sentences again. A teacher trained
 # again distils again, and its targets replace the archived ones.
-teacher_digest() {
+weights_digest() {  # of runs/$1's averaged weights
     { cat "runs/$1/checkpoints/averaged/"*.data-* 2>/dev/null || true; } | sha256sum | cut -c1-16
 }
 distill() {
     local out="data/distilled/$1.train.de" kept="$ARCHIVE/distilled/$1.train.de.gz" digest
-    digest=$(teacher_digest "$1")
+    digest=$(weights_digest "$1")
     if [ ! -e "$out" ] && [ -n "$ARCHIVE" ] && [ -e "$kept" ]; then
         if [ "$(cat "$kept.teacher" 2>/dev/null)" = "$digest" ]; then
             mkdir -p data/distilled && gzip -dc "$kept" > "$out.tmp-$$" && mv "$out.tmp-$$" "$out"
@@ -132,12 +132,17 @@ frontier_row() {  # run directory name, row name
 # rule of higher val BLEU (all 1,014 sentences, the paper's B: the hint paper's 9 lengths,
 # imitate-NAT's LPD delta T = 3), a tie keeping total (the hint paper's "highest probability").
 # Both scores and the pick stay in FRONTIER_ROWS/nat_selection/ (<row>.val.<rule>.json,
-# <row>.txt; a folder of its own: the rows' folder holds benchmark files only).
+# <row>.txt; a folder of its own: the rows' folder holds benchmark files only), with a digest
+# of the averaged weights they scored (<row>.weights): weights trained again pick again.
 nat_rule() {  # run directory name, row name; prints the rule
-    local out="$ROWS/nat_selection/$2" halfwidth=4 rule
+    local out="$ROWS/nat_selection/$2" halfwidth=4 rule digest
     [ "$2" = imitate_nat ] && halfwidth=3
+    digest=$(weights_digest "$1")
+    if [ "$(cat "$out.weights" 2>/dev/null)" != "$digest" ]; then
+        rm -f "$out.txt" "$out.val.normalized.json" "$out.val.total.json"
+        mkdir -p "$ROWS/nat_selection" && echo "$digest" > "$out.weights"
+    fi
     if [ ! -e "$out.txt" ]; then
-        mkdir -p "$ROWS/nat_selection"
         for rule in normalized total; do
             [ -e "$out.val.$rule.json" ] || "$PY" -m tfnmt.evaluate --run_dir="runs/$1" \
                 --checkpoint=averaged --source="$DATA/val.en" --reference="$DATA/val.de" \

@@ -438,7 +438,8 @@ def test_the_frontier_chain_benchmarks_each_averaged_run_into_a_row_file(tmp_pat
 def test_the_frontier_chain_picks_a_nats_candidate_rule_on_val(tmp_path):
     """A NAT's row keeps the length candidate of the rule with the higher val BLEU (a tie:
     total, the hint paper's), each scored once at the paper's B (9 lengths for the hint-NART, 7
-    for imitate-NAT), the pick kept beside the row; imitate-NAT is timed beside its DAT."""
+    for imitate-NAT), the pick kept beside the row until the run's weights change; imitate-NAT
+    is timed beside its DAT."""
     rows = tmp_path / "rows"
     chain = Chain(tmp_path, 'case "$*" in -c*) exec ' + sys.executable + ' "$@";; '
                             '*tfnmt.distill*) mkdir -p data/distilled; '
@@ -475,6 +476,16 @@ def test_the_frontier_chain_picks_a_nats_candidate_rule_on_val(tmp_path):
     chain()
     assert (picks / "hint_nart.txt").read_text() == "total\n"
     assert (picks / "imitate_nat.txt").read_text() == "total\n"
+    # imitate-NAT trained again (a new machine): its own weights pick again, the hint-NART's not
+    chain.run_json("multi30k_imitate_nat", "checkpoints/averaged/ckpt-1.data-00000-of-00001", "w")
+    chain.log.unlink()
+    chain.env["TOTAL_BLEU"] = "31.2"
+    evaluations = [c for c in chain()[1] if "tfnmt.evaluate" in c]
+    assert len(evaluations) == 2 and all("runs/multi30k_imitate_nat " in c for c in evaluations)
+    assert (picks / "imitate_nat.txt").read_text() == "normalized\n"
+    assert (picks / "hint_nart.txt").read_text() == "total\n"
+    assert (picks / "imitate_nat.weights").read_text() == (
+        hashlib.sha256(b"w").hexdigest()[:16] + "\n")
 
 
 def test_the_chains_float32_override_keeps_each_bfloat16_recipes_xla_settings(multi30k_sample):
