@@ -83,3 +83,11 @@ def test_merge_keeps_a_record_that_another_training_of_the_same_name_replaces():
     # Recording the new training again keeps one copy of the old.
     assert records.merge(records.merge(old, [again]), [again]) == [again, {**old[0],
                                                                            "run": "t@2026-12-01"}]
+    # A third training the day after the second: the second, ended on a day that already names
+    # a kept record, is kept under its time, not dropped.
+    third = {"run": "t", "steps": 50, "processes": [
+        {"from_step": 0, "to_step": 50, "ended": "2026-12-02T20:00:00Z"}]}
+    same_day = {**again, "processes": [{**again["processes"][0], "ended": "2026-12-01T23:00:00Z"}]}
+    kept = records.merge(old, [same_day])
+    assert records.merge(kept, [third]) == [
+        third, {**old[0], "run": "t@2026-12-01"}, {**same_day, "run": "t@2026-12-01T23:00:00"}]

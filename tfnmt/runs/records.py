@@ -59,13 +59,17 @@ def merge(old_records, new_records):
     """old_records with every run of new_records replaced or added (a run dir that is gone
     keeps its last record), ordered by run name. A record replaced by another training of the
     same name (its processes are not where the new record's start: the run was trained again,
-    on a new machine say) is kept as "<run>@<date its last process ended>"."""
+    on a new machine say) is kept as "<run>@<date its last process ended>", or with the time
+    too where another training of that name ended the same day."""
     by_run = {r["run"]: r for r in old_records}
     for record in new_records:
         old = by_run.get(record["run"])
         done = old.get("processes", []) if old else []
         if done and record.get("processes", [])[:len(done)] != done:
-            renamed = f"{old['run']}@{done[-1].get('ended', 'unknown')[:10]}"
+            ended = done[-1].get("ended", "unknown")
+            for renamed in (f"{old['run']}@{ended[:10]}", f"{old['run']}@{ended[:19]}"):
+                if by_run.get(renamed, {}).get("processes", done) == done:
+                    break
             by_run.setdefault(renamed, {**old, "run": renamed})
         by_run[record["run"]] = record
     return [by_run[name] for name in sorted(by_run)]
