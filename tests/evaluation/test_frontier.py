@@ -206,3 +206,19 @@ def test_a_reference_timed_beside_a_run_sets_its_targets_and_keeps_its_own_front
     assert got[(f"imitate_nat ({lpd}) BLEU − dat (beam 4) ≥ -2.5", 1)] == (
         "-4.00", "missed by 1.50")
     assert got[(f"imitate_nat ({lpd}) speed / dat (beam 4) ≥ 1.5", 1)] == ("2.60×", "met")
+
+
+def test_the_plot_numbers_each_run_and_decoding_once_for_every_panel(tmp_path):
+    """Two panels a line (a spare one removed); one legend keys every (run, decoding) by the
+    number written beside its point in every panel, baselines first, and the Pareto front."""
+    rows = ROWS + [row("hint_nart", 16, 200.0, 39.5, "nat 9 lengths"),
+                   row("teacher", 16, 50.0, 40.0)]
+    figure = frontier.plot(rows, str(tmp_path / "f.png"))
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [ax.get_title() for ax in figure.axes] == ["batch 1", "batch 16", "batch 32"]
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == [
+        "1  teacher: beam 4", "2  at_6-1: beam 4", "3  hybrid: beam 4", "4  hrt: beam 4",
+        "5  hint_nart: nat 9 lengths", "Pareto front"]
+    beside = {ax.get_title(): sorted(t.get_text() for t in ax.texts) for ax in figure.axes}
+    assert beside == {"batch 1": ["1", "2", "3", "4", "5"], "batch 16": ["1", "5"],
+                      "batch 32": ["1", "2", "4"]}

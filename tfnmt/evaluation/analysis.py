@@ -83,7 +83,7 @@ def save_figure(figure, path):
     figure.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     temporary = f"{path}.tmp-{os.getpid()}.png"
-    figure.savefig(temporary, dpi=110)
+    figure.savefig(temporary, dpi=110, bbox_inches="tight")  # keeps a legend beside the axes
     pyplot.close(figure)
     os.replace(temporary, path)
 

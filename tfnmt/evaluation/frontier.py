@@ -207,30 +207,54 @@ def target_lines(rows, targets=TARGETS, domination=True):
 
 
 def plot(rows, path, xlabel="sentences / s"):
-    """BLEU against speed (log scale, labelled `xlabel`), one panel per batch size; the Pareto
-    front is a line, baselines are squares and methods circles. Returns the (closed) figure."""
+    """BLEU against speed (log scale, labelled `xlabel`), one panel per batch size, two panels a
+    line; the Pareto front is a line. Each run has a colour (baselines squares, methods circles)
+    and each of its decodings a number, the same in every panel, keyed in one legend beside the
+    panels (text beside every point overlaps where rows cluster). Returns the (closed) figure."""
+    import math
+
     import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib import pyplot
+    from matplotlib import pyplot, ticker
 
     by_batch = points(rows)
-    figure, axes = pyplot.subplots(1, len(by_batch), figsize=(4.5 * len(by_batch), 4.2),
+    order = {name: i for i, name in enumerate(BASELINES + METHODS)}
+    keys = sorted({(p[0], p[1] or "") for batch_points in by_batch.values() for p in batch_points},
+                  key=lambda k: (order.get(k[0], len(order)), k[0], k[1]))
+    number = {key: i + 1 for i, key in enumerate(keys)}
+    runs = list(dict.fromkeys(run for run, _ in keys))
+    colour = {run: pyplot.get_cmap("tab10")(i % 10) for i, run in enumerate(runs)}
+    columns = min(2, len(by_batch)) or 1
+    lines = max(1, math.ceil(len(by_batch) / columns))
+    figure, axes = pyplot.subplots(lines, columns, figsize=(5.5 * columns, 4.2 * lines),
                                    squeeze=False)
-    for ax, (batch, batch_points) in zip(axes[0], by_batch.items()):
-        for run, decoding, speed, bleu in batch_points:
-            ax.scatter([speed], [bleu], marker="s" if run in BASELINES else "o",
-                       color="tab:gray" if run in BASELINES else "tab:blue", zorder=3)
-            ax.annotate(run if decoding in ("", None) else f"{run}\n{decoding}", (speed, bleu),
-                        fontsize=6, xytext=(3, 3), textcoords="offset points")
+    panels = list(axes.flat)
+    for ax in panels[len(by_batch):]:
+        ax.remove()
+    handles = {}
+    for ax, (batch, batch_points) in zip(panels, by_batch.items()):
         front = pareto_front(batch_points)
-        ax.plot([p[2] for p in front], [p[3] for p in front], color="tab:red", lw=1,
-                zorder=2, label="Pareto front")
+        handles["Pareto front"] = ax.plot([p[2] for p in front], [p[3] for p in front],
+                                          color="tab:red", lw=1, zorder=2)[0]
+        for run, decoding, speed, bleu in batch_points:
+            key = (run, decoding or "")
+            dot = ax.scatter([speed], [bleu], marker="s" if run in BASELINES else "o", s=28,
+                             color=colour[run], zorder=3)
+            handles.setdefault(key, dot)
+            ax.annotate(str(number[key]), (speed, bleu), fontsize=7, xytext=(3, 2),
+                        textcoords="offset points")
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=2))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_title(f"batch {batch}")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("BLEU")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
+    labels = [f"{number[key]}  {key[0]}" + (f": {key[1]}" if key[1] else "") for key in keys]
+    figure.legend([handles[key] for key in keys] + [handles["Pareto front"]],
+                  labels + ["Pareto front"], loc="center left", bbox_to_anchor=(1.0, 0.5),
+                  fontsize=8, frameon=False)
     save_figure(figure, path)
     return figure
