@@ -91,3 +91,20 @@ def test_merge_keeps_a_record_that_another_training_of_the_same_name_replaces():
     kept = records.merge(old, [same_day])
     assert records.merge(kept, [third]) == [
         third, {**old[0], "run": "t@2026-12-01"}, {**same_day, "run": "t@2026-12-01T23:00:00"}]
+
+
+def test_the_val_curve_plot_draws_a_replaced_training_in_its_runs_colour_dashed(tmp_path):
+    from tfnmt.evaluation import trainings
+
+    def record(run, scores):
+        return {"run": run, "validations": [{"step": 500 * (i + 1), "bleu": s}
+                                            for i, s in enumerate(scores)]}
+
+    figure = trainings.plot([record("teacher", [30.0, 31.0]), record("teacher@2026-12-01", [29.0]),
+                             record("student", [20.0])], str(tmp_path / "curves.png"))
+    lines = {line.get_label(): line for line in figure.axes[0].lines}
+    assert list(lines) == ["teacher", "teacher@2026-12-01", "student"]
+    assert lines["teacher"].get_color() == lines["teacher@2026-12-01"].get_color()
+    assert lines["teacher"].get_color() != lines["student"].get_color()
+    assert [lines[n].get_linestyle() for n in lines] == ["-", "--", "-"]
+    assert list(lines["teacher"].get_xdata()) == [500, 1000]

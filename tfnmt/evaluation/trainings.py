@@ -31,20 +31,29 @@ def curve_line(record):
 
 
 def plot(records, path):
-    """Greedy val BLEU against training step, a line per run."""
+    """Greedy val BLEU against training step, a line per run: one colour per run name, its
+    current training solid and the earlier ones it replaced (`<run>@<date>`) dashed and paler.
+    Returns the (closed) figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
+    names = list(dict.fromkeys(record["run"].split("@")[0] for record in records))
+    palette = pyplot.get_cmap("tab20" if len(names) > 10 else "tab10")
+    colour = {name: palette(i % palette.N) for i, name in enumerate(names)}
     figure, ax = pyplot.subplots(figsize=(7, 4.5))
     for record in records:
         curve = [(v["step"], v["bleu"]) for v in record["validations"] if "bleu" in v]
         if curve:
-            ax.plot(*zip(*curve), marker=".", lw=1, label=record["run"])
+            earlier = "@" in record["run"]
+            ax.plot(*zip(*curve), marker=".", lw=0.8 if earlier else 1.4,
+                    ls="--" if earlier else "-", alpha=0.55 if earlier else 1.0,
+                    color=colour[record["run"].split("@")[0]], label=record["run"])
     ax.set_xlabel("training step")
     ax.set_ylabel("greedy val BLEU")
     ax.grid(alpha=0.3)
     if ax.lines:
-        ax.legend(fontsize=6, loc="lower right")
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     save_figure(figure, path)
+    return figure
