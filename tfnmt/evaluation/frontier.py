@@ -225,8 +225,8 @@ def plot(rows, path, xlabel="sentences / s"):
     number = {key: i + 1 for i, key in enumerate(keys)}
     runs = list(dict.fromkeys(run for run, _ in keys))
     colour = {run: pyplot.get_cmap("tab10")(i % 10) for i, run in enumerate(runs)}
-    columns = min(2, len(by_batch)) or 1
-    lines = max(1, math.ceil(len(by_batch) / columns))
+    columns = min(2, len(by_batch))
+    lines = math.ceil(len(by_batch) / columns)
     figure, axes = pyplot.subplots(lines, columns, figsize=(5.5 * columns, 4.2 * lines),
                                    squeeze=False)
     panels = list(axes.flat)
