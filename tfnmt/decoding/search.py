@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from tfnmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from tfnmt.decoding.common import (length_limits, length_penalty, NEG, output_tokens,
-                                   sequence_lengths, step_bias, token_biases)
+                                   sequence_lengths, step_bias, token_biases, traced_alike)
 
 
 def greedy_search(model, source, max_length, limits, min_length=0, vocab_ids=None):
@@ -47,7 +47,7 @@ def greedy_search(model, source, max_length, limits, min_length=0, vocab_ids=Non
         return tf.logical_and(i < max_length, tf.logical_not(tf.reduce_all(finished)))
 
     _, ids, _, scores, _, _ = tf.while_loop(
-        cond, body,
+        traced_alike(cond), traced_alike(body),
         (tf.constant(0), tf.zeros([batch, max_length], tf.int32), tf.fill([batch], BOS_ID),
          tf.zeros([batch]), tf.zeros([batch], tf.bool), state["cache"]))
     return {"ids": ids, "lengths": sequence_lengths(ids), "scores": scores, "selection": scores}
@@ -150,7 +150,7 @@ def beam_search(model, source, max_length, limits, beam_size, alpha=0.0, min_len
     init_logp = tf.tile(tf.concat([[0.0], tf.fill([k - 1], NEG)], 0)[None], [batch, 1])
     empty_ids = tf.zeros([batch, k, max_length], tf.int32)
     _, alive_ids, alive_logp, fin_ids, fin_scores, fin_logp, _ = tf.while_loop(
-        cond, body,
+        traced_alike(cond), traced_alike(body),
         (tf.constant(0), empty_ids, init_logp, empty_ids, tf.fill([batch, k], NEG),
          tf.fill([batch, k], NEG), cache))
 

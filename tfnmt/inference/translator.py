@@ -14,6 +14,7 @@ from tfnmt.data.pipeline import bucket_length, bucket_length_tensor
 from tfnmt.data.shortlist import union
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
 from tfnmt.decoding import search
+from tfnmt.decoding.common import unclustered
 from tfnmt.decoding.iterative import hybrid_regressive_decode, mask_predict
 from tfnmt.decoding.parallel import nat_translate, SELECTIONS
 
@@ -162,7 +163,10 @@ def make_decode_fn(model, config: DecodeConfig, model_max_length, jit_compile,
                             tf.int32)
             max_length = bucket_length_tensor(tf.minimum(limit, model_max_length),
                                               model_max_length)
-        return decoder(model, source, max_length, config, special, rescorer, vocab_ids)
+        if jit_compile:
+            return decoder(model, source, max_length, config, special, rescorer, vocab_ids)
+        with unclustered():  # a training process's --xla_elementwise clusters every graph
+            return decoder(model, source, max_length, config, special, rescorer, vocab_ids)
     return tf.function(fn, jit_compile=jit_compile, autograph=False)
 
 
