@@ -173,6 +173,11 @@ def test_rows_timed_one_run_at_a_time_assemble_into_one_frontier_by_alpha(tmp_pa
                       if line.startswith("| #15 | no method dominated by at_6-1 or at_12-1 | 1 |"))
     assert "hrt (hrt k=2 b_at=4 b_nat=1) by at_6-1" in domination and "missed" in domination
     assert "| hrt.json | teacher, hrt | w-again | yes |" in text
+    # A run's file stopped before its first row of the run holds the teacher alone too
+    # (alphabetically before teacher.json): the teacher's rows still come from teacher.json.
+    partial = (str(folder / "at_12-1.json"), record(timed("teacher", 1, 30.0, 39.0)))
+    again = frontier.assemble([(path, r["values"]) for path, r in [partial] + files])
+    assert [(r["run"], r["file"]) for r in again] == [(r["run"], r["file"]) for r in rows]
     figure = frontier.plot(rows, str(tmp_path / "again.png"), xlabel="alpha")
     assert [ax.get_xlabel() for ax in figure.axes] == ["alpha"]  # one panel: batch 1
 

@@ -121,9 +121,12 @@ def assemble(files):
     def teacher_only(item):
         return {r["run"] for r in item[1]["rows"]} == {"teacher"}
 
+    def teacher_first(item):  # its own file, then one that times it alone
+        return _stem(item[0]) != item[1]["reference_run"], not teacher_only(item)
+
     homes = {_stem(path) for path, _ in files}
     rows, teacher_file = [], None
-    for path, values in sorted(files, key=lambda item: not teacher_only(item)):
+    for path, values in sorted(files, key=teacher_first):
         for r in values["rows"]:
             if r.get("alpha") is None:
                 continue
