@@ -1,0 +1,52 @@
+"""How much of a trained CMLM's mask-predict work is padding (not part of the suite; a few
+seconds of CPU): python tests/perf/mask_predict_padding.py RUN_DIR SOURCE_FILE
+
+Every pass of mask_predict runs a sentence's length_beam (5) candidates at one width: the
+smallest bucket (data.pipeline) that holds the longest candidate of the batch. This takes the
+candidate lengths the run's length classifier gives on SOURCE_FILE and counts, for batch 1 and
+for batches of 32 sentences sorted by source length (as the translator groups them), the real
+positions against the positions the passes compute, with the buckets (multiples of 8) and with
+exact widths."""
+
+import sys
+
+import numpy as np
+import sentencepiece as spm
+import tensorflow as tf
+
+from tfnmt import runs
+from tfnmt.data.pipeline import bucket_length
+from tfnmt.data.tokenizer import EOS_ID
+from tfnmt.decoding.common import NEG
+
+LENGTH_BEAM, BATCH = 5, 32
+
+run_dir, source_file = sys.argv[1:3]
+run = runs.load(run_dir)
+model = runs.restore_model(run, "averaged")[0]
+pieces = spm.SentencePieceProcessor(model_file=f"{run_dir}/vocab/source.model")
+sources = [np.array(pieces.encode(line.strip()) + [EOS_ID], np.int32)
+           for line in open(source_file, encoding="utf-8")]
+lengths = []
+for start in range(0, len(sources), 64):
+    chunk = sources[start:start + 64]
+    batch = np.zeros([len(chunk), max(len(s) for s in chunk)], np.int32)
+    for row, ids in enumerate(chunk):
+        batch[row, :len(ids)] = ids
+    encoded, mask = model.encode(tf.constant(batch))
+    logp = tf.cast(model.length_logits(encoded, mask), tf.float32).numpy()
+    logp[:, :2] = NEG  # as mask_predict: at least one token and EOS
+    lengths.append(np.argsort(-logp, axis=1, kind="stable")[:, :LENGTH_BEAM])
+lengths = np.maximum(np.concatenate(lengths), 2)
+real = lengths.sum()
+order = np.argsort([len(s) for s in sources], kind="stable")
+groups = [order[g:g + BATCH] for g in range(0, len(order), BATCH)]
+print(f"{len(sources)} sentences, {LENGTH_BEAM} candidates each, mean candidate length "
+      f"{lengths.mean():.2f}, mean spread (longest - shortest) of a sentence's candidates "
+      f"{(lengths.max(1) - lengths.min(1)).mean():.2f}")
+print("| widths | real / computed positions, batch 1 | batch 32 |\n|---|---|---|")
+for name, width in (("buckets (what mask_predict runs)", lambda n: bucket_length(n, 256)),
+                    ("exact longest candidate", lambda n: n)):
+    one = sum(LENGTH_BEAM * width(int(row.max())) for row in lengths)
+    many = sum(len(g) * LENGTH_BEAM * width(int(lengths[g].max())) for g in groups)
+    print(f"| {name} | {real / one:.2f} | {real / many:.2f} |")
