@@ -5,8 +5,8 @@ Every pass of mask_predict runs a sentence's length_beam (5) candidates at one w
 smallest bucket (data.pipeline) that holds the longest candidate of the batch. This takes the
 candidate lengths the run's length classifier gives on SOURCE_FILE and counts, for batch 1 and
 for batches of 32 sentences sorted by source length (as the translator groups them), the real
-positions against the positions the passes compute, with the buckets (multiples of 8) and with
-exact widths."""
+positions against the positions the passes compute: as mask_predict runs them (bucket widths, multiples of 8 up
+to 64), at exact widths, and with a sentence's candidates packed into one row."""
 
 import sys
 
@@ -49,4 +49,13 @@ for name, width in (("buckets (what mask_predict runs)", lambda n: bucket_length
                     ("exact longest candidate", lambda n: n)):
     one = sum(LENGTH_BEAM * width(int(row.max())) for row in lengths)
     many = sum(len(g) * LENGTH_BEAM * width(int(lengths[g].max())) for g in groups)
+    print(f"| {name} | {real / one:.2f} | {real / many:.2f} |")
+# Packed: a sentence's candidates one after the other in one row, the rows as wide as the
+# batch's longest sum of lengths, rounded up as named.
+for name, width in (("packed, bucket widths times 5", lambda n: LENGTH_BEAM * bucket_length(
+                         -(-n // LENGTH_BEAM), 256)),
+                    ("packed, multiples of 8", lambda n: -(-n // 8) * 8),
+                    ("packed, exact", lambda n: n)):
+    one = sum(width(int(row.sum())) for row in lengths)
+    many = sum(len(g) * width(int(lengths[g].sum(1).max())) for g in groups)
     print(f"| {name} | {real / one:.2f} | {real / many:.2f} |")
