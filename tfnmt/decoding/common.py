@@ -101,13 +101,9 @@ def fixed_length_allowed(lengths, width, words, banned=(), slots=None):
     (output_tokens), EOS allowed only at position N - 1 and nothing else there; PAD, BOS and
     the `banned` ids never. With `slots` [R, m], for those positions only: [R, m, V]."""
     at = tf.range(width)[None] if slots is None else slots
-    return allowed_where_last(at == lengths[:, None] - 1, words, banned)
-
-
-def allowed_where_last(last, words, banned=()):
-    """fixed_length_allowed given `last` [R, W] bool, True at a candidate's last position."""
+    last = (at == lengths[:, None] - 1)[:, :, None]                          # [R, W, 1]
     is_eos = words == EOS_ID
-    return tf.where(last[:, :, None], is_eos, ~(never(words, banned) | is_eos))
+    return tf.where(last, is_eos, ~(never(words, banned) | is_eos))
 
 
 def bucket_widths(model_max_length, limit):
