@@ -24,6 +24,8 @@ run_dir, source_file, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if batch == 1:
     tf.config.threading.set_intra_op_parallelism_threads(1)
 if "--coarse" in sys.argv:
+    if not hasattr(iterative, "packed_widths"):  # else the patch below would change nothing
+        sys.exit("error: --coarse needs a checkout with iterative.packed_widths (d438285)")
     iterative.packed_widths = lambda limit: [5 * w for w in padded_lengths(256)
                                              if 5 * w < limit] + [limit]
 run = runs.load(run_dir)

@@ -5,8 +5,8 @@ Every pass of mask_predict runs a sentence's length_beam (5) candidates at one w
 smallest bucket (data.pipeline) that holds the longest candidate of the batch. This takes the
 candidate lengths the run's length classifier gives on SOURCE_FILE and counts, for batch 1 and
 for batches of 32 sentences sorted by source length (as the translator groups them), the real
-positions against the positions the passes compute: as mask_predict runs them (bucket widths, multiples of 8 up
-to 64), at exact widths, and with a sentence's candidates packed into one row."""
+positions against the positions the passes compute: as mask_predict runs them (bucket widths,
+multiples of 8 up to 64), at exact widths, and with a sentence's candidates packed in one row."""
 
 import sys
 
@@ -45,7 +45,8 @@ print(f"{len(sources)} sentences, {LENGTH_BEAM} candidates each, mean candidate 
       f"{lengths.mean():.2f}, mean spread (longest - shortest) of a sentence's candidates "
       f"{(lengths.max(1) - lengths.min(1)).mean():.2f}")
 print("| widths | real / computed positions, batch 1 | batch 32 |\n|---|---|---|")
-for name, width in (("buckets (what mask_predict runs)", lambda n: bucket_length(n, 256)),
+LIMIT = model.config.max_length
+for name, width in (("buckets (what mask_predict runs)", lambda n: bucket_length(n, LIMIT)),
                     ("exact longest candidate", lambda n: n)):
     one = sum(LENGTH_BEAM * width(int(row.max())) for row in lengths)
     many = sum(len(g) * LENGTH_BEAM * width(int(lengths[g].max())) for g in groups)
@@ -53,7 +54,7 @@ for name, width in (("buckets (what mask_predict runs)", lambda n: bucket_length
 # Packed: a sentence's candidates one after the other in one row, the rows as wide as the
 # batch's longest sum of lengths, rounded up as named.
 for name, width in (("packed, bucket widths times 5", lambda n: LENGTH_BEAM * bucket_length(
-                         -(-n // LENGTH_BEAM), 256)),
+                         -(-n // LENGTH_BEAM), LIMIT)),
                     ("packed, multiples of 8", lambda n: -(-n // 8) * 8),
                     ("packed, exact", lambda n: n)):
     one = sum(width(int(row.sum())) for row in lengths)
