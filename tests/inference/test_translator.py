@@ -8,8 +8,10 @@ import tensorflow as tf
 
 from tfnmt import runs
 from tfnmt.core.config import DecodeConfig, ModelConfig
-from tfnmt.decoding.iterative import hybrid_regressive_decode, mask_predict
-from tfnmt.inference.translator import resolve_method, Translator
+from tfnmt.decoding.iterative import (hybrid_regressive_decode, mask_predict,
+                                      mask_predict_lengths, mask_predict_widths)
+from tfnmt.inference.translator import (resolve_method, StagedMaskPredict, static_limit,
+                                        Translator)
 from tfnmt.serving.saved_model import export_run
 from tfnmt.training.trainer import Trainer
 
@@ -111,6 +113,33 @@ def test_mask_predict_is_the_same_with_and_without_xla(cmlm_run, reverse_task):
                           int(translator.decode_fn(tf.constant(source))["ids"].shape[-1]))
     np.testing.assert_array_equal(translator.translate_ids(source)["ids"].numpy(),
                                   direct["ids"].numpy())
+
+
+def test_staged_mask_predict_equals_the_one_program_form(cmlm_run, reverse_task):
+    """Under XLA the translator runs mask-predict as two programs, the width chosen on the
+    host; the one program that branches over every width (what a SavedModel holds) decodes
+    the same, batch by batch, and only the widths the batches need were compiled."""
+    model, _ = runs.restore_model(cmlm_run, "latest")
+    src, tgt = cmlm_run.tokenizers()
+    config = resolve_method(DecodeConfig(method="auto", iterations=3, length_beam=3,
+                                         batch_size=4, xla=True), cmlm_run)
+    translator = Translator(model, src, tgt, config, cmlm_run.model.max_length)
+    assert isinstance(translator._decode, StagedMaskPredict)
+    needed = set()
+    for _, source in translator.batches(translator.encode(sentences(reverse_task, 24))):
+        staged, one = translator.translate_ids(source), translator.decode_fn(tf.constant(source))
+        np.testing.assert_array_equal(staged["ids"].numpy(), one["ids"].numpy())
+        np.testing.assert_array_equal(staged["lengths"].numpy(), one["lengths"].numpy())
+        np.testing.assert_allclose(staged["scores"].numpy(), one["scores"].numpy(), rtol=1e-5)
+        limit = static_limit(config, source.shape[1], cmlm_run.model.max_length)
+        widths = mask_predict_widths(model, limit)
+        longest = int(_candidate_lengths(model, source, config, limit).max())
+        needed.add((source.shape, next((w for w in widths if w >= longest), widths[-1])))
+    assert translator._decode._fill.experimental_get_tracing_count() == len(needed)
+
+
+def _candidate_lengths(model, source, config, limit):
+    return mask_predict_lengths(model, tf.constant(source), config.length_beam, limit)[2].numpy()
 
 
 @pytest.mark.parametrize("which", ["hrt", "cmlm"])

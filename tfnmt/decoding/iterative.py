@@ -169,6 +169,66 @@ def hybrid_regressive_decode(model, source, max_length, k, mask_id, bos_k_id, be
                  "skip_at_score": skip_score, "skip_cmlm_score": cmlm_score}, batch, n_nat)
 
 
+def mask_predict_lengths(model, source, length_beam, width):
+    """Mask-predict's first stage: the encoder output and mask, and for every sentence its
+    length_beam most likely lengths L >= 2 (EOS included, at most `width`) -> (encoded,
+    source_mask, lengths [B*l], a sentence's l consecutive)."""
+    encoded, source_mask = model.encode(source)
+    batch = tf.shape(source)[0]
+    length_logp = tf.nn.log_softmax(tf.cast(model.length_logits(encoded, source_mask),
+                                            tf.float32)[:, : width + 1])
+    # L counts EOS: at least one token and EOS.
+    length_logp = tf.concat([tf.fill([batch, 2], NEG), length_logp[:, 2:]], axis=1)
+    _, lengths = tf.math.top_k(length_logp, k=length_beam)               # [B, l]
+    return encoded, source_mask, tf.maximum(tf.reshape(lengths, [-1]), 2)
+
+
+def mask_predict_fill(model, encoded, source_mask, lengths, mask_id, iterations, w, width):
+    """Mask-predict's iterations with every candidate in a row of w positions (w >= the
+    longest of `lengths`), padded back to `width` -> (tokens, log-probabilities) [B*l, width].
+    encoded stays one row per sentence: its candidates share it, and its keys and values are
+    projected once for every iteration."""
+    rows = tf.shape(lengths)[0]
+    memory_kv = [layer.project_memory(encoded) for layer in model.decoder_layers]
+    constants = model.pass_constants()
+    positions = tf.broadcast_to(tf.range(1, w + 1)[None], [rows, w])
+    real = positions <= lengths[:, None]
+    tokens = tf.where(real, mask_id, PAD_ID)
+    probs = tf.zeros([rows, w])
+    for t in range(iterations):
+        masked = tokens == mask_id
+        # After the first pass a row holds n = L (I - t) / I [MASK]s, L <= w.
+        slots = w * (iterations - t) // iterations if t > 0 and isinstance(w, int) else None
+        predicted, confidence = predict_masks(model, tokens, positions, encoded, source_mask,
+                                              mask_id, lengths, memory_kv, slots, constants)
+        tokens = tf.where(masked, predicted, tokens)
+        probs = tf.where(masked, confidence, probs)
+        if t == iterations - 1:
+            break
+        n = lengths * (iterations - 1 - t) // iterations                # to re-mask
+        ranked = tf.where(real, probs, -NEG)                             # padding last
+        rank = row_ranks(ranked)
+        tokens = tf.where(real & (rank < n[:, None]), mask_id, tokens)
+    pad = [[0, 0], [0, width - w]]
+    return tf.pad(tokens, pad, constant_values=PAD_ID), tf.pad(probs, pad)
+
+
+def mask_predict_choice(tokens, probs, lengths, length_beam):
+    """The candidate of best mean log-probability over its L positions, per sentence."""
+    width = tf.shape(tokens)[1]
+    real = tf.range(1, width + 1)[None] <= lengths[:, None]
+    total = tf.reduce_sum(tf.where(real, probs, 0.0), 1)
+    mean_logp = total / tf.cast(lengths, tf.float32)
+    return best_of_candidates(mean_logp, {"ids": tokens, "lengths": lengths, "scores": total,
+                                          "selection": mean_logp},
+                              tf.shape(lengths)[0] // length_beam, length_beam)
+
+
+def mask_predict_widths(model, max_length):
+    """The widths mask-predict's passes may run at under a static decode limit."""
+    return common.bucket_widths(model.config.max_length, max_length)
+
+
 def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_length=None):
     """Mask-predict: for the length_beam most likely lengths L >= 2 (EOS included), start from
     L [MASK]s, then for t = 1 .. I-1 re-mask the n = L (I - t) / I least confident tokens and
@@ -182,55 +242,20 @@ def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_lengt
     When max_length is a Python int (a static limit, as under XLA), the passes run at the
     smallest bucket width that holds the batch's longest candidate (a branch per bucket up to
     max_length), and each pass after the first projects only the positions it re-predicts:
-    the same outputs for less work.
+    the same outputs for less work. The translator runs the two stages as programs of their
+    own instead (inference.translator.StagedMaskPredict), so that only the widths a file needs
+    compile.
     """
     width = model.config.max_length if max_length is None else max_length
-    encoded, source_mask = model.encode(source)
-    batch = tf.shape(source)[0]
-    length_logp = tf.nn.log_softmax(tf.cast(model.length_logits(encoded, source_mask),
-                                            tf.float32)[:, : width + 1])
-    # L counts EOS: at least one token and EOS.
-    length_logp = tf.concat([tf.fill([batch, 2], NEG), length_logp[:, 2:]], axis=1)
-    _, lengths = tf.math.top_k(length_logp, k=length_beam)               # [B, l]
-    lengths = tf.maximum(tf.reshape(lengths, [-1]), 2)                   # [B*l]
-    rows = tf.shape(lengths)[0]
-    # encoded stays one row per sentence: its length_beam candidates share it, and its keys
-    # and values are projected once for every iteration.
-    memory_kv = [layer.project_memory(encoded) for layer in model.decoder_layers]
-    constants = model.pass_constants()
+    encoded, source_mask, lengths = mask_predict_lengths(model, source, length_beam, width)
 
     def fill(w):
-        """The iterations at width w -> (tokens, log-probabilities) [rows, width]."""
-        positions = tf.broadcast_to(tf.range(1, w + 1)[None], [rows, w])
-        real = positions <= lengths[:, None]
-        tokens = tf.where(real, mask_id, PAD_ID)
-        probs = tf.zeros([rows, w])
-        for t in range(iterations):
-            masked = tokens == mask_id
-            # After the first pass a row holds n = L (I - t) / I [MASK]s, L <= w.
-            slots = (w * (iterations - t) // iterations
-                     if t > 0 and isinstance(w, int) else None)
-            predicted, confidence = predict_masks(model, tokens, positions, encoded,
-                                                  source_mask, mask_id, lengths, memory_kv,
-                                                  slots, constants)
-            tokens = tf.where(masked, predicted, tokens)
-            probs = tf.where(masked, confidence, probs)
-            if t == iterations - 1:
-                break
-            n = lengths * (iterations - 1 - t) // iterations            # to re-mask
-            ranked = tf.where(real, probs, -NEG)                         # padding last
-            rank = row_ranks(ranked)
-            tokens = tf.where(real & (rank < n[:, None]), mask_id, tokens)
-        pad = [[0, 0], [0, width - w]]
-        return tf.pad(tokens, pad, constant_values=PAD_ID), tf.pad(probs, pad)
+        return mask_predict_fill(model, encoded, source_mask, lengths, mask_id, iterations, w,
+                                 width)
 
     if isinstance(width, int):
-        tokens, probs = common.narrowest(common.bucket_widths(model.config.max_length, width),
+        tokens, probs = common.narrowest(mask_predict_widths(model, width),
                                          tf.reduce_max(lengths), fill)
     else:
         tokens, probs = fill(width)
-    real = tf.range(1, width + 1)[None] <= lengths[:, None]
-    total = tf.reduce_sum(tf.where(real, probs, 0.0), 1)
-    mean_logp = total / tf.cast(lengths, tf.float32)
-    return best_of_candidates(mean_logp, {"ids": tokens, "lengths": lengths, "scores": total,
-                                          "selection": mean_logp}, batch, length_beam)
+    return mask_predict_choice(tokens, probs, lengths, length_beam)

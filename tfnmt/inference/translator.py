@@ -15,7 +15,9 @@ from tfnmt.data.shortlist import union
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
 from tfnmt.decoding import search
 from tfnmt.decoding.common import unclustered
-from tfnmt.decoding.iterative import hybrid_regressive_decode, mask_predict
+from tfnmt.decoding.iterative import (hybrid_regressive_decode, mask_predict,
+                                      mask_predict_choice, mask_predict_fill,
+                                      mask_predict_lengths, mask_predict_widths)
 from tfnmt.decoding.parallel import nat_translate, SELECTIONS
 
 
@@ -137,6 +139,42 @@ DECODERS = {"autoregressive": _autoregressive, "hrt": _hrt, "mask_predict": _mas
             "nat": _nat}
 
 
+def static_limit(config: DecodeConfig, source_width: int, model_max_length: int) -> int:
+    """The output length of a source batch `source_width` wide: the bucket of
+    min(floor(a * S + b), model maximum), in float32 as make_decode_fn's graph computes it."""
+    limit = np.floor(np.float32(config.max_length_a) * np.float32(source_width) +
+                     np.float32(config.max_length_b))
+    return bucket_length(min(int(limit), model_max_length), model_max_length)
+
+
+class StagedMaskPredict:
+    """Mask-predict under XLA in process, as two compiled programs: the length candidates (one
+    program per batch shape), then the iterations at the narrowest bucket that holds the
+    longest candidate (one per batch shape and width, compiled when a batch first needs it).
+    The one-program form (make_decode_fn, what a SavedModel holds) branches over every width
+    below the limit, so its first call compiles all of their passes (decisions.md). Same
+    outputs (tests/inference/test_translator.py)."""
+
+    def __init__(self, model, config: DecodeConfig, model_max_length, mask_id):
+        self.model, self.config, self.model_max_length = model, config, model_max_length
+        self._lengths = tf.function(
+            lambda source, width: mask_predict_lengths(model, source, config.length_beam, width),
+            jit_compile=True, autograph=False)
+        self._fill = tf.function(
+            lambda encoded, source_mask, lengths, w, width: mask_predict_choice(
+                *mask_predict_fill(model, encoded, source_mask, lengths, mask_id,
+                                   config.iterations, w, width), lengths, config.length_beam),
+            jit_compile=True, autograph=False)
+
+    def __call__(self, source):
+        width = static_limit(self.config, int(source.shape[1]), self.model_max_length)
+        encoded, source_mask, lengths = self._lengths(source, width)
+        longest = int(tf.reduce_max(lengths))
+        widths = mask_predict_widths(self.model, width)
+        w = next((w for w in widths if w >= longest), widths[-1])
+        return self._fill(encoded, source_mask, lengths, w, width)
+
+
 def make_decode_fn(model, config: DecodeConfig, model_max_length, jit_compile,
                    target_tokenizer=None, rescorer=None):
     """tf.function(source [B, S]) -> decoding outputs [B, K, ...]; used in process and in
@@ -154,9 +192,7 @@ def make_decode_fn(model, config: DecodeConfig, model_max_length, jit_compile,
 
     def fn(source, vocab_ids=None):
         if source.shape[1] is not None:  # traced for one width: the limit as a Python int
-            limit = np.floor(np.float32(config.max_length_a) * np.float32(source.shape[1]) +
-                             np.float32(config.max_length_b))   # float32, as the graph's below
-            max_length = bucket_length(min(int(limit), model_max_length), model_max_length)
+            max_length = static_limit(config, source.shape[1], model_max_length)
         else:
             width = tf.cast(tf.shape(source)[1], tf.float32)
             limit = tf.cast(tf.floor(config.max_length_a * width + config.max_length_b),
@@ -187,6 +223,10 @@ class Translator:
             input_signature=[tf.TensorSpec([None, None], tf.int32)], autograph=False)
         self.decode_fn = make_decode_fn(model, config, max_length, config.xla, target_tokenizer,
                                         rescorer)
+        # What translate_ids runs: decode_fn, or mask-predict's two stages under XLA.
+        self._decode = (StagedMaskPredict(model, config, max_length,
+                                          target_tokenizer.piece_id("<mask>"))
+                        if config.method == "mask_predict" and config.xla else self.decode_fn)
 
     def encode(self, sentences):
         """Strings -> list of int32 arrays ending with EOS, truncated to the model's max length;
@@ -243,8 +283,8 @@ class Translator:
     def translate_ids(self, source):
         vocab_ids = self.vocab_ids(source)
         if vocab_ids is None:
-            return self.decode_fn(tf.constant(source))
-        return self.decode_fn(tf.constant(source), vocab_ids)
+            return self._decode(tf.constant(source))
+        return self._decode(tf.constant(source), vocab_ids)
 
     def translate(self, sentences, progress=None):
         """Returns, per sentence, a list of n_best (translation, score) pairs, best first; a
