@@ -90,6 +90,22 @@ def test_row_ranks_equal_a_stable_double_argsort():
     np.testing.assert_array_equal(compiled(tf.constant(scores)).numpy(), expected)
 
 
+def test_row_ranks_within_segments_equal_each_segment_ranked_alone():
+    """Mask-predict's packed rows rank every candidate's positions among its own."""
+    from tfnmt.data.sequences import row_ranks
+
+    rng = np.random.default_rng(1)
+    scores = rng.integers(0, 4, size=(3, 10)).astype(np.float32)
+    segments = np.sort(rng.integers(-1, 3, size=(3, 10)), axis=1)
+    expected = np.zeros_like(segments)
+    for b in range(3):
+        for s in set(segments[b]):
+            at = np.flatnonzero(segments[b] == s)
+            expected[b, at] = np.argsort(np.argsort(scores[b, at], kind="stable"), kind="stable")
+    got = row_ranks(tf.constant(scores), tf.constant(segments))
+    np.testing.assert_array_equal(got.numpy(), expected)
+
+
 def test_the_curriculum_stays_when_a_run_trains_longer(tmp_path, reverse_task):
     """T is kept in the run: a run made with 100 train steps has T = 100; one made before the
     setting existed reads its train_steps as T; resuming with more steps and T unchanged is the

@@ -125,10 +125,11 @@ def direct_mask_predict(m, source, iterations, length_beam, width):
 
 @pytest.mark.parametrize("short", [False, True])
 def test_mask_predict_equals_the_rule_written_out(short):
-    """The optimised passes (a bucket width that holds the longest candidate, only the
-    re-predicted positions projected after the first pass) choose and score as the rule
-    applied to each candidate alone. `short`: lengths pushed below 8, so the 8-wide branch of
-    a 24-token limit runs."""
+    """The optimised passes (a sentence's candidates packed in one row, as wide as the
+    narrowest branch that holds the longest sum of lengths, only the re-predicted positions
+    projected after the first pass) choose and score as the rule applied to each candidate
+    alone. `short`: lengths pushed below 8, so a narrow branch of the 72-wide packed limit
+    (3 candidates of a 24-token limit) runs."""
     m = build_model(ModelConfig.from_shape("tiny", architecture="cmlm", vocab_size=30,
                                            dropout=0.0, max_length=24))
     if short:

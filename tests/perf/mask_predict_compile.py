@@ -5,8 +5,8 @@ python tests/perf/mask_predict_compile.py RUN_DIR SOURCE_FILE BATCH [--coarse] [
 Loads the run's averaged weights into a Translator (I = 4, 5 lengths, XLA; one intra-op
 thread at batch 1) and translates SOURCE_FILE twice: the first pass compiles a program per
 source width, the second reuses them. Prints both wall times, the process's peak RSS and
-whether the passes agree. --coarse (only on a checkout with iterative.packed_widths, d438285)
-narrows packed rows to 5 x the single-candidate buckets instead. --one_program runs the
+whether the passes agree. --coarse (on a checkout with iterative.packed_widths: d438285, or
+since session 41) narrows packed rows to 5 x the single-candidate buckets instead. --one_program runs the
 translator's one-program form (a branch per width, what a SavedModel holds) instead of its two
 stages with the width chosen on the host (translator.StagedMaskPredict)."""
 
@@ -27,7 +27,7 @@ if batch == 1:
     tf.config.threading.set_intra_op_parallelism_threads(1)
 if "--coarse" in sys.argv:
     if not hasattr(iterative, "packed_widths"):  # else the patch below would change nothing
-        sys.exit("error: --coarse needs a checkout with iterative.packed_widths (d438285)")
+        sys.exit("error: --coarse needs a checkout with iterative.packed_widths")
     iterative.packed_widths = lambda limit: [5 * w for w in padded_lengths(256)
                                              if 5 * w < limit] + [limit]
 run = runs.load(run_dir)

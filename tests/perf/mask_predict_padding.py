@@ -1,12 +1,13 @@
 """How much of a trained CMLM's mask-predict work is padding (not part of the suite; a few
 seconds of CPU): python tests/perf/mask_predict_padding.py RUN_DIR SOURCE_FILE
 
-Every pass of mask_predict runs a sentence's length_beam (5) candidates at one width: the
-smallest bucket (data.pipeline) that holds the longest candidate of the batch. This takes the
-candidate lengths the run's length classifier gives on SOURCE_FILE and counts, for batch 1 and
-for batches of 32 sentences sorted by source length (as the translator groups them), the real
-positions against the positions the passes compute: as mask_predict runs them (bucket widths,
-multiples of 8 up to 64), at exact widths, and with a sentence's candidates packed in one row."""
+Until session 41 every pass of mask_predict ran a sentence's length_beam (5) candidates as rows
+of one width: the smallest bucket (data.pipeline) holding the batch's longest candidate; now
+it packs them into one row (iterative.packed_widths). This takes the candidate lengths the
+run's length classifier gives on SOURCE_FILE and counts, for batch 1 and for batches of 32
+sentences sorted by source length (as the translator groups them), the real positions against
+the positions the passes compute: unpacked at bucket widths (multiples of 8 up to 64) and at
+exact widths; packed at packed_widths (what mask_predict runs) and at other widths."""
 
 import sys
 
@@ -18,6 +19,7 @@ from tfnmt import runs
 from tfnmt.data.pipeline import bucket_length
 from tfnmt.data.tokenizer import EOS_ID
 from tfnmt.decoding.common import NEG
+from tfnmt.decoding.iterative import packed_widths
 
 LENGTH_BEAM, BATCH = 5, 32
 
@@ -46,14 +48,16 @@ print(f"{len(sources)} sentences, {LENGTH_BEAM} candidates each, mean candidate 
       f"{(lengths.max(1) - lengths.min(1)).mean():.2f}")
 print("| widths | real / computed positions, batch 1 | batch 32 |\n|---|---|---|")
 LIMIT = model.config.max_length
-for name, width in (("buckets (what mask_predict runs)", lambda n: bucket_length(n, LIMIT)),
+for name, width in (("buckets (until session 41)", lambda n: bucket_length(n, LIMIT)),
                     ("exact longest candidate", lambda n: n)):
     one = sum(LENGTH_BEAM * width(int(row.max())) for row in lengths)
     many = sum(len(g) * LENGTH_BEAM * width(int(lengths[g].max())) for g in groups)
     print(f"| {name} | {real / one:.2f} | {real / many:.2f} |")
 # Packed: a sentence's candidates one after the other in one row, the rows as wide as the
 # batch's longest sum of lengths, rounded up as named.
-for name, width in (("packed, bucket widths times 5", lambda n: LENGTH_BEAM * bucket_length(
+for name, width in (("packed, packed_widths (what mask_predict runs)",
+                     lambda n: min(w for w in packed_widths(LENGTH_BEAM * LIMIT) if w >= n)),
+                    ("packed, bucket widths times 5", lambda n: LENGTH_BEAM * bucket_length(
                          -(-n // LENGTH_BEAM), LIMIT)),
                     ("packed, multiples of 8", lambda n: -(-n // 8) * 8),
                     ("packed, exact", lambda n: n)):

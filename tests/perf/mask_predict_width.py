@@ -1,14 +1,14 @@
 """Mask-predict (I = 4, 5 length candidates) with its passes at the decode limit and every
-position projected, against the lean passes (the smallest bucket holding the longest candidate,
-only the re-predicted positions projected after the first pass), beside the AT's beam 5 forced
-to the same length (not part of the suite; run on an idle CPU):
-python tests/perf/mask_predict_width.py
+position projected, against the lean passes (the candidates packed in rows as wide as the
+smallest packed width holding the longest sum of lengths, only the re-predicted positions
+projected after the first pass), beside the AT's beam 5 forced to the same length (not part
+of the suite; run on an idle CPU): python tests/perf/mask_predict_width.py
 
 Random small CMLM and Transformer (d 256, 3-3, vocabulary 8000); sources of 12 tokens + EOS in
 a 16-wide bucket, so the decode limit is bucket(1.5 * 16 + 10) = 40; the length classifier's
 bias puts the 5 candidates at 13-17 tokens. XLA, batch 1 and 32, one process. The limit passed
-as a tensor keeps mask-predict on one width with every position projected (what it did
-before); as a Python int (what the translator passes now) it branches."""
+as a tensor keeps mask-predict on one width (5 x 40) with every position projected; as a
+Python int (what the translator passes) it branches."""
 
 import numpy as np
 import tensorflow as tf

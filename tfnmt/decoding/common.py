@@ -95,15 +95,19 @@ def best_tokens(logits, allowed):
     return ids, chosen - tf.reduce_logsumexp(logits, axis=-1)
 
 
-def fixed_length_allowed(lengths, width, words, banned=(), slots=None):
+def fixed_length_allowed(lengths, width, words, banned=()):
     """The one rule of every parallel (non-autoregressive) decoder that fills a candidate of a
     known length N (EOS included): [R, W, V] bool over the ids `words` [V] the logits stand for
     (output_tokens), EOS allowed only at position N - 1 and nothing else there; PAD, BOS and
-    the `banned` ids never. With `slots` [R, m], for those positions only: [R, m, V]."""
-    at = tf.range(width)[None] if slots is None else slots
-    last = (at == lengths[:, None] - 1)[:, :, None]                          # [R, W, 1]
+    the `banned` ids never."""
+    return allowed_where_last(tf.range(width)[None] == lengths[:, None] - 1, words, banned)
+
+
+def allowed_where_last(last, words, banned=()):
+    """fixed_length_allowed given `last` [R, W] bool, True at a candidate's last position
+    (mask-predict's packed rows hold several candidates)."""
     is_eos = words == EOS_ID
-    return tf.where(last, is_eos, ~(never(words, banned) | is_eos))
+    return tf.where(last[:, :, None], is_eos, ~(never(words, banned) | is_eos))
 
 
 def bucket_widths(model_max_length, limit):

@@ -62,29 +62,31 @@ def skip_cmlm_input(z, k, mask_id):
     return y_nat, positions
 
 
-def predict_masks(model, tokens, positions, encoded, source_mask, mask_id, lengths,
+def predict_masks(model, tokens, positions, self_mask, last, encoded, source_mask, mask_id,
                   memory_kv=None, slots=None, constants=None):
-    """One bidirectional decoder pass of mask-predict: for every position of a candidate of
-    `lengths` [R] tokens (EOS included), the best token that is not PAD, BOS or [MASK], with EOS
-    exactly at position N - 1 (common.fixed_length_allowed), and its log-probability.
-    `encoded` and `source_mask` may have one row per sentence for several token rows each;
-    `memory_kv` are its keys/values when already projected, `constants` the model's
-    pass_constants() (computed once for all passes). With `slots` (a Python int at least the
-    number of [MASK]s in any row) only that many positions a row, its [MASK]s first, go
-    through the vocabulary projection; the other positions' outputs are 0."""
+    """One bidirectional decoder pass of mask-predict over rows of packed candidates: for
+    every position the best token that is not PAD, BOS or [MASK], with EOS exactly at a
+    candidate's last position (`last` [R, W] bool; common.allowed_where_last), and its
+    log-probability. `self_mask` [R, W, W] keeps each candidate's attention inside it;
+    `encoded` and `source_mask` have one row per token row; `memory_kv` are its keys/values
+    when already projected, `constants` the model's pass_constants() (computed once for all
+    passes). With `slots` (a Python int at least the number of [MASK]s in any row) only that
+    many positions a row, its [MASK]s first, go through the vocabulary projection; the other
+    positions' outputs are 0."""
     width = tf.shape(tokens)[1]
     at = None
     if slots is not None:  # the [MASK]s first (top_k: an argsort compiles badly under XLA)
         order = (tf.cast(tokens == mask_id, tf.float32) -
                  tf.cast(tf.range(width), tf.float32)[None] / tf.cast(width, tf.float32))
         at = tf.math.top_k(order, k=slots).indices                           # [R, slots]
-    logits = model.decode(tokens, encoded, source_mask, self_mask=bidirectional_mask(tokens),
+        last = tf.gather(last, at, batch_dims=1)
+    logits = model.decode(tokens, encoded, source_mask, self_mask=self_mask,
                           positions=positions, memory_kv=memory_kv,
                           outputs=None if at is None else
                           (lambda hidden: tf.gather(hidden, at, batch_dims=1)),
                           constants=constants)
-    allowed = common.fixed_length_allowed(lengths, width, common.output_tokens(logits, None),
-                                          banned=(mask_id,), slots=at)
+    allowed = common.allowed_where_last(last, common.output_tokens(logits, None),
+                                        banned=(mask_id,))
     ids, log_probs = common.best_tokens(logits, allowed)
     if at is None:
         return ids, log_probs
@@ -172,7 +174,7 @@ def hybrid_regressive_decode(model, source, max_length, k, mask_id, bos_k_id, be
 def mask_predict_lengths(model, source, length_beam, width):
     """Mask-predict's first stage: the encoder output and mask, and for every sentence its
     length_beam most likely lengths L >= 2 (EOS included, at most `width`) -> (encoded,
-    source_mask, lengths [B*l], a sentence's l consecutive)."""
+    source_mask, lengths [B, l])."""
     encoded, source_mask = model.encode(source)
     batch = tf.shape(source)[0]
     length_logp = tf.nn.log_softmax(tf.cast(model.length_logits(encoded, source_mask),
@@ -180,82 +182,108 @@ def mask_predict_lengths(model, source, length_beam, width):
     # L counts EOS: at least one token and EOS.
     length_logp = tf.concat([tf.fill([batch, 2], NEG), length_logp[:, 2:]], axis=1)
     _, lengths = tf.math.top_k(length_logp, k=length_beam)               # [B, l]
-    return encoded, source_mask, tf.maximum(tf.reshape(lengths, [-1]), 2)
+    return encoded, source_mask, tf.maximum(lengths, 2)
 
 
-def mask_predict_fill(model, encoded, source_mask, lengths, mask_id, iterations, w, width):
-    """Mask-predict's iterations with every candidate in a row of w positions (w >= the
-    longest of `lengths`), padded back to `width` -> (tokens, log-probabilities) [B*l, width].
-    encoded stays one row per sentence: its candidates share it, and its keys and values are
-    projected once for every iteration."""
-    rows = tf.shape(lengths)[0]
+def packed_widths(limit):
+    """The widths a row of packed candidates may narrow to, up to `limit` (a Python int):
+    multiples of 16 up to 128, then steps of about 1.25x, then the limit."""
+    widths, width = [], 16
+    while width < limit:
+        widths.append(width)
+        width = width + 16 if width < 128 else int(width * 1.25) // 16 * 16
+    return widths + [limit]
+
+
+def mask_predict_widths(length_beam, max_length):
+    """The widths mask-predict's packed rows may run at under a static decode limit."""
+    return packed_widths(length_beam * max_length)
+
+
+def mask_predict_fill(model, encoded, source_mask, lengths, mask_id, iterations, w):
+    """Mask-predict's iterations, a sentence's candidates (`lengths` [B, l]) one after another
+    in one row of w positions (w >= the longest sum of a sentence's lengths): positions from
+    1 in each, self-attention within each, the encoder output once per sentence (its keys
+    and values projected once for every iteration) -> (tokens, log-probabilities) [B, w]."""
+    batch = tf.shape(lengths)[0]
+    starts = tf.cumsum(lengths, axis=1, exclusive=True)                  # [B, l]
+    totals = tf.reduce_sum(lengths, axis=1)                              # [B]
     memory_kv = [layer.project_memory(encoded) for layer in model.decoder_layers]
     constants = model.pass_constants()
-    positions = tf.broadcast_to(tf.range(1, w + 1)[None], [rows, w])
-    real = positions <= lengths[:, None]
+    j = tf.range(w)
+    real = j[None] < totals[:, None]                                     # [B, w]
+    segment = tf.reduce_sum(tf.cast(starts[:, None, :] <= j[None, :, None], tf.int32),
+                            axis=2) - 1                                  # candidate, [B, w]
+    positions = j[None] - tf.gather(starts, segment, batch_dims=1) + 1
+    length = tf.gather(lengths, segment, batch_dims=1)
+    last = real & (positions == length)
+    segment = tf.where(real, segment, -1)                                # padding: apart
+    self_mask = ((segment[:, :, None] == segment[:, None, :]) | ~real[:, :, None]) & \
+        real[:, None, :]                                                 # [B, w, w]
     tokens = tf.where(real, mask_id, PAD_ID)
-    probs = tf.zeros([rows, w])
+    probs = tf.zeros([batch, w])
     for t in range(iterations):
         masked = tokens == mask_id
-        # After the first pass a row holds n = L (I - t) / I [MASK]s, L <= w.
+        # After the first pass a row holds sum(L (I - t) / I) <= w (I - t) / I [MASK]s.
         slots = w * (iterations - t) // iterations if t > 0 and isinstance(w, int) else None
-        predicted, confidence = predict_masks(model, tokens, positions, encoded, source_mask,
-                                              mask_id, lengths, memory_kv, slots, constants)
+        predicted, confidence = predict_masks(model, tokens, positions, self_mask, last,
+                                              encoded, source_mask, mask_id, memory_kv, slots,
+                                              constants)
         tokens = tf.where(masked, predicted, tokens)
         probs = tf.where(masked, confidence, probs)
         if t == iterations - 1:
             break
-        n = lengths * (iterations - 1 - t) // iterations                # to re-mask
-        ranked = tf.where(real, probs, -NEG)                             # padding last
-        rank = row_ranks(ranked)
-        tokens = tf.where(real & (rank < n[:, None]), mask_id, tokens)
-    pad = [[0, 0], [0, width - w]]
-    return tf.pad(tokens, pad, constant_values=PAD_ID), tf.pad(probs, pad)
+        n = length * (iterations - 1 - t) // iterations                  # to re-mask
+        rank = row_ranks(probs, segment)
+        tokens = tf.where(real & (rank < n), mask_id, tokens)
+    return tokens, probs
 
 
-def mask_predict_choice(tokens, probs, lengths, length_beam):
-    """The candidate of best mean log-probability over its L positions, per sentence."""
-    width = tf.shape(tokens)[1]
-    real = tf.range(1, width + 1)[None] <= lengths[:, None]
-    total = tf.reduce_sum(tf.where(real, probs, 0.0), 1)
+def mask_predict_choice(tokens, probs, lengths, width):
+    """Packed rows [B, w] back to a row of `width` per candidate, and per sentence the
+    candidate of best mean log-probability over its L positions."""
+    batch, length_beam = tf.shape(lengths)[0], lengths.shape[1]
+    starts = tf.cumsum(lengths, axis=1, exclusive=True)
+    at = starts[:, :, None] + tf.range(width)[None, None]                # [B, l, W]
+    inside = tf.range(width)[None, None] < lengths[:, :, None]
+    at = tf.minimum(at, tf.shape(tokens)[1] - 1)
+    tokens = tf.reshape(tf.where(inside, tf.gather(tokens, at, batch_dims=1), PAD_ID),
+                        [-1, width])
+    probs = tf.reshape(tf.where(inside, tf.gather(probs, at, batch_dims=1), 0.0), [-1, width])
+    lengths = tf.reshape(lengths, [-1])                                  # [B*l]
+    total = tf.reduce_sum(probs, 1)
     mean_logp = total / tf.cast(lengths, tf.float32)
     return best_of_candidates(mean_logp, {"ids": tokens, "lengths": lengths, "scores": total,
-                                          "selection": mean_logp},
-                              tf.shape(lengths)[0] // length_beam, length_beam)
-
-
-def mask_predict_widths(model, max_length):
-    """The widths mask-predict's passes may run at under a static decode limit."""
-    return common.bucket_widths(model.config.max_length, max_length)
+                                          "selection": mean_logp}, batch, length_beam)
 
 
 def mask_predict(model, source, mask_id, iterations=10, length_beam=5, max_length=None):
     """Mask-predict: for the length_beam most likely lengths L >= 2 (EOS included), start from
     L [MASK]s, then for t = 1 .. I-1 re-mask the n = L (I - t) / I least confident tokens and
     predict them again; every prediction puts EOS at position L and nowhere else
-    (common.fixed_length_allowed). The candidate with the best mean log-probability over
-    its L positions wins.
+    (common.allowed_where_last). The candidate with the best mean log-probability over its L
+    positions wins.
 
     Returns ids [B, 1, W] (W = max_length), lengths [B, 1], scores [B, 1] (total log-probability)
     and selection [B, 1] (its mean over the L positions).
 
-    When max_length is a Python int (a static limit, as under XLA), the passes run at the
-    smallest bucket width that holds the batch's longest candidate (a branch per bucket up to
-    max_length), and each pass after the first projects only the positions it re-predicts:
-    the same outputs for less work. The translator runs the two stages as programs of their
-    own instead (inference.translator.StagedMaskPredict), so that only the widths a file needs
-    compile.
+    A sentence's candidates run packed, one after another in one row (mask_predict_fill), so
+    the passes compute little padding. When max_length is a Python int (a static limit, as
+    under XLA), the rows are as wide as the smallest of packed_widths that holds the batch's
+    longest sum of lengths (a branch per width), and each pass after the first projects only
+    the positions it re-predicts: the same outputs for less work. The translator runs the
+    stages as programs of their own instead (inference.translator.StagedMaskPredict), so that
+    only the widths a file needs compile.
     """
     width = model.config.max_length if max_length is None else max_length
     encoded, source_mask, lengths = mask_predict_lengths(model, source, length_beam, width)
 
     def fill(w):
-        return mask_predict_fill(model, encoded, source_mask, lengths, mask_id, iterations, w,
-                                 width)
+        return mask_predict_fill(model, encoded, source_mask, lengths, mask_id, iterations, w)
 
     if isinstance(width, int):
-        tokens, probs = common.narrowest(mask_predict_widths(model, width),
-                                         tf.reduce_max(lengths), fill)
+        tokens, probs = common.narrowest(mask_predict_widths(length_beam, width),
+                                         tf.reduce_max(tf.reduce_sum(lengths, 1)), fill)
     else:
-        tokens, probs = fill(width)
-    return mask_predict_choice(tokens, probs, lengths, length_beam)
+        tokens, probs = fill(length_beam * width)
+    return mask_predict_choice(tokens, probs, lengths, width)

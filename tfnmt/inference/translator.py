@@ -149,28 +149,28 @@ def static_limit(config: DecodeConfig, source_width: int, model_max_length: int)
 
 class StagedMaskPredict:
     """Mask-predict under XLA in process, as two compiled programs: the length candidates (one
-    program per batch shape), then the iterations at the narrowest bucket that holds the
-    longest candidate (one per batch shape and width, compiled when a batch first needs it).
-    The one-program form (make_decode_fn, what a SavedModel holds) branches over every width
-    below the limit, so its first call compiles all of their passes (decisions.md). Same
-    outputs (tests/inference/test_translator.py)."""
+    program per batch shape), then the iterations on packed rows as narrow as the batch's
+    longest sum of candidate lengths allows (one program per batch shape and width, compiled
+    when a batch first needs it). The one-program form (make_decode_fn, what a SavedModel
+    holds) branches over every width below the limit, so its first call compiles all of their
+    passes (decisions.md). Same outputs (tests/inference/test_translator.py)."""
 
     def __init__(self, model, config: DecodeConfig, model_max_length, mask_id):
-        self.model, self.config, self.model_max_length = model, config, model_max_length
+        self.config, self.model_max_length = config, model_max_length
         self._lengths = tf.function(
             lambda source, width: mask_predict_lengths(model, source, config.length_beam, width),
             jit_compile=True, autograph=False)
         self._fill = tf.function(
             lambda encoded, source_mask, lengths, w, width: mask_predict_choice(
                 *mask_predict_fill(model, encoded, source_mask, lengths, mask_id,
-                                   config.iterations, w, width), lengths, config.length_beam),
+                                   config.iterations, w), lengths, width),
             jit_compile=True, autograph=False)
 
     def __call__(self, source):
         width = static_limit(self.config, int(source.shape[1]), self.model_max_length)
         encoded, source_mask, lengths = self._lengths(source, width)
-        longest = int(tf.reduce_max(lengths))
-        widths = mask_predict_widths(self.model, width)
+        longest = int(tf.reduce_max(tf.reduce_sum(lengths, 1)))
+        widths = mask_predict_widths(self.config.length_beam, width)
         w = next((w for w in widths if w >= longest), widths[-1])
         return self._fill(encoded, source_mask, lengths, w, width)
 
