@@ -185,9 +185,11 @@ def test_rows_timed_one_run_at_a_time_assemble_into_one_frontier_by_alpha(tmp_pa
 def test_a_reference_timed_beside_a_run_sets_its_targets_and_keeps_its_own_frontier_point():
     """configs/multi30k_frontier.sh times imitate-NAT beside the DAT it learned from (a DAT
     trained again on a new machine is another model than the one of dat.json): its targets take
-    that file's DAT, the frontier shows the DAT once, from dat.json."""
-    def timed(run, batch, alpha, bleu, decoding="beam 4"):
-        return {**row(run, batch, 0.0, bleu, decoding), "alpha": alpha}
+    that file's DAT, the frontier shows the DAT once, from dat.json. Inside one file the
+    speed target divides the measured speeds, not the rounded alphas (1.64, not 1.30 / 0.80)."""
+    def timed(run, batch, alpha, bleu, decoding="beam 4", speed=None):
+        return {**row(run, batch, 10.0 * alpha if speed is None else speed, bleu, decoding),
+                "alpha": alpha}
 
     def values(*rows):
         return {"rows": list(rows), "reference_run": "teacher", "complete": True}
@@ -195,8 +197,8 @@ def test_a_reference_timed_beside_a_run_sets_its_targets_and_keeps_its_own_front
     lpd = "nat 7 lengths AT-rescored"
     files = [
         ("rows/imitate_nat.json", values(timed("teacher", 1, 1.0, 38.0),
-                                         timed("dat", 1, 0.8, 37.0),
-                                         timed("imitate_nat", 1, 1.3, 35.0, lpd))),
+                                         timed("dat", 1, 0.8, 37.0, speed=7.96),
+                                         timed("imitate_nat", 1, 1.3, 35.0, lpd, 13.04))),
         ("rows/dat.json", values(timed("teacher", 1, 1.0, 38.5), timed("dat", 1, 0.5, 39.0)))]
     rows = frontier.assemble(files)
     assert [(r["run"], r["bleu"], r["file"]) for r in rows] == [
@@ -204,7 +206,7 @@ def test_a_reference_timed_beside_a_run_sets_its_targets_and_keeps_its_own_front
         ("dat", 39.0, "rows/dat.json")]
     got = {(t[1], t[2]): t[3:] for t in frontier.file_target_rows(files)}
     assert got[(f"imitate_nat ({lpd}) BLEU − dat (beam 4) ≥ -2.5", 1)] == ("-2.00", "met")
-    assert got[(f"imitate_nat ({lpd}) speed / dat (beam 4) ≥ 1.5", 1)] == ("1.62×", "met")
+    assert got[(f"imitate_nat ({lpd}) speed / dat (beam 4) ≥ 1.5", 1)] == ("1.64×", "met")
     without = frontier.file_target_rows(  # not timed beside it: dat.json's DAT
         [("rows/imitate_nat.json", values(*files[0][1]["rows"][::2])), files[1]])
     got = {(t[1], t[2]): t[3:] for t in without}

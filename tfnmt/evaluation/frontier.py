@@ -157,9 +157,11 @@ def file_target_rows(files, targets=TARGETS):
         timed = [path for path, values in files if any(r["run"] == run for r in values["rows"])]
         home = next((path for path in timed if _stem(path) == run), timed[0] if timed else None)
         chosen = [] if home is None else [
-            {**r, "sentences_per_second": r["alpha"]}
-            for r in dict(files)[home]["rows"] if r.get("alpha") is not None]
+            r for r in dict(files)[home]["rows"] if r.get("alpha") is not None]
         if home is not None and not any(r["run"] == reference for r in chosen):
+            # Across files only alphas compare (each against its own file's teacher); in one
+            # file the measured speeds do, unrounded.
+            chosen = [{**r, "sentences_per_second": r["alpha"]} for r in chosen]
             chosen += [r for r in rows if r["run"] == reference]
         out += target_rows(chosen, [target], domination=False)
     return out + target_rows(rows, (), domination=True)
