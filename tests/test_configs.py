@@ -382,10 +382,17 @@ def test_the_frontier_chain_snapshots_every_run_it_trains(tmp_path):
     """The --snapshot list is the chain's own: a stand-in for which every training converges at
     once runs the whole chain, and the runs it trains are exactly those --snapshot looks for."""
     chain = Chain(tmp_path, 'case "$*" in *tfnmt.distill*) mkdir -p data/distilled; '
-                            'touch data/distilled/multi30k_small.train.de '
-                            'data/distilled/multi30k_dat.train.de;; esac')
+                            'for a in "$@"; do case "$a" in --output=*) touch "${a#--output=}";; '
+                            'esac; done;; esac')
     out, commands = chain(code=0)
     assert "all frontier trainings done" in out
+    # the DAT distils the training source once averaged, before imitate-NAT learns from it
+    distilled = [i for i, c in enumerate(commands) if "tfnmt.distill" in c]
+    assert [commands[i].split()[2] for i in distilled] == [
+        "--teacher_run=runs/multi30k_small", "--teacher_run=runs/multi30k_dat"]
+    order = [next(i for i, c in enumerate(commands) if f"configs/{r}.flags" in c)
+             for r in ("multi30k_dat", "multi30k_imitate_nat")]
+    assert order[0] < distilled[1] < order[1]
     trained = [c.split("--flagfile=configs/")[1].split(".flags")[0] for c in commands
                if "tfnmt.train" in c]
     script = open(os.path.join(REPO, "configs", "multi30k_frontier.sh"), encoding="utf-8").read()
