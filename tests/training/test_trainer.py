@@ -452,6 +452,48 @@ def test_a_second_trainer_on_a_run_directory_is_refused(tmp_path, reverse_task):
     assert second.train() == 2
 
 
+def test_stops_between_saves_keep_and_average_an_uninterrupted_runs_checkpoints(
+        tmp_path, reverse_task):
+    """A stop off the save_every schedule saves into checkpoints/resume, emptied by the next
+    scheduled save: stopped at steps 4, 8 and 11, the run keeps ckpt-6/9/12 as an uninterrupted
+    one does (not 9/11/12), so averaging its last three gives the same weights."""
+    from tfnmt.runs.averaging import average_checkpoints
+    from tfnmt.runs.packing import snapshot_run
+
+    def trainer(name):
+        return Trainer(make_run(tmp_path / name, reverse_task, train_steps=12, save_every=3,
+                                keep_checkpoints=3), tf.distribute.get_strategy(),
+                       log=lambda m: None)
+
+    def kept(name):
+        return [os.path.relpath(p, tmp_path / name / "checkpoints")
+                for p in runs.training_checkpoints(str(tmp_path / name / "checkpoints"))]
+
+    full = trainer("full")
+    assert full.train() == 12
+    assert trainer("stopped").train(max_steps=4) == 4
+    assert kept("stopped") == ["ckpt-3", "resume/ckpt-4"]
+    run = runs.load(str(tmp_path / "stopped"))
+    assert runs.find_checkpoint(run, "latest").endswith("resume/ckpt-4")
+    # A snapshot keeps the stop checkpoint where it was, and its copy resumes from it.
+    snapshot_run(run, str(tmp_path / "stopped.snapshot"))
+    assert kept("stopped.snapshot") == ["resume/ckpt-4"]
+    assert trainer("stopped.snapshot").restore() == 4
+    assert trainer("stopped").train(max_steps=4) == 8  # saves ckpt-6, then stops at 8
+    assert kept("stopped") == ["ckpt-3", "ckpt-6", "resume/ckpt-8"]
+    assert trainer("stopped").train(max_steps=3) == 11
+    resumed = trainer("stopped")
+    assert resumed.train() == 12
+    assert kept("stopped") == kept("full") == ["ckpt-6", "ckpt-9", "ckpt-12"]
+    assert resumed.fingerprint() == full.fingerprint()
+    for name in ("full", "stopped"):
+        average_checkpoints(runs.load(str(tmp_path / name)), 3)
+    averaged = [runs.restore_model(runs.load(str(tmp_path / name)), "averaged")[0]
+                for name in ("full", "stopped")]
+    for name, value in named_weights(averaged[0]).items():
+        np.testing.assert_array_equal(named_weights(averaged[1])[name].numpy(), value.numpy())
+
+
 def test_a_corrupted_checkpoint_falls_back_to_an_intact_one(tmp_path, reverse_task):
     import glob
 

@@ -209,6 +209,24 @@ def split_checkpoint(value, default="best"):
     return run_dir, which or default
 
 
+# checkpoints/resume holds the one checkpoint of a stop between scheduled saves (SIGTERM, Ctrl-C,
+# --stop_after); the next scheduled save removes it, so the checkpoints kept in checkpoints/ (and
+# averaged) are those of an uninterrupted run.
+RESUME = "resume"
+
+
+def training_checkpoints(checkpoint_dir):
+    """The training checkpoints under checkpoint_dir, oldest first: those its index lists, and
+    the stop checkpoint of checkpoints/resume. Paths are joined to checkpoint_dir (a moved run
+    finds its own)."""
+    paths = []
+    for directory in (checkpoint_dir, os.path.join(checkpoint_dir, RESUME)):
+        state = tf.train.get_checkpoint_state(directory)
+        paths += [os.path.join(directory, os.path.basename(p))
+                  for p in (state.all_model_checkpoint_paths if state else [])]
+    return sorted(paths, key=lambda p: int(p.rsplit("-", 1)[-1]))
+
+
 def find_checkpoint(run, which="best"):
     """which: best, latest, averaged, a checkpoint of the run by name (ckpt-1500) or a
     checkpoint path. 'best' falls back on 'latest'."""
@@ -221,17 +239,18 @@ def find_checkpoint(run, which="best"):
             return found
         which = "latest"
     if which == "latest":
-        found = tf.train.latest_checkpoint(run.checkpoint_dir)
+        found = next((p for p in reversed(training_checkpoints(run.checkpoint_dir))
+                      if tf.io.gfile.exists(p + ".index")), None)
         if not found:
             raise UserError(f"{run.run_dir} has no checkpoint yet.")
         return found
     if tf.io.gfile.exists(which + ".index"):
         return which
-    named = os.path.join(run.checkpoint_dir, which)
-    if os.sep not in which and tf.io.gfile.exists(named + ".index"):
-        return named
-    kept = [os.path.basename(p) for p in all_checkpoints(run)
-            if os.path.dirname(p) == run.checkpoint_dir]
+    for directory in (run.checkpoint_dir, os.path.join(run.checkpoint_dir, RESUME)):
+        named = os.path.join(directory, which)
+        if os.sep not in which and tf.io.gfile.exists(named + ".index"):
+            return named
+    kept = [os.path.basename(p) for p in training_checkpoints(run.checkpoint_dir)]
     raise UserError(f"checkpoint {which} does not exist; {run.run_dir} has best, latest, "
                     f"averaged{''.join(', ' + k for k in kept)} or a checkpoint path.")
 
@@ -251,9 +270,8 @@ def checkpoint_problem(path):
 
 
 def all_checkpoints(run):
-    """Every checkpoint the run's index lists (oldest first), plus best and averaged."""
-    state = tf.train.get_checkpoint_state(run.checkpoint_dir)
-    paths = list(state.all_model_checkpoint_paths) if state else []
+    """Every training checkpoint of the run (oldest first), plus best and averaged."""
+    paths = training_checkpoints(run.checkpoint_dir)
     for which in ("best", "averaged"):
         found = tf.train.latest_checkpoint(os.path.join(run.checkpoint_dir, which))
         if found:

@@ -156,13 +156,8 @@ def snapshot_run(run, output, keep=()):
                         "checkpoint).")
     if os.path.lexists(output) and not is_snapshot(output):
         raise UserError(f"{output} exists and is not a snapshot; snapshot into a new directory.")
-    state = tf.train.get_checkpoint_state(run.checkpoint_dir)
-    newest = None
-    for path in reversed(list(state.all_model_checkpoint_paths) if state else []):
-        path = os.path.join(run.checkpoint_dir, os.path.basename(path))
-        if runs.checkpoint_problem(path) is None:
-            newest = path
-            break
+    newest = next((path for path in reversed(runs.training_checkpoints(run.checkpoint_dir))
+                   if runs.checkpoint_problem(path) is None), None)
     if newest is None:
         raise UserError(f"{run.run_dir} has no readable training checkpoint to snapshot.")
     output = os.path.normpath(output)
@@ -172,8 +167,9 @@ def snapshot_run(run, output, keep=()):
         shutil.copytree(run.run_dir, tmp, ignore=lambda d, names: [
             n for n in names
             if (d == run.run_dir and n in (LOCK, "tmp", "checkpoints", "tensorboard"))])
-        snapshot = {"from": os.path.abspath(run.run_dir),
-                    "step": _copy_checkpoint(newest, os.path.join(tmp, "checkpoints"))}
+        where = os.path.relpath(os.path.dirname(newest), run.checkpoint_dir)  # resume/ stays
+        snapshot = {"from": os.path.abspath(run.run_dir), "step": _copy_checkpoint(
+            newest, os.path.normpath(os.path.join(tmp, "checkpoints", where)))}
         for name in keep:
             path = os.path.join(run.checkpoint_dir, name)
             if (_is_training_checkpoint(name) and path != newest

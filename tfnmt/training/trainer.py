@@ -296,12 +296,9 @@ class Trainer:
     def restore(self):
         """Restores the newest intact checkpoint if any (warning about the unreadable ones it
         skips); returns the step it resumed at."""
-        # The manager lists only checkpoints whose state has a timestamp; a state file written
-        # by hand names them without one, and they are resumed from all the same.
-        state = tf.train.get_checkpoint_state(self.manager.directory)
-        paths = list(reversed(self.manager.checkpoints or (
-            [os.path.join(self.manager.directory, os.path.basename(p))
-             for p in state.all_model_checkpoint_paths] if state else [])))
+        # From the index files, not the manager's list: the manager lists only checkpoints
+        # whose state has a timestamp (a state file written by hand names them without one).
+        paths = list(reversed(runs.training_checkpoints(self.manager.directory)))
         for path in paths:
             problem = runs.checkpoint_problem(path)
             if problem is None:
@@ -345,11 +342,19 @@ class Trainer:
         self._lock_file.write(f"pid {os.getpid()}\n")
         self._lock_file.flush()
 
-    def save(self):
+    def save(self, scheduled=True):
+        """A scheduled save (every save_every steps, the last step) joins the kept checkpoints;
+        a stop between them saves into checkpoints/resume instead, which the next scheduled
+        save empties: a stopped and resumed run keeps (and averages) an uninterrupted run's."""
         self._last_saved = int(self.optimizer.iterations.numpy())
-        path = self.manager.save(checkpoint_number=self._last_saved)
+        resume = os.path.join(self.manager.directory, runs.RESUME)
+        manager = self.manager if scheduled else tf.train.CheckpointManager(
+            self.checkpoint, resume, max_to_keep=1)
+        path = manager.save(checkpoint_number=self._last_saved)
         if not self.chief:  # other workers write a throw-away copy (collectives need them all)
             tf.io.gfile.rmtree(os.path.dirname(path))
+        elif scheduled and os.path.isdir(resume):
+            shutil.rmtree(resume)
         return path
 
     # -- loop -----------------------------------------------------------------------------------
@@ -434,7 +439,8 @@ class Trainer:
                     window, timed_tokens = {k: 0.0 for k in window}, 0.0
                     last_time = now
                 if step % cfg.save_every == 0 or step == end:
-                    self.log(f"step {step} | saved {self.save()}")
+                    scheduled = step % cfg.save_every == 0 or step == cfg.train_steps
+                    self.log(f"step {step} | saved {self.save(scheduled)}")
                 if self.run.data.valid_source and (step % cfg.eval_every == 0 or step == end):
                     valid = self.validation_loss()
                     if cfg.eval_bleu_sentences > 0:
@@ -461,7 +467,7 @@ class Trainer:
                     last_time = time.time()
             if self.stopped_by is not None:
                 if self._last_saved != step:
-                    self.save()
+                    self.save(scheduled=False)
                 self.log(f"stopped by {signal.Signals(self.stopped_by).name} at step {step}; "
                          "checkpoint saved (the same command resumes)")
         finally:
