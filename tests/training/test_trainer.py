@@ -456,7 +456,7 @@ def test_stops_between_saves_keep_and_average_an_uninterrupted_runs_checkpoints(
         tmp_path, reverse_task):
     """A stop off the save_every schedule saves into checkpoints/resume, emptied by the next
     scheduled save: stopped at steps 4, 8 and 11, the run keeps ckpt-6/9/12 as an uninterrupted
-    one does (not 9/11/12), so averaging its last three gives the same weights."""
+    one does, so averaging its last three gives the same weights."""
     from tfnmt.runs.averaging import average_checkpoints
     from tfnmt.runs.packing import snapshot_run
 
