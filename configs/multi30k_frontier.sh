@@ -168,7 +168,7 @@ row_name() {
 }
 
 RUNS="multi30k_small multi30k_hybrid_multihead_h256 multi30k_hybrid_multihead_h256_kd
-multi30k_hrt_k2 multi30k_small_12-1 multi30k_dat multi30k_imitate_nat multi30k_cmlm
+multi30k_small_12-1 multi30k_hrt_k2 multi30k_dat multi30k_imitate_nat multi30k_cmlm
 multi30k_nart_hints multi30k_nart_nll multi30k_nart_align
 multi30k_imitate_nat_soft multi30k_imitate_nat_uniform multi30k_small_6-1"
 if [ "${1:-}" = --snapshot ]; then
@@ -203,16 +203,17 @@ train multi30k_small
 average multi30k_small
 distill multi30k_small
 frontier_row multi30k_small teacher
-# The runs whose frontier rows are not measured yet come first: the Hybrid (MLE, then KD), HRT,
-# the 12-1. Then the runs a replaced machine lost after their rows were committed, for a final
-# one-invocation frontier: the DAT (imitate-NAT starts from its averaged weights and learns its
-# distilled targets), imitate-NAT, CMLM, the hint-NART (the step-3,000 weights its ablations
-# compare against), then the ablations and the 6-1. Each run this script averages is packed
-# into RUNS_ARCHIVE, so a lost runs/ costs at most the run in progress (a folder outside runs/:
-# the repository's results/runs keeps packed runs on the machine's disk, git-ignored, and only
-# the vocabulary and distilled targets in git).
-for run in multi30k_hybrid_multihead_h256 multi30k_hybrid_multihead_h256_kd multi30k_hrt_k2 \
-           multi30k_small_12-1 multi30k_dat multi30k_imitate_nat multi30k_cmlm multi30k_nart_hints; do
+# The runs whose frontier rows are not measured yet come first: the Hybrid (MLE, then KD), the
+# 12-1, HRT (the 12-1 first: a third of HRT's training or less, so it fits what a machine trains
+# between replacements more often; docs/decisions.md). Then the runs a replaced machine lost
+# after their rows were committed, for a final one-invocation frontier: the DAT (imitate-NAT
+# starts from its averaged weights and learns its distilled targets), imitate-NAT, CMLM, the
+# hint-NART (the step-3,000 weights its ablations compare against), then the ablations and the
+# 6-1. Each run this script averages is packed into RUNS_ARCHIVE, so a lost runs/ costs at most
+# the run in progress (a folder outside runs/: the repository's results/runs keeps packed runs
+# on the machine's disk, git-ignored, and only the vocabulary and distilled targets in git).
+for run in multi30k_hybrid_multihead_h256 multi30k_hybrid_multihead_h256_kd multi30k_small_12-1 \
+           multi30k_hrt_k2 multi30k_dat multi30k_imitate_nat multi30k_cmlm multi30k_nart_hints; do
     train "$run"
     average "$run"
     name=$(row_name "$run")

@@ -419,7 +419,7 @@ def test_the_frontier_chain_benchmarks_each_averaged_run_into_a_row_file(tmp_pat
     _, commands = chain()
     benchmarks = [c for c in commands if "tfnmt.benchmark" in c]
     # the teacher, then the runs whose rows are missing (the Hybrid's MLE stage is not a row)
-    named = ["teacher", "hybrid", "hrt", "at_12-1", "dat"]
+    named = ["teacher", "hybrid", "at_12-1", "hrt", "dat"]
     assert [c.split("--output=")[1] for c in benchmarks] == [f"{rows}/{n}" for n in named]
     assert "--runs=teacher=runs/multi30k_small --" in benchmarks[0]
     assert ("--runs=teacher=runs/multi30k_small,hybrid=runs/multi30k_hybrid_multihead_h256_kd "
