@@ -1,6 +1,7 @@
 """The benchmark's timing protocol."""
 
 from tfnmt.core.config import DecodeConfig
+from tfnmt.evaluation import benchmark
 from tfnmt.evaluation.benchmark import file_tag, time_translation
 
 
@@ -20,9 +21,24 @@ def test_a_whole_untimed_pass_precedes_the_timed_ones():
     run before the clock starts: the warm-up is a pass over all sentences, not one batch per
     program."""
     translator = Recorder()
-    seconds, hypotheses = time_translation(translator, ["a b", "c"], repeats=2)
+    passes, hypotheses = time_translation(translator, ["a b", "c"], repeats=2)
     assert translator.calls == [["a b", "c"]] * 3
-    assert hypotheses == ["A B", "C"] and seconds >= 0
+    assert hypotheses == ["A B", "C"] and len(passes) == 2 and min(passes) >= 0
+
+
+def test_every_timed_pass_is_returned_in_order(monkeypatch):
+    """A row keeps the fastest pass and records each: with a clock that a translation advances
+    by 3, 5 and 2 seconds, the timed passes are 5 and 2 (the first is the warm-up)."""
+    clock, durations = [0.0], iter([3.0, 5.0, 2.0])
+
+    class Slow(Recorder):
+        def translate(self, sentences):
+            clock[0] += next(durations)
+            return super().translate(sentences)
+
+    monkeypatch.setattr(benchmark.time, "perf_counter", lambda: clock[0])
+    passes, _ = time_translation(Slow(), ["a"], repeats=2)
+    assert passes == [5.0, 2.0]
 
 
 def test_a_translations_file_names_its_decoding():

@@ -11,8 +11,8 @@ from absl import flags
 flags.DEFINE_bool("verbose", False, "Show TensorFlow's own start-up and C++ log lines.")
 flags.DEFINE_integer("intra_op_threads", 0, "Threads one TensorFlow op may use (0: "
                      "TensorFlow's default, every core). One was faster for batch-1 beam "
-                     "search with XLA on a 2-core Xeon, slower on a 2-core Zen 4 EPYC and at "
-                     "batch 32 (docs/decisions.md).",
+                     "search with XLA on a 2-core Xeon, within the timing noise on a 2-core "
+                     "Zen 4 EPYC, slower at batch 32 (docs/decisions.md).",
                      lower_bound=0)
 
 _VERBOSE = any(arg in ("--verbose", "--verbose=true", "--verbose=1") for arg in sys.argv[1:])

@@ -52,18 +52,20 @@ def parse_nat_selection(values, names):
 
 
 def time_translation(translator, sentences, repeats):
-    """One untimed pass over all sentences, then (best seconds of `repeats` passes,
-    translations). The warm-up pass is whole, not one batch per compiled program: the first
-    run of a data-dependent branch inside a program (HRT's and mask-predict's widths) costs
-    extra (measured: a benchmark row of HRT at batch 1 took 5.18 s after a batch-per-shape
-    warm-up, 4.17-4.21 s once every branch had run)."""
+    """One untimed pass over all sentences, then (seconds of each of `repeats` passes,
+    translations); a row keeps the fastest and records them all, because passes of one
+    program vary on a shared VM (measured: 10.7-14.2 s over six passes in one process,
+    docs/decisions.md). The warm-up pass is whole, not one batch per compiled program: the
+    first run of a data-dependent branch inside a program (HRT's and mask-predict's widths)
+    costs extra (measured: a benchmark row of HRT at batch 1 took 5.18 s after a
+    batch-per-shape warm-up, 4.17-4.21 s once every branch had run)."""
     translator.translate(sentences)
-    best, outputs = float("inf"), None
+    passes, outputs = [], None
     for _ in range(repeats):
         start = time.perf_counter()
         outputs = translator.translate(sentences)
-        best = min(best, time.perf_counter() - start)
-    return best, [n_best[0][0] for n_best in outputs]
+        passes.append(time.perf_counter() - start)
+    return passes, [n_best[0][0] for n_best in outputs]
 
 
 def decode_settings(config, beam_sizes, iterations, halfwidths):
@@ -163,7 +165,8 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
                 used = rescorers[config.precision] if config.length_halfwidth > 0 else None
                 translator = Translator(model, source_tok, target_tok, config,
                                         run.model.max_length, used, lists)
-                seconds, hyps = time_translation(translator, sentences, repeats)
+                passes, hyps = time_translation(translator, sentences, repeats)
+                seconds = min(passes)
                 words = sum(len(h.split()) for h in hyps)
                 row = {"run": name, "run_dir": path, "checkpoint": ckpt, "weights": weights,
                        "decoding": describe(config), "method": config.method,
@@ -177,7 +180,8 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
                        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
                        "seconds": round(seconds, 3),
                        "sentences_per_second": round(len(sentences) / seconds, 2),
-                       "words_per_second": round(words / seconds, 1)}
+                       "words_per_second": round(words / seconds, 1),
+                       "pass_seconds": [round(p, 3) for p in passes]}
                 if references:
                     row["bleu"] = round(sacrebleu.corpus_bleu(hyps, [references]).score, 2)
                     row["chrf"] = round(sacrebleu.corpus_chrf(hyps, [references]).score, 2)
