@@ -98,9 +98,10 @@ distill() {
 # averaged, is benchmarked beside the teacher on test2016 (the batch sizes and decodings of
 # configs/multi30k_frontier_benchmark.sh), so a machine replaced before the whole chain is done
 # loses the weights but not their measurement (tfnmt.report assembles the rows, each against
-# its own file's teacher). Timing needs an idle CPU: with CPU_LOCK set, the benchmark holds that
-# flock(1) lock file, and whatever else loads the CPU should take it too. An interrupted row
-# resumes; a failed one is reported and the trainings go on.
+# its own file's teacher; the two are timed in turn twice, each row keeping its faster pass,
+# so drift over minutes reaches both alike). Timing needs an idle CPU: with CPU_LOCK set, the
+# benchmark holds that flock(1) lock file, and whatever else loads the CPU should take it too.
+# An interrupted row resumes; a failed one is reported and the trainings go on.
 ROWS=${FRONTIER_ROWS:-}
 frontier_row() {  # run directory name, row name
     [ -n "$ROWS" ] || return 0
@@ -123,7 +124,7 @@ frontier_row() {  # run directory name, row name
     ${CPU_LOCK:+flock "$CPU_LOCK"} "$PY" -m tfnmt.benchmark --runs="$runs" --checkpoint=averaged \
         --source="$DATA/test2016.en" --reference="$DATA/test2016.de" --batch_sizes=1,8,16,32 \
         --beam_sizes="$beams" --reference_beam=4 --reference_run=teacher --length_penalty=1.0 \
-        --xla=on --length_halfwidths=0,3,4 --iterations=4 --length_beam=5 --repeats=2 \
+        --xla=on --length_halfwidths=0,3,4 --iterations=4 --length_beam=5 --repeats=1 --rounds=2 \
         --batch_threads=1:1,1:2 --output="$out" "${resume[@]}" "${rule[@]}" || code=$?
     [ "$code" -lt 128 ] || exit "$code"  # stopped: stop the chain too
     [ "$code" -eq 0 ] || echo "frontier row $2 failed (exit $code); the trainings go on" >&2

@@ -3,13 +3,15 @@
 # one benchmark invocation times every run on the same sentences (results/frontier_multi30k.json
 # + .md), then tfnmt.report draws results/frontier_multi30k.png and regenerates docs/results.md.
 # Run it on an idle CPU (no training in the background). --resume continues an interrupted one.
-# Every row is the fastest of three timed passes after an untimed one (each pass recorded in
-# pass_seconds): passes of one program vary by up to 1.5x on the Zen 4 VM, while the ratio of
-# two runs' fastest passes held within a few per cent (docs/decisions.md), so alpha near a
-# target is quoted with the spread of its passes. Batch 1 is timed with one intra-op thread
-# and with TensorFlow's default, each row at its faster (one was faster on a Xeon for the
-# teacher and HRT; on the Zen 4 the difference is within the noise, so batch 1 takes the
-# fastest of six passes); the other batch sizes with TensorFlow's default.
+# Every run is timed three times in turn (--rounds=3: all runs, then all again, in new
+# processes, one timed pass after an untimed one each time) and every row is its fastest pass
+# (each recorded in pass_seconds): passes of one program vary by up to 1.5x on the Zen 4 VM
+# and its speed drifts over minutes, while the ratio of two runs' fastest passes held within a
+# few per cent (docs/decisions.md), so alpha near a target is quoted with the spread of its
+# passes. Batch 1 is timed with one intra-op thread and with TensorFlow's default, each row at
+# its faster (one was faster on a Xeon for the teacher and HRT; on the Zen 4 the difference is
+# within the noise, so batch 1 takes the fastest of six passes); the other batch sizes with
+# TensorFlow's default.
 #   cd <working directory with runs/> && bash configs/multi30k_frontier_benchmark.sh
 # Every autoregressive search uses beams 1 (greedy: the fastest point an AT offers, what a NAT's
 # single length competes with), 4 (the teacher's reference) and 5 (the HRT paper's b_at, and
@@ -36,7 +38,7 @@ resume=()
     --source="$DATA/test2016.en" --reference="$DATA/test2016.de" \
     --batch_sizes=1,8,16,32 --beam_sizes=1,4,5 --reference_beam=4 --reference_run=teacher \
     --length_penalty=1.0 --xla=on --length_halfwidths=0,3,4 --iterations=4 --length_beam=5 \
-    --repeats=3 --batch_threads=1:1,1:2 --nat_selection="$(IFS=,; echo "${rules[*]}")" \
+    --repeats=1 --rounds=3 --batch_threads=1:1,1:2 --nat_selection="$(IFS=,; echo "${rules[*]}")" \
     --collapse_repeats \
     --output=results/frontier_multi30k "${resume[@]}"
 "$PY" -m tfnmt.report

@@ -5,9 +5,10 @@ python -m tfnmt.benchmark --runs=teacher=runs/a@averaged,student=runs/b --refere
 
 alpha = time(reference run, reference beam, same batch size and XLA setting) / time(row).
 Compilation is excluded: every distinct batch shape is decoded once before timing.
-Each run is timed in a child process of its own (see `benchmark`). The output is rewritten
-(atomically) after every run and marked "complete": false until the last, so a crash loses one
-run's rows; --resume keeps the rows of such a file and times the rest.
+Each run is timed in a child process of its own (see `benchmark`); --rounds=N times every run
+N times in turn and keeps each row's fastest pass. The output is rewritten (atomically) after
+every run and marked "complete": false until the last, so a crash loses one run's rows;
+--resume keeps the rows of such a file and times the rest (and the rounds a row lacks).
 """
 
 from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
@@ -60,6 +61,9 @@ flags.DEFINE_list("batch_threads", [], "batch:threads pairs, e.g. 1:1: the intra
                   "child process per run and thread count). A batch size given several "
                   "(1:1,1:2) is timed with each and every row keeps its fastest.")
 flags.DEFINE_integer("repeats", 1, "Timed passes per row (the fastest is kept).")
+flags.DEFINE_integer("rounds", 1, "Time every run this many times in turn, each time in new "
+                     "processes (--repeats passes each); a row keeps its fastest pass over all "
+                     "rounds, so the machine's drift reaches every run alike.")
 flags.DEFINE_bool("shortlist", False, "Also time every setting but mask_predict over each "
                   "run's lexical shortlist (python -m tfnmt.shortlist).")
 flags.DEFINE_bool("collapse_repeats", False, "Also time every nat setting with each "
@@ -206,9 +210,10 @@ def main(argv):
     if not (batch_sizes and beam_sizes and iterations and halfwidths):
         raise UserError("--batch_sizes, --beam_sizes, --iterations and --length_halfwidths "
                         "need at least one value each.")
-    if FLAGS.repeats < 1 or FLAGS.num_sentences < 0:
-        raise UserError(f"--repeats must be at least 1 and --num_sentences at least 0, got "
-                        f"{FLAGS.repeats} and {FLAGS.num_sentences}.")
+    if FLAGS.repeats < 1 or FLAGS.rounds < 1 or FLAGS.num_sentences < 0:
+        raise UserError(f"--repeats and --rounds must be at least 1 and --num_sentences at "
+                        f"least 0, got {FLAGS.repeats}, {FLAGS.rounds} and "
+                        f"{FLAGS.num_sentences}.")
     if min(batch_sizes + beam_sizes + iterations) < 1 or min(halfwidths) < 0:
         raise UserError("batch sizes, beam sizes and iterations must be positive, halfwidths "
                         ">= 0.")
@@ -248,6 +253,8 @@ def main(argv):
                                      for b, t in sorted(batch_threads.items())}
     if FLAGS.collapse_repeats:  # only then: files written before the flag still resume
         settings["collapse_repeats"] = True
+    if FLAGS.rounds > 1:  # likewise
+        settings["rounds"] = FLAGS.rounds
     kept = previous_rows(FLAGS.output, settings) if FLAGS.resume else []
 
     def save(rows, complete=False):
@@ -273,7 +280,8 @@ def main(argv):
                      base_config, FLAGS.repeats, iterations, halfwidths, kept=kept,
                      on_run=save, ct2=ct2, precisions=FLAGS.precisions,
                      shortlist=FLAGS.shortlist, threads=FLAGS.intra_op_threads,
-                     batch_threads=batch_threads, nat_selection=selections)
+                     batch_threads=batch_threads, nat_selection=selections,
+                     rounds=FLAGS.rounds)
     print(save(rows, complete=True))
     if FLAGS.output:
         print(f"wrote {FLAGS.output}.json and {FLAGS.output}.md")

@@ -1,5 +1,7 @@
 """The benchmark's timing protocol."""
 
+from concurrent import futures
+
 from tfnmt.core.config import DecodeConfig
 from tfnmt.evaluation import benchmark
 from tfnmt.evaluation.benchmark import file_tag, time_translation
@@ -52,3 +54,89 @@ def test_a_translations_file_names_its_decoding():
     assert file_tag(DecodeConfig(beam_size=4)) == "beam4"
     assert file_tag(DecodeConfig(method="hrt", hrt_chunk=2, beam_size=5)) == "hrt2.beam5"
     assert file_tag(DecodeConfig(method="mask_predict", iterations=4)) == "mask_predict4"
+
+
+def timed_row(run, batch, threads, passes):
+    """A row as a benchmark child returns it: 10 sentences, 50 words."""
+    return {"run": run, "decoding": "beam 4", "xla": True, "batch": batch,
+            "intra_op_threads": threads, **benchmark.timing_fields(passes, 10, 50)}
+
+
+def test_a_round_merges_every_thread_counts_passes_with_the_earlier_rounds():
+    """Hand-worked: round 1 timed batch 1 with one thread (4.0, 3.0 s) and two (3.5, 3.6 s);
+    round 2 gives one thread 2.5 and 2.9 s, two threads 3.2 s. The row is one thread's, its
+    fastest pass over both rounds (2.5 s) and the speeds of that pass."""
+    first = benchmark.merge_round([timed_row("a", 1, 1, [4.0, 3.0]),
+                                   timed_row("a", 1, 2, [3.5, 3.6])], {})
+    key = ("a", "beam 4", True, 1)
+    assert first[key]["seconds"] == 3.0 and first[key]["intra_op_threads"] == 1
+    assert first[key]["seconds_by_threads"] == {"1": 3.0, "2": 3.5}
+    assert first[key]["rounds"] == 1
+    second = benchmark.merge_round([timed_row("a", 1, 1, [2.5, 2.9]),
+                                    timed_row("a", 1, 2, [3.2])], first)
+    row = second[key]
+    assert row["rounds"] == 2 and row["intra_op_threads"] == 1
+    assert row["pass_seconds"] == [4.0, 3.0, 2.5, 2.9] and row["seconds"] == 2.5
+    assert row["pass_seconds_by_threads"] == {"1": [4.0, 3.0, 2.5, 2.9], "2": [3.5, 3.6, 3.2]}
+    assert row["seconds_by_threads"] == {"1": 2.5, "2": 3.2}
+    assert (row["sentences_per_second"], row["words_per_second"]) == (4.0, 20.0)
+    # A round slower than the earlier fastest thread count keeps that count's row.
+    third = benchmark.merge_round([timed_row("a", 1, 1, [9.0]), timed_row("a", 1, 2, [1.5])],
+                                  second)
+    assert third[key]["intra_op_threads"] == 2 and third[key]["seconds"] == 1.5
+    assert third[key]["seconds_by_threads"] == {"1": 2.5, "2": 1.5}
+
+
+class InProcess:
+    """A stand-in for the benchmark's child process pool: runs the job here."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, *args):
+        done = futures.Future()
+        done.set_result(fn(*args))
+        return done
+
+
+def test_rounds_time_every_run_in_turn_and_a_resume_adds_the_missing_rounds(monkeypatch):
+    """--rounds=2 over runs a and b: children a, b, a, b; a row keeps its fastest pass of both
+    rounds; the file saved after every run holds every row timed so far. Resuming a file saved
+    after round 1 with round 2's first run done times only what is missing."""
+    clock = iter(range(1, 100))
+    calls = []
+
+    def fake_time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, config,
+                      repeats, iterations, halfwidths, kept, *rest):
+        calls.append(spec[0])
+        key = (spec[0], "beam 4", True, 1)
+        if key in kept:
+            return [kept[key]]
+        # a's passes get faster with every call (9, 8, ...), b's slower (1, 2, ...)
+        step = next(clock)
+        passes = [10.0 - step] if spec[0] == "a" else [float(step)]
+        return [timed_row(spec[0], 1, 0, passes)]
+
+    monkeypatch.setattr(benchmark, "time_run", fake_time_run)
+    monkeypatch.setattr(benchmark.futures, "ProcessPoolExecutor", InProcess)
+    saved = []
+    specs = [("a", "dir_a", "best"), ("b", "dir_b", "best")]
+    rows = benchmark.benchmark(specs, ["s"] * 10, None, [1], [4], [True], DecodeConfig(), 1,
+                               on_run=lambda r: saved.append([dict(x) for x in r]), rounds=2)
+    assert calls == ["a", "b", "a", "b"]
+    assert [(r["run"], r["pass_seconds"], r["seconds"], r["rounds"]) for r in rows] == [
+        ("a", [9.0, 7.0], 7.0, 2), ("b", [2.0, 4.0], 2.0, 2)]
+    assert [[(r["run"], r["rounds"]) for r in s] for s in saved] == [
+        [("a", 1)], [("a", 1), ("b", 1)], [("a", 2), ("b", 1)], [("a", 2), ("b", 2)]]
+    calls.clear()
+    resumed = benchmark.benchmark(specs, ["s"] * 10, None, [1], [4], [True], DecodeConfig(), 1,
+                                  kept=saved[2], rounds=2)
+    assert calls == ["a", "b", "a", "b"]  # every child but b's second only reuses rows
+    assert [(r["run"], r["pass_seconds"], r["rounds"]) for r in resumed] == [
+        ("a", [9.0, 7.0], 2), ("b", [2.0, 5.0], 2)]

@@ -333,3 +333,13 @@ def nat_candidates(run, model, sentences, references, halfwidth, selection=None,
             "rescorer_beam": {"beam": count, "length_penalty": beam.length_penalty,
                               "bleu": bleu([n[0] for n in teacher]),
                               "oracle": bleu([n[i] for n, i in zip(teacher, oracle(teacher))])}}
+
+
+def timing_fields(passes, sentences, words):
+    """A benchmark row's timing: every pass (seconds), the fastest, and its speeds; the counts
+    too, so a later round's passes can be merged in (benchmark.merge_round)."""
+    seconds = min(passes)
+    return {"seconds": round(seconds, 3), "sentences_per_second": round(sentences / seconds, 2),
+            "words_per_second": round(words / seconds, 1),
+            "pass_seconds": [round(p, 3) for p in passes], "sentences": sentences,
+            "words": words}

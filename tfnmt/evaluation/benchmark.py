@@ -16,7 +16,7 @@ from tfnmt.core.progress import Progress
 from tfnmt.core.provenance import peak_rss_mb
 from tfnmt.data import shortlist as shortlist_lib
 from tfnmt.decoding.parallel import SELECTIONS
-from tfnmt.evaluation.analysis import markdown_table, repeated_token_rate
+from tfnmt.evaluation.analysis import markdown_table, repeated_token_rate, timing_fields
 from tfnmt.evaluation.side_by_side import ctranslate2_rows
 from tfnmt.inference.translator import load_rescorer, resolve_method, Translator
 from tfnmt.models import fingerprint
@@ -166,8 +166,6 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
                 translator = Translator(model, source_tok, target_tok, config,
                                         run.model.max_length, used, lists)
                 passes, hyps = time_translation(translator, sentences, repeats)
-                seconds = min(passes)
-                words = sum(len(h.split()) for h in hyps)
                 row = {"run": name, "run_dir": path, "checkpoint": ckpt, "weights": weights,
                        "decoding": describe(config), "method": config.method,
                        "precision": config.precision, "shortlist": config.shortlist,
@@ -178,10 +176,8 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
                                 else config.beam_size),
                        "xla": xla, "batch": batch,
                        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-                       "seconds": round(seconds, 3),
-                       "sentences_per_second": round(len(sentences) / seconds, 2),
-                       "words_per_second": round(words / seconds, 1),
-                       "pass_seconds": [round(p, 3) for p in passes]}
+                       **timing_fields(passes, len(sentences),
+                                       sum(len(h.split()) for h in hyps))}
                 if references:
                     row["bleu"] = round(sacrebleu.corpus_bleu(hyps, [references]).score, 2)
                     row["chrf"] = round(sacrebleu.corpus_chrf(hyps, [references]).score, 2)
@@ -206,62 +202,102 @@ def time_run(spec, sentences, references, batch_sizes, beam_sizes, xla_modes, ba
 def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_modes,
               base_config, repeats, iterations=(10,), halfwidths=(0,), kept=(), on_run=None,
               ct2=((), ()), precisions=("float32",), shortlist=False, threads=0,
-              batch_threads=None, nat_selection=None):
+              batch_threads=None, nat_selection=None, rounds=1):
     """Times every run in a child process of its own, one after the other; on_run(rows so
     far) follows each run. A child per run because TensorFlow never frees a compiled XLA
     program: each keeps ~300 memory mappings, and a process that compiles ~200 of them (a
     Table-10-sized invocation) passes Linux's default vm.max_map_count (65,530) and dies.
     The children time with `threads` intra-op threads, the batch sizes of `batch_threads`
     ({batch: [threads, ...]}) with theirs (a child per run and thread count); a row timed with
-    several keeps the fastest (fastest_rows). nat_selection
-    ({run name: rule}) overrides base_config's for those runs."""
-    kept = {row_key(r): r for r in kept}
-    rows = []
+    several keeps the fastest (merge_round). With `rounds` > 1 the runs are timed that many
+    times in turn (every run, then every run again, each time in new children), and a row
+    keeps its fastest pass over all rounds: the machine's speed drifts over minutes, so rows
+    timed at one moment each would carry it into alpha (docs/decisions.md). A kept row
+    (--resume) is timed again only for the rounds it lacks. nat_selection ({run name: rule})
+    overrides base_config's for those runs."""
+    state = {row_key(r): r for r in kept}  # every row so far, its rounds merged
+    order = {}  # run name -> its rows' keys, in output order
     context = multiprocessing.get_context("spawn")
-    progress = Progress(len(run_specs), "runs timed", every=0)
+    progress = Progress(len(run_specs) * rounds, "runs timed", every=0)
     groups = {}  # thread count -> its batch sizes, in the order of batch_sizes
     for batch in batch_sizes:
         for count in (batch_threads or {}).get(batch, [threads]):
             groups.setdefault(count, []).append(batch)
-    for spec in run_specs:
-        run_rows = []
-        for count, batches in groups.items():
-            with futures.ProcessPoolExecutor(1, mp_context=context) as child:
-                config = dataclasses.replace(base_config, nat_selection=(
-                    nat_selection or {}).get(spec[0], base_config.nat_selection))
-                job = child.submit(time_run, spec, sentences, references, batches,
-                                   beam_sizes, xla_modes, config, repeats, iterations,
-                                   halfwidths, kept, ct2, precisions, shortlist, count)
-                try:
-                    run_rows += job.result()
-                except futures.process.BrokenProcessPool:
-                    raise UserError(f"timing {spec[0]} crashed its process; the rows before "
-                                    "it are saved, --resume continues from there.") from None
-        run_rows = fastest_rows(run_rows)
-        decodings = list(dict.fromkeys(r["decoding"] for r in run_rows))
-        rows += sorted(run_rows, key=lambda r: (decodings.index(r["decoding"]),
-                                                [True, False, None].index(r["xla"]),
-                                                batch_sizes.index(r["batch"])))
-        if on_run:
-            on_run(rows)
-        progress(len({r["run"] for r in rows}))
+    done, rows = 0, []
+    for round_number in range(1, rounds + 1):
+        for spec in run_specs:
+            reused = {key: r for key, r in state.items()
+                      if key[0] == spec[0] and r.get("rounds", 1) >= round_number}
+            run_rows = []
+            for count, batches in groups.items():
+                with futures.ProcessPoolExecutor(1, mp_context=context) as child:
+                    config = dataclasses.replace(base_config, nat_selection=(
+                        nat_selection or {}).get(spec[0], base_config.nat_selection))
+                    job = child.submit(time_run, spec, sentences, references, batches,
+                                       beam_sizes, xla_modes, config, repeats, iterations,
+                                       halfwidths, reused, ct2, precisions, shortlist, count)
+                    try:
+                        run_rows += job.result()
+                    except futures.process.BrokenProcessPool:
+                        raise UserError(f"timing {spec[0]} crashed its process; the rows "
+                                        "before it are saved, --resume continues from "
+                                        "there.") from None
+            state.update(merge_round([r for r in run_rows if row_key(r) not in reused], state))
+            decodings = list(dict.fromkeys(r["decoding"] for r in run_rows))
+            order[spec[0]] = sorted(dict.fromkeys(row_key(r) for r in run_rows), key=lambda k: (
+                decodings.index(k[1]), [True, False, None].index(k[2]), batch_sizes.index(k[3])))
+            rows = [state[key] for name, _, _ in run_specs for key in order.get(name, ())]
+            if on_run:
+                on_run(rows)
+            done += 1
+            progress(done)
     progress.done()
     return rows
 
 
-def fastest_rows(rows):
-    """One row per key (run, decoding, XLA, batch): of the thread counts a row was timed with
-    the fastest, the seconds of each in `seconds_by_threads` when there were several (each
-    decoding at the thread count it runs best with, as a deployment would set it)."""
-    best, timed = {}, {}
+def thread_passes(row):
+    """{intra-op threads: [seconds of each timed pass]} of a row (a file written before rows
+    kept every pass or every thread count's passes: the fastest pass of each)."""
+    if "pass_seconds_by_threads" in row:
+        return {t: list(p) for t, p in row["pass_seconds_by_threads"].items()}
+    passes = {t: [s] for t, s in row.get("seconds_by_threads", {}).items()}
+    passes[str(row.get("intra_op_threads"))] = list(row.get("pass_seconds") or [row["seconds"]])
+    return passes
+
+
+def merge_round(rows, earlier):
+    """{key: row}: the rows of one round (a key timed with several thread counts has a row for
+    each) merged with that key's row in `earlier` (the rounds before; {key: row}). A row is its
+    fastest thread count's: that count's passes over every round so far (`pass_seconds`) and
+    their fastest; with several counts `seconds_by_threads` holds each one's fastest and
+    `pass_seconds_by_threads` its passes (each decoding at the thread count it runs best with,
+    as a deployment would set it)."""
+    grouped = {}
     for r in rows:
-        key = row_key(r)
-        timed.setdefault(key, {}).update(
-            r.get("seconds_by_threads") or {str(r.get("intra_op_threads")): r["seconds"]})
-        if key not in best or r["seconds"] < best[key]["seconds"]:
-            best[key] = r
-    return [{**r, "seconds_by_threads": timed[key]} if len(timed[key]) > 1 else r
-            for key, r in best.items()]
+        grouped.setdefault(row_key(r), []).append(r)
+    merged = {}
+    for key, group in grouped.items():
+        old = earlier.get(key)
+        passes = thread_passes(old) if old else {}
+        newest = {}
+        for r in group:
+            count = str(r.get("intra_op_threads"))
+            passes[count] = passes.get(count, []) + list(r.get("pass_seconds") or [r["seconds"]])
+            newest[count] = r
+        fastest = min(passes, key=lambda count: min(passes[count]))
+        if fastest in newest:
+            r = newest[fastest]
+            row = {**r, **timing_fields(passes[fastest], r["sentences"], r["words"])}
+        else:  # an earlier round's thread count stays the fastest: its row as it was
+            row = dict(old)
+        row["rounds"] = (old.get("rounds", 1) if old else 0) + 1
+        row.pop("seconds_by_threads", None)
+        row.pop("pass_seconds_by_threads", None)
+        if len(passes) > 1:
+            row["seconds_by_threads"] = {count: min(p) for count, p in passes.items()}
+            row["pass_seconds_by_threads"] = passes
+        merged[key] = row
+    return merged
 
 
 def metric_signatures():

@@ -27,7 +27,7 @@ from tfnmt.core.provenance import peak_rss_mb
 from tfnmt.decoding import search
 from tfnmt.evaluation.ct2_timing import (SOURCE_TOKENS, STEPS, VOCAB_SIZE,  # noqa: F401
                                          SyntheticVocabulary, fastest, in_child, sources)
-from tfnmt.evaluation.analysis import markdown_table
+from tfnmt.evaluation.analysis import markdown_table, timing_fields
 from tfnmt.models import build_model, named_weights
 from tfnmt.runs import at_precision
 from tfnmt.serving import ctranslate2_export
@@ -185,19 +185,18 @@ def ctranslate2_rows(run, checkpoint, name, sentences, references, batch_sizes, 
                             return out
 
                         hyps = translate()  # warm-up
-                        best = float("inf")
+                        passes = []
                         for _ in range(repeats):
                             start = time.perf_counter()
                             hyps = translate()
-                            best = min(best, time.perf_counter() - start)
-                        words = sum(len(h.split()) for h in hyps)
+                            passes.append(time.perf_counter() - start)
                         row = {"run": name, "run_dir": run.run_dir, "checkpoint": path,
                                "decoding": (f"CTranslate2 {compute} {count}thr "
                                             + ("greedy" if beam == 1 else f"beam {beam}")),
                                "method": "ctranslate2", "rescore_run": None, "beam": beam,
-                               "xla": None, "batch": batch, "seconds": round(best, 3),
-                               "sentences_per_second": round(len(sentences) / best, 2),
-                               "words_per_second": round(words / best, 1)}
+                               "xla": None, "batch": batch,
+                               **timing_fields(passes, len(sentences),
+                                               sum(len(h.split()) for h in hyps))}
                         if references:
                             row["bleu"] = round(
                                 sacrebleu.corpus_bleu(hyps, [references]).score, 2)
