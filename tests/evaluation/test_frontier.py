@@ -102,6 +102,29 @@ def test_targets_by_hand():
     assert frontier.target_lines(rows)[0] == "| issue | target | batch | measured | verdict |"
 
 
+def test_a_speed_target_shows_the_range_of_its_pass_by_pass_ratios():
+    """Hand-worked: the teacher's passes 3.0 and 2.0 s, HRT's 2.0 and 1.25 s (two rounds):
+    the ratio of the fastest passes 1.60 (the verdict's), pass by pass 1.50 and 1.60. Rows with
+    one pass each, or another count, or from different files show the ratio alone."""
+    def timed(run, decoding, passes, **extra):
+        return {**row(run, 1, 100 / min(passes), 40.0, decoding), "pass_seconds": passes,
+                **extra}
+
+    rows = [timed("teacher", "beam 4", [3.0, 2.0]),
+            timed("hrt", "hrt k=2 b_at=4 b_nat=1", [2.0, 1.25])]
+    got = {(r[1], r[2]): r[3:] for r in frontier.target_rows(rows, domination=False)}
+    name = "hrt (hrt k=* b_at=4 *) speed / teacher (beam 4) ≥ 1.5"
+    assert got[(name, 1)] == ("1.60× (passes 1.50–1.60)", "met")
+    for other in ([1.25], [2.0, 1.25, 1.3]):
+        rows[1] = timed("hrt", "hrt k=2 b_at=4 b_nat=1", other)
+        got = {(r[1], r[2]): r[3:] for r in frontier.target_rows(rows, domination=False)}
+        assert got[(name, 1)][0] == "1.60×"
+    rows = [timed("teacher", "beam 4", [3.0, 2.0], file="teacher.json"),
+            timed("hrt", "hrt k=2 b_at=4 b_nat=1", [2.0, 1.25], file="hrt.json")]
+    got = {(r[1], r[2]): r[3:] for r in frontier.target_rows(rows, domination=False)}
+    assert got[(name, 1)][0] == "1.60×"
+
+
 def test_imitation_target_of_the_ablations_by_hand():
     rows = [row("imitate_nat", 32, 50.0, 31.2, "nat 1 length"),
             row("imitate_nat_soft", 32, 50.0, 30.0, "nat 1 length"),

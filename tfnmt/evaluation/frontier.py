@@ -172,10 +172,29 @@ def _find(batch_points, run, pattern):
     return found[0] if found else None
 
 
+def pass_spread(rows, batch, a, b):
+    """' (passes 1.40–1.52)': the range of the speed ratio pass by pass of the rows of points a
+    and b at `batch` (pass i of each: the same round of benchmark --rounds), when both were
+    timed in one file with the same number of passes, at least two; else ''."""
+    def row(point):
+        return max((r for r in rows if r.get("bleu") is not None and r["batch"] == batch
+                    and (r["run"], r["decoding"]) == point[:2]),
+                   key=lambda r: r["sentences_per_second"])
+
+    mine, theirs = row(a), row(b)
+    passes = mine.get("pass_seconds") or [], theirs.get("pass_seconds") or []
+    if (len(passes[0]) < 2 or len(passes[0]) != len(passes[1])
+            or mine.get("file") != theirs.get("file")):
+        return ""
+    ratios = [t / m for m, t in zip(*passes)]
+    return f" (passes {min(ratios):.2f}–{max(ratios):.2f})"
+
+
 def target_rows(rows, targets=TARGETS, domination=True):
     """[(issue, target, batch, measured, verdict)] for every target of `targets` and, with
     domination, the no-domination target (#15: no seed method slower and worse than the 6-1 or
-    12-1 AT, at batch 1 and 32)."""
+    12-1 AT, at batch 1 and 32). A speed is the ratio of the fastest passes, with the range of
+    the pass-by-pass ratios beside it (pass_spread)."""
     by_batch = points(rows)
     out = []
     for issue, run, decoding, ref, ref_decoding, kind, bound, batches in targets:
@@ -190,7 +209,7 @@ def target_rows(rows, targets=TARGETS, domination=True):
             value = round(a[3] - b[3], 2) if kind == "bleu" else round(a[2] / b[2], 2)
             verdict = "met" if value >= bound else f"missed by {bound - value:.2f}"
             out.append((issue, target, batch, f"{value:+.2f}" if kind == "bleu" else
-                        f"{value:.2f}×", verdict))
+                        f"{value:.2f}×{pass_spread(rows, batch, a, b)}", verdict))
     for batch in (1, 32) if domination else ():
         if batch not in by_batch:
             out.append(("#15", "no method dominated by at_6-1 or at_12-1", batch, "-",
