@@ -2,7 +2,10 @@
 
 from concurrent import futures
 
+import pytest
+
 from tfnmt.core.config import DecodeConfig
+from tfnmt.core.errors import UserError
 from tfnmt.evaluation import benchmark
 from tfnmt.evaluation.benchmark import file_tag, time_translation
 
@@ -85,6 +88,12 @@ def test_a_round_merges_every_thread_counts_passes_with_the_earlier_rounds():
                                   second)
     assert third[key]["intra_op_threads"] == 2 and third[key]["seconds"] == 1.5
     assert third[key]["seconds_by_threads"] == {"1": 2.5, "2": 1.5}
+    # Another round of other weights (a resume naming another checkpoint) is refused.
+    stale = {key: {**third[key], "weights": "0" * 16, "run_dir": "r", "checkpoint": "c"}}
+    other = {**timed_row("a", 1, 1, [1.0]), "weights": "f" * 16, "run_dir": "r",
+             "checkpoint": "d"}
+    with pytest.raises(UserError, match="kept rows of a timed weights 0000000000000000"):
+        benchmark.merge_round([other], stale)
 
 
 class InProcess:

@@ -271,7 +271,8 @@ def merge_round(rows, earlier):
     fastest thread count's: that count's passes over every round so far (`pass_seconds`) and
     their fastest; with several counts `seconds_by_threads` holds each one's fastest and
     `pass_seconds_by_threads` its passes (each decoding at the thread count it runs best with,
-    as a deployment would set it)."""
+    as a deployment would set it). Passes of other weights than the earlier rounds' are an
+    error."""
     grouped = {}
     for r in rows:
         grouped.setdefault(row_key(r), []).append(r)
@@ -281,6 +282,10 @@ def merge_round(rows, earlier):
         passes = thread_passes(old) if old else {}
         newest = {}
         for r in group:
+            if old and old.get("weights", r.get("weights")) != r.get("weights"):
+                raise UserError(f"--resume: the kept rows of {r['run']} timed weights "
+                                f"{old['weights']} ({old['run_dir']} {old['checkpoint']}), not "
+                                f"{r['weights']} ({r['run_dir']} {r['checkpoint']}).")
             count = str(r.get("intra_op_threads"))
             passes[count] = passes.get(count, []) + list(r.get("pass_seconds") or [r["seconds"]])
             newest[count] = r
