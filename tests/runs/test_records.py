@@ -40,6 +40,27 @@ def test_record_by_hand(tmp_path):
                                                      [(0, 1500, 1.0)])))["converged"]
 
 
+def test_no_convergence_while_the_objective_still_changes():
+    """The validations of session 52's HRT run (greedy val at 3,000 ... 6,000 of a curriculum
+    of T = 8,000): the patience rule stopped it at 6,000. It counts only validations from the
+    curriculum's end on: none before T, then three without beating 38.24 from T on."""
+    from tfnmt.core.config import TrainConfig
+    from tfnmt.methods import hrt
+
+    scores = [37.42, 36.63, 36.67, 38.24, 37.58, 37.71, 38.08]
+    history = [{"step": 3000 + 500 * i, "score": s} for i, s in enumerate(scores)]
+    assert records.converged(history, 3)  # the rule as it was: stopped at 6,000
+    train = TrainConfig(patience=3, settings=hrt.Settings(curriculum_steps=8000))
+    assert records.patience_from(train) == 8000
+    assert not records.converged(history, 3, records.patience_from(train))
+    later = history + [{"step": 6500 + 500 * i, "score": s}
+                       for i, s in enumerate([37.9, 38.0, 38.1, 38.2, 38.0])]   # to 8,500
+    assert not records.converged(later, 3, 8000)  # 7,500 is before T
+    later.append({"step": 9000, "score": 38.1})
+    assert records.converged(later, 3, 8000)      # 8,000, 8,500, 9,000: none beats 38.24
+    assert records.patience_from(TrainConfig(patience=3)) == 0  # no method settings
+
+
 def test_merge_replaces_and_keeps_runs_by_name():
     old = [{"run": "b", "steps": 1}, {"run": "a", "steps": 1}]
     merged = records.merge(old, [{"run": "b", "steps": 2}, {"run": "c", "steps": 3}])

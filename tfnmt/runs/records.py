@@ -22,12 +22,22 @@ def read(run_dir, name, default):
         return json.load(f)
 
 
-def converged(history, patience):
-    """True when `patience` validations in a row have not beaten the best before them."""
-    if patience <= 0 or len(history) <= patience:
+def converged(history, patience, from_step=0):
+    """True when `patience` validations in a row, all at step `from_step` or later, have not
+    beaten the best before them."""
+    if patience <= 0 or len(history) <= patience or history[-patience]["step"] < from_step:
         return False
     best_before = max(entry["score"] for entry in history[:-patience])
     return all(entry["score"] <= best_before for entry in history[-patience:])
+
+
+def patience_from(train):
+    """The first step whose validation counts towards convergence: where the run's objective
+    stops changing (its method's Settings.stationary_from(), e.g. the end of HRT's
+    curriculum), else 0. A score taken while the training mix still moves says nothing of
+    convergence."""
+    stationary_from = getattr(train.settings, "stationary_from", None)
+    return stationary_from() if stationary_from else 0
 
 
 def training_record(run_dir):
@@ -51,7 +61,7 @@ def training_record(run_dir):
         "validations": [{k: e[k] for k in ("step", "bleu", "nll") if k in e} for e in history],
         "best": {k: best[k] for k in ("step", "bleu", "nll") if k in best} if best else None,
         "patience": train.patience,
-        "converged": converged(history, train.patience),
+        "converged": converged(history, train.patience, patience_from(train)),
     }
 
 

@@ -483,8 +483,10 @@ class Trainer:
         return [entry for entry in history if entry["step"] <= step]
 
     def converged(self, history):
-        """True when --patience evaluations in a row have not beaten the best before them."""
-        return records.converged(history, self.run.train.patience)
+        """True when --patience evaluations in a row have not beaten the best before them,
+        none of them before the objective stops changing (records.patience_from)."""
+        return records.converged(history, self.run.train.patience,
+                                 records.patience_from(self.run.train))
 
     def _record_segment(self, first_step, last_step, seconds):
         """Appends this process's share of training to run_dir/training.json."""
