@@ -256,13 +256,12 @@ def benchmark(run_specs, sentences, references, batch_sizes, beam_sizes, xla_mod
 
 
 def thread_passes(row):
-    """{intra-op threads: [seconds of each timed pass]} of a row (a file written before rows
-    kept every pass or every thread count's passes: the fastest pass of each)."""
-    if "pass_seconds_by_threads" in row:
-        return {t: list(p) for t, p in row["pass_seconds_by_threads"].items()}
-    passes = {t: [s] for t, s in row.get("seconds_by_threads", {}).items()}
-    passes[str(row.get("intra_op_threads"))] = list(row.get("pass_seconds") or [row["seconds"]])
-    return passes
+    """{intra-op threads: [seconds of each timed pass]} of a merged row. Only rows of this
+    code are merged: a kept file's rows get more rounds only if its settings name the same
+    rounds > 1, which no file written before rows kept every pass does."""
+    by_threads = row.get("pass_seconds_by_threads",
+                         {str(row["intra_op_threads"]): row["pass_seconds"]})
+    return {count: list(p) for count, p in by_threads.items()}
 
 
 def merge_round(rows, earlier):
@@ -287,7 +286,7 @@ def merge_round(rows, earlier):
                                 f"{old['weights']} ({old['run_dir']} {old['checkpoint']}), not "
                                 f"{r['weights']} ({r['run_dir']} {r['checkpoint']}).")
             count = str(r.get("intra_op_threads"))
-            passes[count] = passes.get(count, []) + list(r.get("pass_seconds") or [r["seconds"]])
+            passes[count] = passes.get(count, []) + list(r["pass_seconds"])
             newest[count] = r
         fastest = min(passes, key=lambda count: min(passes[count]))
         if fastest in newest:
@@ -295,7 +294,7 @@ def merge_round(rows, earlier):
             row = {**r, **timing_fields(passes[fastest], r["sentences"], r["words"])}
         else:  # an earlier round's thread count stays the fastest: its row as it was
             row = dict(old)
-        row["rounds"] = (old.get("rounds", 1) if old else 0) + 1
+        row["rounds"] = (old["rounds"] if old else 0) + 1
         row.pop("seconds_by_threads", None)
         row.pop("pass_seconds_by_threads", None)
         if len(passes) > 1:
