@@ -57,11 +57,12 @@ kept_checkpoints() {
 average() {  # the last five checkpoints, once; then packed into RUNS_ARCHIVE
     [ -e "runs/$1/checkpoints/averaged/checkpoint" ] ||
         "$PY" -m tfnmt.average_checkpoints --run_dir="runs/$1" --num_last=5
-    local kept
+    local kept best=
     kept=$(kept_checkpoints "$1")
+    [ ! -e "runs/$1/checkpoints/best/checkpoint" ] || best=,best  # checkpoint_pick may take it
     [ -z "$ARCHIVE" ] || [ -e "$ARCHIVE/$1" ] ||
         "$PY" -m tfnmt.pack_run --run_dir="runs/$1" --output="$ARCHIVE/$1" \
-            --checkpoints="averaged${kept:+,$kept}"
+            --checkpoints="averaged$best${kept:+,$kept}"
     [ -z "$ARCHIVE" ] || rm -rf "$ARCHIVE/$1.snapshot"  # packed: its snapshot is not needed
 }
 # The training source translated by a teacher's averaged weights (resumable), kept gzipped in
@@ -111,7 +112,11 @@ frontier_row() {  # run directory name, row name
     # imitate-NAT's targets are against the DAT it starts from and learns the translations of:
     # timed in the same invocation (the DAT's own row may time weights a lost machine trained).
     [ "$2" != imitate_nat ] || runs+=",dat=runs/multi30k_dat"
-    [ "$2" = teacher ] || runs+=",$2=runs/$1"
+    if [ "$2" != teacher ]; then
+        pick=$(checkpoint_pick "$1" "$2")
+        runs+=",$2=runs/$1"
+        [ "$pick" = averaged ] || runs+="@$pick"
+    fi
     # The NATs' rows need only the teacher's alpha reference, mask-predict's the beam 5 it is
     # measured against too; they keep the length candidate of the rule picked on val, and are
     # timed with their repeated tokens collapsed too.
@@ -136,24 +141,43 @@ frontier_row() {  # run directory name, row name
 # <row>.txt; a folder of its own: the rows' folder holds benchmark files only), with a digest
 # of the averaged weights they scored (<row>.weights): weights trained again pick again.
 nat_rule() {  # run directory name, row name; prints the rule
-    local out="$ROWS/nat_selection/$2" halfwidth=4 rule digest
+    local halfwidth=4
     [ "$2" = imitate_nat ] && halfwidth=3
-    digest=$(weights_digest "$1")
+    val_pick "$1" nat_selection "$2" nat_selection normalized total --checkpoint=averaged \
+        --length_halfwidth="$halfwidth"
+}
+# Which weights an autoregressive student's row times: the average of its last five
+# checkpoints or its best one, whichever scores higher on val (all 1,014 sentences, beam 4,
+# length penalty 1.0, as its row is measured; a tie keeps the average). HRT's best checkpoint
+# beat its average by 0.22 (session 53); the Hybrid's and the 12-1's averages won. Kept in
+# FRONTIER_ROWS/checkpoint/ like the NATs' rule. The teacher and the DAT keep their averages:
+# the students learn from those (distilled targets, imitate-NAT's start).
+checkpoint_pick() {  # run directory name, row name; prints averaged or best
+    case "$2" in at_6-1|at_12-1|hybrid|hrt) ;; *) echo averaged; return 0;; esac
+    [ -e "runs/$1/checkpoints/best/checkpoint" ] || { echo averaged; return 0; }
+    val_pick "$1" checkpoint "$2" checkpoint best averaged --beam_size=4 --length_penalty=1.0
+}
+# Scores two values of one tfnmt.evaluate flag on val and prints the one of higher BLEU (a tie:
+# the second). Arguments: run directory name, folder under FRONTIER_ROWS, row name, the flag,
+# its two values, more flags for both.
+val_pick() {
+    local run=$1 out="$ROWS/$2/$3" flag=$4 first=$5 second=$6 value digest
+    shift 6
+    digest=$(weights_digest "$run")
     if [ "$(cat "$out.weights" 2>/dev/null)" != "$digest" ]; then
-        rm -f "$out.txt" "$out.val.normalized.json" "$out.val.total.json"
-        mkdir -p "$ROWS/nat_selection" && echo "$digest" > "$out.weights"
+        rm -f "$out.txt" "$out.val.$first.json" "$out.val.$second.json"
+        mkdir -p "$(dirname "$out")" && echo "$digest" > "$out.weights"
     fi
     if [ ! -e "$out.txt" ]; then
-        for rule in normalized total; do
-            [ -e "$out.val.$rule.json" ] || "$PY" -m tfnmt.evaluate --run_dir="runs/$1" \
-                --checkpoint=averaged --source="$DATA/val.en" --reference="$DATA/val.de" \
-                --length_halfwidth="$halfwidth" --nat_selection="$rule" \
-                --result="$out.val.$rule.json" >&2
+        for value in "$first" "$second"; do
+            [ -e "$out.val.$value.json" ] || "$PY" -m tfnmt.evaluate --run_dir="runs/$run" \
+                --source="$DATA/val.en" --reference="$DATA/val.de" --"$flag"="$value" "$@" \
+                --result="$out.val.$value.json" >&2
         done
         "$PY" -c 'import json, sys
-bleu = [json.load(open(f, encoding="utf-8"))["values"]["bleu"] for f in sys.argv[1:]]
-print("normalized" if bleu[0] > bleu[1] else "total")' \
-            "$out.val.normalized.json" "$out.val.total.json" > "$out.txt.tmp-$$"
+bleu = [json.load(open(f, encoding="utf-8"))["values"]["bleu"] for f in sys.argv[3:]]
+print(sys.argv[1] if bleu[0] > bleu[1] else sys.argv[2])' \
+            "$first" "$second" "$out.val.$first.json" "$out.val.$second.json" > "$out.txt.tmp-$$"
         mv "$out.txt.tmp-$$" "$out.txt"
     fi
     cat "$out.txt"

@@ -502,6 +502,57 @@ def test_the_frontier_chain_picks_a_nats_candidate_rule_on_val(tmp_path):
         hashlib.sha256(b"w").hexdigest()[:16] + "\n")
 
 
+def test_the_frontier_chain_times_a_students_best_checkpoint_when_it_wins_on_val(tmp_path):
+    """An autoregressive student's row times its averaged or its best weights, whichever has
+    the higher val BLEU (beam 4, length penalty 1.0; a tie keeps the average), scored once
+    until the averaged weights change; its best checkpoint is packed beside the average. The
+    teacher keeps its average (the students learn from it), and a run without a best
+    checkpoint is not scored."""
+    rows = tmp_path / "rows"
+    chain = Chain(tmp_path, 'case "$*" in -c*) exec ' + sys.executable + ' "$@";; '
+                            '*tfnmt.distill*) mkdir -p data/distilled; '
+                            'touch data/distilled/multi30k_small.train.de;; '
+                            '*tfnmt.evaluate*) for a in "$@"; do case "$a" in '
+                            '--result=*) result=${a#--result=};; '
+                            '--checkpoint=best) bleu=$BEST_BLEU;; '
+                            '--checkpoint=averaged) bleu=38.18;; esac; done; '
+                            'echo "{\\"values\\": {\\"bleu\\": $bleu}}" > "$result";; '
+                            '*tfnmt.train*multi30k_dat.flags*) exit 143;; esac')
+    for run in ("multi30k_small", "multi30k_small_12-1", "multi30k_hrt_k2"):
+        chain.run_json(run, "checkpoints/best/checkpoint", "")
+    chain.env.update(FRONTIER_ROWS=str(rows), BEST_BLEU="38.4")
+    _, commands = chain()
+    evaluations = [c for c in commands if "tfnmt.evaluate" in c]
+    assert [c.split()[2] for c in evaluations] == [
+        "--run_dir=runs/multi30k_small_12-1", "--run_dir=runs/multi30k_small_12-1",
+        "--run_dir=runs/multi30k_hrt_k2", "--run_dir=runs/multi30k_hrt_k2"], evaluations
+    assert all("/val.en " in c and "--beam_size=4 --length_penalty=1.0 " in c
+               for c in evaluations)
+    benchmarks = {c.split("--output=")[1].split()[0]: c for c in commands
+                  if "tfnmt.benchmark" in c}
+    assert "--runs=teacher=runs/multi30k_small --" in benchmarks[f"{rows}/teacher"]
+    assert "hybrid=runs/multi30k_hybrid_multihead_h256_kd --" in benchmarks[f"{rows}/hybrid"]
+    assert "at_12-1=runs/multi30k_small_12-1@best --" in benchmarks[f"{rows}/at_12-1"]
+    assert "hrt=runs/multi30k_hrt_k2@best --" in benchmarks[f"{rows}/hrt"]
+    packs = {c.split()[2]: c.split("--checkpoints=")[1] for c in commands
+             if "tfnmt.pack_run" in c}
+    assert packs["--run_dir=runs/multi30k_hrt_k2"] == "averaged,best"
+    assert packs["--run_dir=runs/multi30k_hybrid_multihead_h256_kd"] == "averaged"
+    assert (rows / "checkpoint" / "hrt.txt").read_text() == "best\n"
+    chain.log.unlink()  # the pick is kept: not scored again
+    assert not [c for c in chain()[1] if "tfnmt.evaluate" in c]
+    # the HRT trained again: its weights pick again, and a tie keeps the average
+    chain.run_json("multi30k_hrt_k2", "checkpoints/averaged/ckpt-1.data-00000-of-00001", "w")
+    chain.env["BEST_BLEU"] = "38.18"
+    chain.log.unlink()
+    commands = chain()[1]
+    assert [c.split()[2] for c in commands if "tfnmt.evaluate" in c] == [
+        "--run_dir=runs/multi30k_hrt_k2"] * 2
+    assert "hrt=runs/multi30k_hrt_k2 --" in next(
+        c for c in commands if "tfnmt.benchmark" in c and "hrt=" in c)
+    assert (rows / "checkpoint" / "at_12-1.txt").read_text() == "best\n"
+
+
 def test_the_chains_float32_override_keeps_each_bfloat16_recipes_xla_settings(multi30k_sample):
     """What configs/multi30k_frontier.sh adds on a CPU without bfloat16 instructions."""
     bf16 = [p for p in CONFIGS if "configs/multi30k_bf16.flags" in open(p, encoding="utf-8").read()]
