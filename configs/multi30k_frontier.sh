@@ -108,7 +108,6 @@ frontier_row() {  # run directory name, row name
     [ -n "$ROWS" ] || return 0
     local out="$ROWS/$2" runs=teacher=runs/multi30k_small beams=1,4,5 resume=() code=0 rule=() pick
     grep -qs '"complete": true' "$out.json" && return 0
-    [ -e "$out.json" ] && resume=(--resume)
     # imitate-NAT's targets are against the DAT it starts from and learns the translations of:
     # timed in the same invocation (the DAT's own row may time weights a lost machine trained).
     [ "$2" != imitate_nat ] || runs+=",dat=runs/multi30k_dat"
@@ -126,6 +125,16 @@ frontier_row() {  # run directory name, row name
         rule=(--nat_selection="$2=$pick" --collapse_repeats)
     fi
     mkdir -p "$ROWS"
+    # A partial row begun with other runs (a pick that changed since) cannot be resumed (the
+    # benchmark refuses other weights): it is set aside, kept, and the row begins again.
+    if [ -e "$out.json" ] && [ "$(timed_runs "$out.json")" != "$runs" ]; then
+        local aside
+        aside="$ROWS/set_aside/$2.$(date -u +%Y%m%dT%H%M%S)"
+        mkdir -p "$ROWS/set_aside" && mv "$out.json" "$aside.json"
+        [ ! -e "$out.md" ] || mv "$out.md" "$aside.md"
+        echo "frontier row $2: its partial rows timed other runs; set aside in $aside.json" >&2
+    fi
+    [ -e "$out.json" ] && resume=(--resume)
     ${CPU_LOCK:+flock "$CPU_LOCK"} "$PY" -m tfnmt.benchmark --runs="$runs" --checkpoint=averaged \
         --source="$DATA/test2016.en" --reference="$DATA/test2016.de" --batch_sizes=1,8,16,32 \
         --beam_sizes="$beams" --reference_beam=4 --reference_run=teacher --length_penalty=1.0 \
@@ -133,6 +142,9 @@ frontier_row() {  # run directory name, row name
         --batch_threads=1:1,1:2 --output="$out" "${resume[@]}" "${rule[@]}" || code=$?
     [ "$code" -lt 128 ] || exit "$code"  # stopped: stop the chain too
     [ "$code" -eq 0 ] || echo "frontier row $2 failed (exit $code); the trainings go on" >&2
+}
+timed_runs() {  # a row file -> the --runs its benchmark invocation timed (its provenance)
+    { grep -o '"command": "[^"]*' "$1" | grep -o -- '--runs=[^ "]*' || true; } | head -1 | cut -c8-
 }
 # Which of a NAT's rescored length candidates it keeps (--nat_selection), picked on val: the
 # rule of higher val BLEU (all 1,014 sentences, the paper's B: the hint paper's 9 lengths,

@@ -438,7 +438,10 @@ def test_the_frontier_chain_benchmarks_each_averaged_run_into_a_row_file(tmp_pat
     (rows / "teacher.json").parent.mkdir(exist_ok=True)
     for name in named[:-1]:
         (rows / f"{name}.json").write_text('{"values": {"complete": true}}')
-    (rows / "dat.json").write_text('{"values": {"complete": false}}')  # interrupted
+    (rows / "dat.json").write_text(json.dumps({  # interrupted
+        "provenance": {"command": "python -m tfnmt.benchmark "
+                                  "--runs=teacher=runs/multi30k_small,dat=runs/multi30k_dat"},
+        "values": {"complete": False}}))
     again = benchmarks_again()
     assert len(again) == 1 and again[0].endswith(f"--output={rows}/dat --resume")
     failed = benchmarks_again(BENCHMARK_EXIT="1")  # reported; imitate-NAT still trains
@@ -507,7 +510,8 @@ def test_the_frontier_chain_times_a_students_best_checkpoint_when_it_wins_on_val
     the higher val BLEU (beam 4, length penalty 1.0; a tie keeps the average), scored once
     until the averaged weights change; its best checkpoint is packed beside the average. The
     teacher keeps its average (the students learn from it), and a run without a best
-    checkpoint is not scored."""
+    checkpoint is not scored. A partial row begun with the weights a new pick drops is set
+    aside and begun again; one of the same weights resumes."""
     rows = tmp_path / "rows"
     chain = Chain(tmp_path, 'case "$*" in -c*) exec ' + sys.executable + ' "$@";; '
                             '*tfnmt.distill*) mkdir -p data/distilled; '
@@ -545,11 +549,25 @@ def test_the_frontier_chain_times_a_students_best_checkpoint_when_it_wins_on_val
     chain.run_json("multi30k_hrt_k2", "checkpoints/averaged/ckpt-1.data-00000-of-00001", "w")
     chain.env["BEST_BLEU"] = "38.18"
     chain.log.unlink()
+    # partial rows: the HRT's timed the best checkpoint the new pick drops, the 12-1's its pick
+    partial = {"hrt": "teacher=runs/multi30k_small,hrt=runs/multi30k_hrt_k2@best",
+               "at_12-1": "teacher=runs/multi30k_small,at_12-1=runs/multi30k_small_12-1@best"}
+    for row, timed in partial.items():
+        (rows / f"{row}.json").write_text(json.dumps({"provenance": {
+            "command": f"python -m tfnmt.benchmark --runs={timed} --rounds=2"}}))
+        (rows / f"{row}.md").write_text("partial")
     commands = chain()[1]
     assert [c.split()[2] for c in commands if "tfnmt.evaluate" in c] == [
         "--run_dir=runs/multi30k_hrt_k2"] * 2
-    assert "hrt=runs/multi30k_hrt_k2 --" in next(
-        c for c in commands if "tfnmt.benchmark" in c and "hrt=" in c)
+    hrt = next(c for c in commands if "tfnmt.benchmark" in c and "hrt=" in c)
+    assert "hrt=runs/multi30k_hrt_k2 --" in hrt and "--resume" not in hrt
+    aside = sorted((rows / "set_aside").iterdir())
+    assert [p.suffix for p in aside] == [".json", ".md"] and aside[0].name.startswith("hrt.")
+    assert json.loads(aside[0].read_text())["provenance"]["command"].endswith(
+        f"--runs={partial['hrt']} --rounds=2")
+    assert not (rows / "hrt.json").exists()
+    at_12_1 = next(c for c in commands if "tfnmt.benchmark" in c and "at_12-1=" in c)
+    assert "--resume" in at_12_1 and (rows / "at_12-1.json").exists()
     assert (rows / "checkpoint" / "at_12-1.txt").read_text() == "best\n"
 
 
