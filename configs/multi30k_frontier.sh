@@ -204,10 +204,10 @@ row_name() {
     esac
 }
 
-RUNS="multi30k_small multi30k_hybrid_multihead_h256 multi30k_hybrid_multihead_h256_kd
-multi30k_small_12-1 multi30k_hrt_k2 multi30k_dat multi30k_imitate_nat multi30k_cmlm
-multi30k_nart_hints multi30k_nart_nll multi30k_nart_align
-multi30k_imitate_nat_soft multi30k_imitate_nat_uniform multi30k_small_6-1"
+RUNS="multi30k_small multi30k_dat multi30k_imitate_nat_soft multi30k_imitate_nat_uniform
+multi30k_imitate_nat multi30k_nart_nll multi30k_nart_align multi30k_nart_hints
+multi30k_hybrid_multihead_h256 multi30k_hybrid_multihead_h256_kd multi30k_small_12-1
+multi30k_hrt_k2 multi30k_cmlm multi30k_small_6-1"
 if [ "${1:-}" = --snapshot ]; then
     [ -n "$ARCHIVE" ] || { echo "--snapshot needs RUNS_ARCHIVE" >&2; exit 2; }
     for run in $RUNS; do
@@ -240,30 +240,28 @@ train multi30k_small
 average multi30k_small
 distill multi30k_small
 frontier_row multi30k_small teacher
-# The runs whose frontier rows are not measured yet come first: the Hybrid (MLE, then KD), the
-# 12-1, HRT (the 12-1 first: a third of HRT's training or less, so it fits what a machine trains
-# between replacements more often; docs/decisions.md). Then the runs a replaced machine lost
-# after their rows were committed, for a final one-invocation frontier: the DAT (imitate-NAT
-# starts from its averaged weights and learns its distilled targets), imitate-NAT, CMLM, the
-# hint-NART (the step-3,000 weights its ablations compare against), then the ablations and the
-# 6-1. Each run this script averages is packed into RUNS_ARCHIVE, so a lost runs/ costs at most
-# the run in progress (a folder outside runs/: the repository's results/runs keeps packed runs
-# on the machine's disk, git-ignored, and only the vocabulary and distilled targets in git).
-for run in multi30k_hybrid_multihead_h256 multi30k_hybrid_multihead_h256_kd multi30k_small_12-1 \
-           multi30k_hrt_k2 multi30k_dat multi30k_imitate_nat multi30k_cmlm multi30k_nart_hints; do
+# Every frontier row is committed (session 54), so what the results still lack comes first: the
+# ablations, each against its method's step-3,000 weights at an equal budget. The DAT (the
+# imitate-NAT learners start from its averaged weights and learn its distilled targets), the two
+# imitate-NAT ablations, imitate-NAT itself (its ckpt-3000 is their comparison point; it trains
+# on to convergence), the two hint-NART ablations and the hint-NART. Then the runs a replaced
+# machine lost after their rows were committed, for the final one-invocation frontier: the Hybrid
+# (MLE, then KD), the 12-1, HRT, CMLM and the 6-1 (docs/decisions.md, "After a replacement the
+# unmeasured rows train first"). Each run this script averages is packed into RUNS_ARCHIVE, so a
+# lost runs/ costs at most the run in progress (a folder outside runs/: the repository's
+# results/runs keeps packed runs on the machine's disk, git-ignored, and only the vocabulary and
+# distilled targets in git).
+for run in multi30k_dat multi30k_imitate_nat_soft multi30k_imitate_nat_uniform multi30k_imitate_nat \
+           multi30k_nart_nll multi30k_nart_align multi30k_nart_hints \
+           multi30k_hybrid_multihead_h256 multi30k_hybrid_multihead_h256_kd multi30k_small_12-1 \
+           multi30k_hrt_k2 multi30k_cmlm multi30k_small_6-1; do
     train "$run"
+    case "$run" in *_soft|*_uniform|*_nll|*_align) continue;; esac  # ablations: decoded as they end
     average "$run"
     name=$(row_name "$run")
     [ -z "$name" ] || frontier_row "$run" "$name"
     if [ "$run" = multi30k_dat ]; then
-        distill "$run"  # imitate-NAT, next, learns the DAT's translations
+        distill "$run"  # the imitate-NAT learners, next, learn the DAT's translations
     fi
 done
-for run in multi30k_nart_nll multi30k_nart_align multi30k_imitate_nat_soft \
-           multi30k_imitate_nat_uniform; do
-    train "$run"
-done
-train multi30k_small_6-1
-average multi30k_small_6-1
-frontier_row multi30k_small_6-1 at_6-1
 echo "all frontier trainings done"

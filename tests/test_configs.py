@@ -204,7 +204,7 @@ DISTILL_THEN_STOP = ('case "$*" in *tfnmt.distill*) mkdir -p data/distilled; tou
 
 
 @pytest.mark.parametrize("cpu_flags,precision", [
-    ("fpu avx2 avx512f amx_bf16 amx_tile", " --flagfile=configs/multi30k_bf16.flags"),
+    ("fpu avx2 avx512f amx_bf16 amx_tile", ""),  # the DAT's recipe includes the bfloat16 flags
     ("fpu avx2 fma", " --mixed_precision=float32")])
 def test_the_frontier_chain_copies_packed_runs_in_and_does_not_train_them(tmp_path, cpu_flags,
                                                                           precision):
@@ -220,13 +220,13 @@ def test_the_frontier_chain_copies_packed_runs_in_and_does_not_train_them(tmp_pa
     assert (chain.work / "runs" / "multi30k_small" / "packed.json").exists()
     assert [c.split()[1] for c in commands] == ["tfnmt.distill", "tfnmt.train"], commands
     assert "--teacher_run=runs/multi30k_small" in commands[0]
-    # the first run whose frontier row is missing: the Hybrid's MLE stage
-    hybrid = "--flagfile=configs/multi30k_hybrid_multihead_h256.flags"
-    assert commands[1].endswith(hybrid + precision)
+    # the first run after the teacher: the DAT, which the imitate-NAT ablations start from
+    dat = "--flagfile=configs/multi30k_dat.flags"
+    assert commands[1].endswith(dat + precision)
     # A run that exists keeps the precision it started with, whatever this CPU has.
-    chain.run_json("multi30k_hybrid_multihead_h256", "config.json",
+    chain.run_json("multi30k_dat", "config.json",
                    '{"train": {"mixed_precision": "mixed_bfloat16"}}')
-    assert chain()[1][-1].endswith(hybrid + " --flagfile=configs/multi30k_bf16.flags")
+    assert chain()[1][-1].endswith(dat)
 
 
 @pytest.mark.parametrize("cpu_flags,existing,added", [
@@ -418,17 +418,15 @@ def test_the_frontier_chain_benchmarks_each_averaged_run_into_a_row_file(tmp_pat
     chain.env.update(FRONTIER_ROWS=str(rows), CPU_LOCK=str(lock))
     _, commands = chain()
     benchmarks = [c for c in commands if "tfnmt.benchmark" in c]
-    # the teacher, then the runs whose rows are missing (the Hybrid's MLE stage is not a row)
-    named = ["teacher", "hybrid", "at_12-1", "hrt", "dat"]
+    # the teacher, then the DAT (the imitate-NAT ablations, next, are no rows and stop here)
+    named = ["teacher", "dat"]
     assert [c.split("--output=")[1] for c in benchmarks] == [f"{rows}/{n}" for n in named]
     assert "--runs=teacher=runs/multi30k_small --" in benchmarks[0]
-    assert ("--runs=teacher=runs/multi30k_small,hybrid=runs/multi30k_hybrid_multihead_h256_kd "
-            in benchmarks[1])
-    assert "--runs=teacher=runs/multi30k_small,dat=runs/multi30k_dat " in benchmarks[4]
+    assert "--runs=teacher=runs/multi30k_small,dat=runs/multi30k_dat " in benchmarks[1]
     assert all("--checkpoint=averaged" in c and "--beam_sizes=1,4,5" in c for c in benchmarks)
-    assert (tmp_path / "held").read_text() == "locked\n" * 5  # each ran under the lock
-    assert commands.index(benchmarks[4]) < next(
-        i for i, c in enumerate(commands) if "multi30k_imitate_nat.flags" in c)
+    assert (tmp_path / "held").read_text() == "locked\n" * 2  # each ran under the lock
+    assert commands.index(benchmarks[1]) < next(
+        i for i, c in enumerate(commands) if "multi30k_imitate_nat_soft.flags" in c)
 
     def benchmarks_again(**env):
         chain.log.unlink()
@@ -444,8 +442,8 @@ def test_the_frontier_chain_benchmarks_each_averaged_run_into_a_row_file(tmp_pat
         "values": {"complete": False}}))
     again = benchmarks_again()
     assert len(again) == 1 and again[0].endswith(f"--output={rows}/dat --resume")
-    failed = benchmarks_again(BENCHMARK_EXIT="1")  # reported; imitate-NAT still trains
-    assert len(failed) == 1 and "multi30k_imitate_nat.flags" in chain.log.read_text()
+    failed = benchmarks_again(BENCHMARK_EXIT="1")  # reported; the ablations still train
+    assert len(failed) == 1 and "multi30k_imitate_nat_soft.flags" in chain.log.read_text()
     chain.log.unlink()
     chain.env["BENCHMARK_EXIT"] = "143"  # stopped (SIGTERM): the chain stops there
     _, commands = chain()
@@ -467,7 +465,7 @@ def test_the_frontier_chain_picks_a_nats_candidate_rule_on_val(tmp_path):
                             '--nat_selection=total) bleu=$TOTAL_BLEU;; '
                             '--nat_selection=normalized) bleu=31.5;; esac; done; '
                             'echo "{\\"values\\": {\\"bleu\\": $bleu}}" > "$result";; '
-                            '*tfnmt.train*multi30k_nart_nll.flags*) exit 143;; esac')
+                            '*tfnmt.train*multi30k_hybrid_multihead_h256.flags*) exit 143;; esac')
     chain.env.update(FRONTIER_ROWS=str(rows), TOTAL_BLEU="31.2")
     _, commands = chain()
     evaluations = [c for c in commands if "tfnmt.evaluate" in c]
@@ -515,18 +513,19 @@ def test_the_frontier_chain_times_a_students_best_checkpoint_when_it_wins_on_val
     rows = tmp_path / "rows"
     chain = Chain(tmp_path, 'case "$*" in -c*) exec ' + sys.executable + ' "$@";; '
                             '*tfnmt.distill*) mkdir -p data/distilled; '
-                            'touch data/distilled/multi30k_small.train.de;; '
+                            'touch data/distilled/multi30k_small.train.de '
+                            'data/distilled/multi30k_dat.train.de;; '
                             '*tfnmt.evaluate*) for a in "$@"; do case "$a" in '
                             '--result=*) result=${a#--result=};; '
                             '--checkpoint=best) bleu=$BEST_BLEU;; '
-                            '--checkpoint=averaged) bleu=38.18;; esac; done; '
-                            'echo "{\\"values\\": {\\"bleu\\": $bleu}}" > "$result";; '
-                            '*tfnmt.train*multi30k_dat.flags*) exit 143;; esac')
+                            '--checkpoint=averaged|--nat_selection=*) bleu=38.18;; esac; '
+                            'done; echo "{\\"values\\": {\\"bleu\\": $bleu}}" > "$result";; '
+                            '*tfnmt.train*multi30k_cmlm.flags*) exit 143;; esac')
     for run in ("multi30k_small", "multi30k_small_12-1", "multi30k_hrt_k2"):
         chain.run_json(run, "checkpoints/best/checkpoint", "")
     chain.env.update(FRONTIER_ROWS=str(rows), BEST_BLEU="38.4")
     _, commands = chain()
-    evaluations = [c for c in commands if "tfnmt.evaluate" in c]
+    evaluations = [c for c in commands if "tfnmt.evaluate" in c and "--nat_selection" not in c]
     assert [c.split()[2] for c in evaluations] == [
         "--run_dir=runs/multi30k_small_12-1", "--run_dir=runs/multi30k_small_12-1",
         "--run_dir=runs/multi30k_hrt_k2", "--run_dir=runs/multi30k_hrt_k2"], evaluations
