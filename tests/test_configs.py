@@ -450,22 +450,27 @@ def test_the_frontier_chain_benchmarks_each_averaged_run_into_a_row_file(tmp_pat
     assert "tfnmt.benchmark" in commands[-1] and not any("imitate" in c for c in commands)
 
 
+def scoring_stand_in(bleu_cases, stop):
+    """A stand-in python for the chain's picks on val: it runs `python -c`, writes both distilled
+    targets, answers tfnmt.evaluate with the BLEU `bleu_cases` (shell case items over each flag)
+    give, and stops (exit 143) at the training of the run `stop`."""
+    return ('case "$*" in -c*) exec ' + sys.executable + ' "$@";; '
+            '*tfnmt.distill*) mkdir -p data/distilled; '
+            'touch data/distilled/multi30k_small.train.de data/distilled/multi30k_dat.train.de;; '
+            '*tfnmt.evaluate*) for a in "$@"; do case "$a" in --result=*) result=${a#--result=};; '
+            + bleu_cases + ' esac; done; echo "{\\"values\\": {\\"bleu\\": $bleu}}" > "$result";; '
+            f'*tfnmt.train*{stop}.flags*) exit 143;; esac')
+
+
 def test_the_frontier_chain_picks_a_nats_candidate_rule_on_val(tmp_path):
     """A NAT's row keeps the length candidate of the rule with the higher val BLEU (a tie:
     total, the hint paper's), each scored once at the paper's B (9 lengths for the hint-NART, 7
     for imitate-NAT), the pick kept beside the row until the run's weights change; imitate-NAT
     is timed beside its DAT."""
     rows = tmp_path / "rows"
-    chain = Chain(tmp_path, 'case "$*" in -c*) exec ' + sys.executable + ' "$@";; '
-                            '*tfnmt.distill*) mkdir -p data/distilled; '
-                            'touch data/distilled/multi30k_small.train.de '
-                            'data/distilled/multi30k_dat.train.de;; '
-                            '*tfnmt.evaluate*) for a in "$@"; do case "$a" in '
-                            '--result=*) result=${a#--result=};; '
-                            '--nat_selection=total) bleu=$TOTAL_BLEU;; '
-                            '--nat_selection=normalized) bleu=31.5;; esac; done; '
-                            'echo "{\\"values\\": {\\"bleu\\": $bleu}}" > "$result";; '
-                            '*tfnmt.train*multi30k_hybrid_multihead_h256.flags*) exit 143;; esac')
+    chain = Chain(tmp_path, scoring_stand_in('--nat_selection=total) bleu=$TOTAL_BLEU;; '
+                                             '--nat_selection=normalized) bleu=31.5;;',
+                                             stop="multi30k_hybrid_multihead_h256"))
     chain.env.update(FRONTIER_ROWS=str(rows), TOTAL_BLEU="31.2")
     _, commands = chain()
     evaluations = [c for c in commands if "tfnmt.evaluate" in c]
@@ -511,16 +516,9 @@ def test_the_frontier_chain_times_a_students_best_checkpoint_when_it_wins_on_val
     checkpoint is not scored. A partial row begun with the weights a new pick drops is set
     aside and begun again; one of the same weights resumes."""
     rows = tmp_path / "rows"
-    chain = Chain(tmp_path, 'case "$*" in -c*) exec ' + sys.executable + ' "$@";; '
-                            '*tfnmt.distill*) mkdir -p data/distilled; '
-                            'touch data/distilled/multi30k_small.train.de '
-                            'data/distilled/multi30k_dat.train.de;; '
-                            '*tfnmt.evaluate*) for a in "$@"; do case "$a" in '
-                            '--result=*) result=${a#--result=};; '
-                            '--checkpoint=best) bleu=$BEST_BLEU;; '
-                            '--checkpoint=averaged|--nat_selection=*) bleu=38.18;; esac; '
-                            'done; echo "{\\"values\\": {\\"bleu\\": $bleu}}" > "$result";; '
-                            '*tfnmt.train*multi30k_cmlm.flags*) exit 143;; esac')
+    chain = Chain(tmp_path, scoring_stand_in('--checkpoint=best) bleu=$BEST_BLEU;; '
+                                             '--checkpoint=averaged|--nat_selection=*) '
+                                             'bleu=38.18;;', stop="multi30k_cmlm"))
     for run in ("multi30k_small", "multi30k_small_12-1", "multi30k_hrt_k2"):
         chain.run_json(run, "checkpoints/best/checkpoint", "")
     chain.env.update(FRONTIER_ROWS=str(rows), BEST_BLEU="38.4")

@@ -26,3 +26,10 @@ def test_bad_corpora_give_one_clear_error(tmp_path, files, message):
         write(tmp_path / name, data)
     with pytest.raises(UserError, match=message):
         corpus.check_parallel(str(tmp_path / "a.en"), str(tmp_path / "a.de"))
+
+
+def test_a_path_that_is_no_regular_file_is_named_as_such(tmp_path):
+    write(tmp_path / "a.de", b"x\n")
+    (tmp_path / "a.en").mkdir()
+    with pytest.raises(UserError, match="a.en is not a regular file"):
+        corpus.check_parallel(str(tmp_path / "a.en"), str(tmp_path / "a.de"))

@@ -11,8 +11,10 @@ def count_lines(path: str) -> int:
     """Counts lines of a UTF-8 text file; raises UserError for a missing, empty or non-UTF-8 file."""
     if not path:
         raise UserError("a corpus path is empty; pass the file with its flag.")
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise UserError(f"corpus file {path} does not exist.")
+    if not os.path.isfile(path):  # a directory, /dev/null, a pipe
+        raise UserError(f"corpus file {path} is not a regular file.")
     if not os.access(path, os.R_OK):
         raise UserError(f"corpus file {path} cannot be read (permissions).")
     lines = 0
