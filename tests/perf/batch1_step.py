@@ -30,9 +30,9 @@ def loop_dot_types(hlo):
     return dict(out)
 
 
-def forced(model, steps):
+def forced(model, steps, beam=1):
     def decode(source):
-        return search.decode(model, source, steps, 1, 1.0, max_length_a=0.0,
+        return search.decode(model, source, steps, beam, 1.0, max_length_a=0.0,
                              max_length_b=steps, min_length=steps)["ids"]
     return decode
 
@@ -56,10 +56,11 @@ def marginal_ms(model, vocab):
     return 1000 * (best[64] - best[16]) / 48, loop_dot_types(hlo)
 
 
-for vocab, precision in ((8000, "float32"), (1000, "float32"), (8000, "bfloat16"),
-                         (8000, "int8")):
-    model = build_model(ModelConfig.from_shape("small", vocab_size=vocab, dropout=0.0))
-    if precision != "float32":
-        model = runs.at_precision(model, precision)
-    ms, dots = marginal_ms(model, vocab)
-    print(f"vocab {vocab} {precision}: {ms:.3f} ms a step; loop dots {dots}", flush=True)
+if __name__ == "__main__":
+    for vocab, precision in ((8000, "float32"), (1000, "float32"), (8000, "bfloat16"),
+                             (8000, "int8")):
+        model = build_model(ModelConfig.from_shape("small", vocab_size=vocab, dropout=0.0))
+        if precision != "float32":
+            model = runs.at_precision(model, precision)
+        ms, dots = marginal_ms(model, vocab)
+        print(f"vocab {vocab} {precision}: {ms:.3f} ms a step; loop dots {dots}", flush=True)
