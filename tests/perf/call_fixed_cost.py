@@ -6,27 +6,15 @@ decodes one 16-token source to 1, 16 and 64 forced steps under XLA, greedy and b
 60 calls each: the 1-step call is the fixed cost plus one step, (64 − 16) steps give the
 marginal step. An empty XLA call is the floor. XLA_FLAGS in the environment apply."""
 
-import time
-
 import numpy as np
 import tensorflow as tf
-
 from batch1_step import forced
+from timing import best_ms
+
 from tfnmt.core.config import ModelConfig
 from tfnmt.models import build_model
 
 CALLS = 60
-
-
-def best_ms(fn, source):
-    fn(source).numpy()
-    times = []
-    for _ in range(CALLS):
-        start = time.perf_counter()
-        fn(source).numpy()
-        times.append(time.perf_counter() - start)
-    return 1000 * min(times)
-
 
 model = build_model(ModelConfig.from_shape("small", vocab_size=8000, dropout=0.0))
 rng = np.random.default_rng(0)
@@ -36,10 +24,10 @@ source = tf.constant(source)
 model({"source": source, "target": source})
 model.keep_decoding_constants()
 for beam in (1, 4):
-    ms = {steps: best_ms(tf.function(forced(model, steps, beam), jit_compile=True), source)
-          for steps in (1, 16, 64)}
+    ms = {steps: best_ms(tf.function(forced(model, steps, beam), jit_compile=True), source,
+                         repeats=CALLS) for steps in (1, 16, 64)}
     step = (ms[64] - ms[16]) / 48
     print(f"beam {beam}: a call of 1 / 16 / 64 steps {ms[1]:.2f} / {ms[16]:.2f} / {ms[64]:.2f} "
           f"ms; {step:.3f} ms a step", flush=True)
-print(f"an empty XLA call {best_ms(tf.function(lambda s: s + 1, jit_compile=True), source):.3f} "
-      "ms")
+empty = best_ms(tf.function(lambda s: s + 1, jit_compile=True), source, repeats=CALLS)
+print(f"an empty XLA call {empty:.3f} ms")

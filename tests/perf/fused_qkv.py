@@ -5,10 +5,9 @@ python tests/perf/fused_qkv.py
 Each variant runs 200 dependent iterations in one XLA while loop at 1, 4 and 16 rows; best of
 30 calls, microseconds an iteration; `one` is a single [256, 256] product for scale."""
 
-import time
-
 import numpy as np
 import tensorflow as tf
+from timing import best_ms
 
 STEPS = 200
 rng = np.random.default_rng(0)
@@ -33,15 +32,8 @@ VARIANTS = {
 x0 = tf.constant(rng.normal(size=(1, 256)).astype(np.float32))
 for rows in (1, 4, 16):
     x = tf.tile(x0, [rows, 1])
-    out = []
-    for name, run in VARIANTS.items():
-        run(x).numpy()
-        times = []
-        for _ in range(30):
-            start = time.perf_counter()
-            run(x).numpy()
-            times.append(time.perf_counter() - start)
-        out.append(f"{name} {1e6 * min(times) / STEPS:.1f}")
+    out = [f"{name} {1e3 * best_ms(run, x, repeats=30) / STEPS:.1f}"
+           for name, run in VARIANTS.items()]
     print(f"rows {rows} (us an iteration): " + ", ".join(out), flush=True)
 dots = VARIANTS["separate"].experimental_get_compiler_ir(x0)(stage="optimized_hlo").count(" dot(")
 print(f"dots in the separate variant's optimised HLO: {dots}")
