@@ -18,7 +18,7 @@ ARCHIVE=${RUNS_ARCHIVE:-}
 #   RUNS_ARCHIVE=... bash configs/multi30k_frontier.sh --snapshot
 # snapshots every run in runs/ not yet packed there (tfnmt.pack_run --snapshot: newest training
 # checkpoint, best weights, records); a new machine copies a snapshot in and resumes it.
-train() {  # exits 130/143 if stopped; a packed run is done
+train() {  # run, more tfnmt.train flags; exits 130/143 if stopped; a packed run is done
     local kept
     for kept in "$1/packed.json" "$1.snapshot/snapshot.json"; do
         if [ -n "$ARCHIVE" ] && [ ! -e "runs/$1" ] && [ -e "$ARCHIVE/$kept" ]; then
@@ -28,7 +28,7 @@ train() {  # exits 130/143 if stopped; a packed run is done
         fi
     done
     [ -e "runs/$1/packed.json" ] ||
-        "$PY" -m tfnmt.train --flagfile="configs/$1.flags" $(precision_flags "$1")
+        "$PY" -m tfnmt.train --flagfile="configs/$1.flags" $(precision_flags "$1") "${@:2}"
 }
 # Every run trains in mixed bfloat16 with element-wise XLA (configs/multi30k_bf16.flags; the
 # students' recipes include it, the teacher's does not, so that its flags stay a default for any
@@ -143,6 +143,25 @@ frontier_row() {  # run directory name, row name
     [ "$code" -lt 128 ] || exit "$code"  # stopped: stop the chain too
     [ "$code" -eq 0 ] || echo "frontier row $2 failed (exit $code); the trainings go on" >&2
 }
+# The equal-budget ablations (configs/multi30k_ablation_benchmark.sh, into the folder above
+# FRONTIER_ROWS: the repository's results/) are decoded as soon as their long run has its step-
+# 3,000 checkpoint, under CPU_LOCK like the rows; once a table is complete its ablation runs
+# are not trained again (on a new machine, say).
+ablation_table() {  # the long run; prints the table's name
+    case "$1" in *imitate_nat*) echo imitate_nat;; *nart*) echo nart;; esac
+}
+ablation_done() {  # run
+    [ -n "$ROWS" ] &&
+        grep -qs '"complete": true' "$(dirname "$ROWS")/ablations_$(ablation_table "$1")_multi30k.json"
+}
+ablations() {  # the long run, at step 3,000
+    [ -n "$ROWS" ] || return 0
+    local code=0
+    ${CPU_LOCK:+flock "$CPU_LOCK"} env PYTHON="$PY" DATA="$DATA" RESULTS="$(dirname "$ROWS")" \
+        ROWS="$ROWS" bash configs/multi30k_ablation_benchmark.sh "$(ablation_table "$1")" || code=$?
+    [ "$code" -lt 128 ] || exit "$code"  # stopped: stop the chain too
+    [ "$code" -eq 0 ] || echo "ablations of $1 failed (exit $code); the trainings go on" >&2
+}
 timed_runs() {  # a row file -> the --runs its benchmark invocation timed (its provenance)
     { grep -o '"command": "[^"]*' "$1" | grep -o -- '--runs=[^ "]*' || true; } | head -1 | cut -c8-
 }
@@ -255,8 +274,17 @@ for run in multi30k_dat multi30k_imitate_nat_soft multi30k_imitate_nat_uniform m
            multi30k_nart_nll multi30k_nart_align multi30k_nart_hints \
            multi30k_hybrid_multihead_h256 multi30k_hybrid_multihead_h256_kd multi30k_small_12-1 \
            multi30k_hrt_k2 multi30k_cmlm multi30k_small_6-1; do
+    case "$run" in
+        *_soft|*_uniform|*_nll|*_align)  # ablations: decoded beside their long run's step 3,000
+            ablation_done "$run" || train "$run"
+            continue;;
+        multi30k_imitate_nat|multi30k_nart_hints)
+            if ! ablation_done "$run"; then
+                train "$run" --train_steps=3000  # the same schedule: resumed == uninterrupted
+                ablations "$run"
+            fi;;
+    esac
     train "$run"
-    case "$run" in *_soft|*_uniform|*_nll|*_align) continue;; esac  # ablations: decoded as they end
     average "$run"
     name=$(row_name "$run")
     [ -z "$name" ] || frontier_row "$run" "$name"

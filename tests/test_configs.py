@@ -397,7 +397,10 @@ def test_the_frontier_chain_snapshots_every_run_it_trains(tmp_path):
                if "tfnmt.train" in c]
     script = open(os.path.join(REPO, "configs", "multi30k_frontier.sh"), encoding="utf-8").read()
     listed = script.split('RUNS="')[1].split('"')[0].split()
-    assert trained == listed
+    assert list(dict.fromkeys(trained)) == listed  # the ablations' long runs: to 3,000, then on
+    assert [r for r in trained if trained.count(r) == 2] == [
+        "multi30k_imitate_nat", "multi30k_imitate_nat", "multi30k_nart_hints",
+        "multi30k_nart_hints"]
     packed = [c for c in commands if "tfnmt.pack_run" in c]
     assert [c for c in packed if "ckpt-3000" in c] == [
         f"-m tfnmt.pack_run --run_dir=runs/{r} --output={chain.archive}/{r} "
@@ -450,12 +453,13 @@ def test_the_frontier_chain_benchmarks_each_averaged_run_into_a_row_file(tmp_pat
     assert "tfnmt.benchmark" in commands[-1] and not any("imitate" in c for c in commands)
 
 
-def scoring_stand_in(bleu_cases, stop):
+def scoring_stand_in(bleu_cases, stop, more=""):
     """A stand-in python for the chain's picks on val: it runs `python -c`, writes both distilled
     targets, answers tfnmt.evaluate with the BLEU `bleu_cases` (shell case items over each flag)
-    give, and stops (exit 143) at the training of the run `stop`."""
-    return ('case "$*" in -c*) exec ' + sys.executable + ' "$@";; '
-            '*tfnmt.distill*) mkdir -p data/distilled; '
+    give, runs the case items `more` over its arguments, and stops (exit 143) at the training of
+    the run `stop`."""
+    return ('case "$*" in -c*) exec ' + sys.executable + ' "$@";; ' + more
+            + '*tfnmt.distill*) mkdir -p data/distilled; '
             'touch data/distilled/multi30k_small.train.de data/distilled/multi30k_dat.train.de;; '
             '*tfnmt.evaluate*) for a in "$@"; do case "$a" in --result=*) result=${a#--result=};; '
             + bleu_cases + ' esac; done; echo "{\\"values\\": {\\"bleu\\": $bleu}}" > "$result";; '
@@ -476,13 +480,14 @@ def test_the_frontier_chain_picks_a_nats_candidate_rule_on_val(tmp_path):
     evaluations = [c for c in commands if "tfnmt.evaluate" in c]
     assert len(evaluations) == 4 and all(
         "--checkpoint=averaged" in c and "/val.en " in c for c in evaluations)
+    rows_timed = [c for c in commands if "tfnmt.benchmark" in c and f"--output={rows}/" in c]
     for run, row, halfwidth in [("multi30k_imitate_nat", "imitate_nat", 3),
                                 ("multi30k_nart_hints", "hint_nart", 4)]:
         mine = [c for c in evaluations if f"--run_dir=runs/{run} " in c]
         assert len(mine) == 2 and all(f"--length_halfwidth={halfwidth} " in c for c in mine)
-        benchmark = next(c for c in commands if "tfnmt.benchmark" in c and f"{row}=" in c)
+        benchmark = next(c for c in rows_timed if f"{row}=" in c)
         assert benchmark.endswith(f"--nat_selection={row}=normalized --collapse_repeats")
-    imitate = next(c for c in commands if "tfnmt.benchmark" in c and "imitate_nat=" in c)
+    imitate = next(c for c in rows_timed if "imitate_nat=" in c)
     assert ("--runs=teacher=runs/multi30k_small,dat=runs/multi30k_dat,"
             "imitate_nat=runs/multi30k_imitate_nat " in imitate)
     picks = rows / "nat_selection"
@@ -506,6 +511,65 @@ def test_the_frontier_chain_picks_a_nats_candidate_rule_on_val(tmp_path):
     assert (picks / "hint_nart.txt").read_text() == "total\n"
     assert (picks / "imitate_nat.weights").read_text() == (
         hashlib.sha256(b"w").hexdigest()[:16] + "\n")
+
+
+def test_the_frontier_chain_decodes_the_ablations_at_their_long_runs_step_3000(tmp_path):
+    """Each long run (imitate-NAT, hint-NART) trains to step 3,000, its ablation table is decoded
+    (configs/multi30k_ablation_benchmark.sh, under CPU_LOCK, into the folder above the rows:
+    its step-3,000 weights beside the 3,000-step ablations), then it trains on to convergence.
+    Once a table is complete, its ablation runs and the stop at 3,000 are skipped; a stopped
+    table stops the chain."""
+    rows, lock = tmp_path / "rows", tmp_path / "cpu.lock"
+    writes_output = ('*tfnmt.benchmark*) flock -n "$CPU_LOCK" true || echo locked >> '
+                     f'{tmp_path}/held; [ "${{BENCHMARK_EXIT:-0}}" = 0 ] || '
+                     'exit "$BENCHMARK_EXIT"; for a in "$@"; do case "$a" in --output=*) '
+                     'echo \'{"values": {"complete": true}}\' > "${a#--output=}.json";; '
+                     'esac; done;; ')
+    chain = Chain(tmp_path, scoring_stand_in("--nat_selection=*) bleu=31.0;;",
+                                             stop="multi30k_hybrid_multihead_h256",
+                                             more=writes_output))
+    chain.env.update(FRONTIER_ROWS=str(rows), CPU_LOCK=str(lock))
+    _, commands = chain()
+
+    def trained(c):
+        return c.split("--flagfile=configs/")[1].split(".flags")[0] if "tfnmt.train" in c else None
+
+    for table, long_run, ablation_runs, ablation_names in [
+            ("imitate_nat", "multi30k_imitate_nat",
+             ["multi30k_imitate_nat_soft", "multi30k_imitate_nat_uniform"],
+             ["imitate_nat_soft", "imitate_nat_uniform"]),
+            ("nart", "multi30k_nart_hints", ["multi30k_nart_nll", "multi30k_nart_align"],
+             ["nart_align", "nart_nll"])]:
+        out = f"--output={tmp_path}/ablations_{table}_multi30k"
+        decoded = [i for i, c in enumerate(commands) if "tfnmt.benchmark" in c and out in c]
+        assert len(decoded) == 1, commands
+        ablation = commands[decoded[0]]
+        runs = ablation.split("--runs=")[1].split()[0].split(",")
+        assert runs[-1 if table == "nart" else 0].endswith(
+            f"=runs/{long_run}@runs/{long_run}/checkpoints/ckpt-3000")
+        assert sorted(r.split("=")[0] for r in runs if "ckpt-3000" not in r) == ablation_names
+        long_trainings = [i for i, c in enumerate(commands) if trained(c) == long_run]
+        assert len(long_trainings) == 2
+        assert commands[long_trainings[0]].endswith(" --train_steps=3000")
+        assert "--train_steps" not in commands[long_trainings[1]]
+        last_ablation = max(i for i, c in enumerate(commands) if trained(c) in ablation_runs)
+        assert last_ablation < long_trainings[0] < decoded[0] < long_trainings[1]
+    assert (tmp_path / "held").read_text().count("locked") == sum(
+        "tfnmt.benchmark" in c for c in commands)  # the rows and both tables, each under the lock
+
+    chain.log.unlink()  # both tables complete: no ablation trained or decoded again
+    commands = chain()[1]
+    assert not [c for c in commands if "train_steps" in c or "ablations_" in c
+                or trained(c) in ("multi30k_imitate_nat_soft", "multi30k_nart_nll")]
+    assert [trained(c) for c in commands if trained(c) in ("multi30k_imitate_nat",
+                                                           "multi30k_nart_hints")] == [
+        "multi30k_imitate_nat", "multi30k_nart_hints"]
+
+    (tmp_path / "ablations_nart_multi30k.json").unlink()
+    chain.log.unlink()
+    chain.env["BENCHMARK_EXIT"] = "143"  # the table stopped (SIGTERM): the chain stops there
+    commands = chain()[1]
+    assert "ablations_nart_multi30k" in commands[-1]
 
 
 def test_the_frontier_chain_times_a_students_best_checkpoint_when_it_wins_on_val(tmp_path):

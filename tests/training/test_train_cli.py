@@ -70,7 +70,10 @@ def final_weights(run_dir, step):
     return {n: reader.get_tensor(n) for n in names}
 
 
-def test_sigkill_then_resume_equals_uninterrupted(tmp_path, reverse_task):
+def test_sigkill_or_a_shorter_train_steps_then_resume_equals_uninterrupted(tmp_path,
+                                                                          reverse_task):
+    """A run killed, or trained to a shorter --train_steps first (the frontier chain stops its
+    long NAT runs at step 3,000 for the ablations), resumes to the same weights."""
     steps = "--train_steps=60"
     with futures.ThreadPoolExecutor(1) as pool:  # the uninterrupted run beside the killed one
         full_job = pool.submit(run_module, "tfnmt.train", *train_args(
@@ -103,6 +106,15 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, reverse_task):
     assert re.search(r"step 10 \| saved .*ckpt-10", full.stdout)
     fingerprint = re.compile(r"weights fingerprint (\w+)")
     assert fingerprint.search(full.stdout).group(1) == fingerprint.search(resumed.stdout).group(1)
+    stopped_dir = tmp_path / "stopped"
+    for total in ("--train_steps=30", steps):
+        result = run_module("tfnmt.train", *train_args(reverse_task, stopped_dir, total,
+                                                        "--save_every=10"))
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert "resumed from step 30" in result.stdout
+    c = final_weights(stopped_dir, 60)
+    for name in a:
+        np.testing.assert_allclose(c[name], a[name], rtol=0, atol=1e-6, err_msg=name)
 
 
 def test_xla_elementwise_compiles_clusters_and_trains_alike(tmp_path, reverse_task):
