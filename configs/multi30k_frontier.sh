@@ -106,7 +106,7 @@ distill() {
 ROWS=${FRONTIER_ROWS:-}
 frontier_row() {  # run directory name, row name
     [ -n "$ROWS" ] || return 0
-    local out="$ROWS/$2" runs=teacher=runs/multi30k_small beams=1,4,5 resume=() code=0 rule=() pick
+    local out="$ROWS/$2" runs=teacher=runs/multi30k_small beams=1,4,5 resume=() rule=() pick
     grep -qs '"complete": true' "$out.json" && return 0
     # imitate-NAT's targets are against the DAT it starts from and learns the translations of:
     # timed in the same invocation (the DAT's own row may time weights a lost machine trained).
@@ -135,13 +135,53 @@ frontier_row() {  # run directory name, row name
         echo "frontier row $2: its partial rows timed other runs; set aside in $aside.json" >&2
     fi
     [ -e "$out.json" ] && resume=(--resume)
-    ${CPU_LOCK:+flock "$CPU_LOCK"} "$PY" -m tfnmt.benchmark --runs="$runs" --checkpoint=averaged \
+    measured "frontier row $2" "$PY" -m tfnmt.benchmark --runs="$runs" --checkpoint=averaged \
         --source="$DATA/test2016.en" --reference="$DATA/test2016.de" --batch_sizes=1,8,16,32 \
         --beam_sizes="$beams" --reference_beam=4 --reference_run=teacher --length_penalty=1.0 \
         --xla=on --length_halfwidths=0,3,4 --iterations=4 --length_beam=5 --repeats=1 --rounds=2 \
-        --batch_threads=1:1,1:2 --output="$out" "${resume[@]}" "${rule[@]}" || code=$?
-    [ "$code" -lt 128 ] || exit "$code"  # stopped: stop the chain too
-    [ "$code" -eq 0 ] || echo "frontier row $2 failed (exit $code); the trainings go on" >&2
+        --batch_threads=1:1,1:2 --output="$out" "${resume[@]}" "${rule[@]}" || true
+}
+# A measurement under CPU_LOCK: stopped (exit 130/143), it stops the chain; failed, it is
+# reported, returns non-zero, and the trainings go on.
+measured() {  # what, command...
+    local what=$1 code=0
+    shift
+    ${CPU_LOCK:+flock "$CPU_LOCK"} "$@" || code=$?
+    [ "$code" -lt 128 ] || exit "$code"
+    [ "$code" -eq 0 ] || echo "$what failed (exit $code); the trainings go on" >&2
+    return "$code"
+}
+# Each student's lexical shortlist (#17: "for the AT, the Hybrid, HRT and the NATs; it costs at
+# most 0.2 BLEU"), once its row is timed: the lists built from the run's own training pairs
+# (tfnmt.shortlist's defaults; the teacher's too, once), the weights and candidate rule of its
+# row decoded its own way with and without them beside the teacher (beam 4, batch 1 and 32,
+# test2016) into shortlist_<row>_multi30k.json in the folder above FRONTIER_ROWS. The teacher's
+# rows with int8 and CTranslate2 are configs/multi30k_teacher_precision_benchmark.sh's.
+shortlist_row() {  # run directory name, row name
+    case "$2" in hybrid|hrt|hint_nart|imitate_nat) ;; *) return 0;; esac
+    [ -n "$ROWS" ] || return 0
+    local out runs=teacher=runs/multi30k_small pick halfwidths=0 rule=() resume=() run
+    out="$(dirname "$ROWS")/shortlist_$2_multi30k"
+    grep -qs '"complete": true' "$out.json" && return 0
+    pick=$(checkpoint_pick "$1" "$2")
+    runs+=",$2=runs/$1"
+    [ "$pick" = averaged ] || runs+="@$pick"
+    case "$2" in
+        hint_nart) halfwidths=0,4;;
+        imitate_nat) halfwidths=0,3;;
+    esac
+    [ "$halfwidths" = 0 ] || rule=(--nat_selection="$2=$(nat_rule "$1" "$2")")
+    for run in multi30k_small "$1"; do
+        [ -e "runs/$run/shortlist.npz" ] ||
+            measured "the shortlist of $run" "$PY" -m tfnmt.shortlist --run_dir="runs/$run" ||
+            return 0
+    done
+    [ -e "$out.json" ] && resume=(--resume)
+    measured "shortlist row $2" "$PY" -m tfnmt.benchmark --runs="$runs" --checkpoint=averaged \
+        --source="$DATA/test2016.en" --reference="$DATA/test2016.de" --batch_sizes=1,32 \
+        --beam_sizes=4 --reference_run=teacher --length_penalty=1.0 --xla=on \
+        --length_halfwidths="$halfwidths" --shortlist --batch_threads=1:1 --output="$out" \
+        "${resume[@]}" "${rule[@]}" || true
 }
 # The equal-budget ablations (configs/multi30k_ablation_benchmark.sh, into the folder above
 # FRONTIER_ROWS: the repository's results/) are decoded as soon as their long run has its step-
@@ -156,11 +196,8 @@ ablation_done() {  # run
 }
 ablations() {  # the long run, at step 3,000
     [ -n "$ROWS" ] || return 0
-    local code=0
-    ${CPU_LOCK:+flock "$CPU_LOCK"} env PYTHON="$PY" DATA="$DATA" RESULTS="$(dirname "$ROWS")" \
-        ROWS="$ROWS" bash configs/multi30k_ablation_benchmark.sh "$(ablation_table "$1")" || code=$?
-    [ "$code" -lt 128 ] || exit "$code"  # stopped: stop the chain too
-    [ "$code" -eq 0 ] || echo "ablations of $1 failed (exit $code); the trainings go on" >&2
+    measured "the ablations of $1" env PYTHON="$PY" DATA="$DATA" RESULTS="$(dirname "$ROWS")" \
+        ROWS="$ROWS" bash configs/multi30k_ablation_benchmark.sh "$(ablation_table "$1")" || true
 }
 timed_runs() {  # a row file -> the --runs its benchmark invocation timed (its provenance)
     { grep -o '"command": "[^"]*' "$1" | grep -o -- '--runs=[^ "]*' || true; } | head -1 | cut -c8-
@@ -288,6 +325,7 @@ for run in multi30k_dat multi30k_imitate_nat_soft multi30k_imitate_nat_uniform m
     average "$run"
     name=$(row_name "$run")
     [ -z "$name" ] || frontier_row "$run" "$name"
+    [ -z "$name" ] || shortlist_row "$run" "$name"
     if [ "$run" = multi30k_dat ]; then
         distill "$run"  # the imitate-NAT learners, next, learn the DAT's translations
     fi

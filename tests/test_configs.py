@@ -572,6 +572,58 @@ def test_the_frontier_chain_decodes_the_ablations_at_their_long_runs_step_3000(t
     assert "ablations_nart_multi30k" in commands[-1]
 
 
+def test_the_frontier_chain_measures_each_students_shortlist_after_its_row(tmp_path):
+    """After the rows of the Hybrid, HRT and both NATs, each student's shortlist (and the
+    teacher's, once) is built and the student timed with and without it beside the teacher,
+    with its row's weights and candidate rule, into the folder above the rows, under CPU_LOCK;
+    a complete file is kept, a failed build skips only its row."""
+    rows, lock = tmp_path / "rows", tmp_path / "cpu.lock"
+    more = ('*tfnmt.shortlist*) [ -z "$SHORTLIST_EXIT" ] || exit "$SHORTLIST_EXIT"; '
+            'mkdir -p "${3#--run_dir=}"; touch "${3#--run_dir=}/shortlist.npz";; '
+            '*tfnmt.benchmark*) flock -n "$CPU_LOCK" true || echo locked >> '
+            f'{tmp_path}/held; for a in "$@"; do case "$a" in --output=*) '
+            'echo \'{"values": {"complete": true}}\' > "${a#--output=}.json";; esac; done;; ')
+    chain = Chain(tmp_path, scoring_stand_in('--checkpoint=best) bleu=38.4;; '
+                                             '--nat_selection=total) bleu=31.0;; '
+                                             '--nat_selection=normalized) bleu=31.5;; '
+                                             '--checkpoint=averaged) bleu=${bleu:-38.18};;',
+                                             stop="none", more=more))
+    chain.run_json("multi30k_hrt_k2", "checkpoints/best/checkpoint", "")
+    chain.env.update(FRONTIER_ROWS=str(rows), CPU_LOCK=str(lock), SHORTLIST_EXIT="")
+    _, commands = chain(code=0)
+    built = [c.split("--run_dir=runs/")[1] for c in commands if "tfnmt.shortlist" in c]
+    assert built == ["multi30k_small", "multi30k_imitate_nat", "multi30k_nart_hints",
+                     "multi30k_hybrid_multihead_h256_kd", "multi30k_hrt_k2"]  # the teacher once
+    timed = {c.split("--output=")[1].split()[0]: (i, c) for i, c in enumerate(commands)
+             if "tfnmt.benchmark" in c}
+    expected = {"imitate_nat": ("imitate_nat=runs/multi30k_imitate_nat", "0,3"),
+                "hint_nart": ("hint_nart=runs/multi30k_nart_hints", "0,4"),
+                "hybrid": ("hybrid=runs/multi30k_hybrid_multihead_h256_kd", "0"),
+                "hrt": ("hrt=runs/multi30k_hrt_k2@best", "0")}
+    assert sorted(k for k in timed if "shortlist_" in k) == sorted(
+        f"{tmp_path}/shortlist_{name}_multi30k" for name in expected)
+    for name, (student, halfwidths) in expected.items():
+        i, command = timed[f"{tmp_path}/shortlist_{name}_multi30k"]
+        assert f"--runs=teacher=runs/multi30k_small,{student} " in command
+        assert f"--length_halfwidths={halfwidths} --shortlist " in command
+        assert ("--nat_selection=" in command) == (halfwidths != "0")
+        if halfwidths != "0":
+            assert command.endswith(f"--nat_selection={name}=normalized")
+        assert timed[f"{rows}/{name}"][0] < i  # after the student's row
+    assert (tmp_path / "held").read_text().count("locked") == len(timed)
+
+    chain.log.unlink()  # complete: kept
+    assert not [c for c in chain(code=0)[1] if "shortlist" in c]
+    for name in ("shortlist_hrt_multi30k.json", "shortlist_hybrid_multi30k.json"):
+        (tmp_path / name).unlink()
+    (chain.work / "runs" / "multi30k_hrt_k2" / "shortlist.npz").unlink()
+    chain.log.unlink()
+    chain.env["SHORTLIST_EXIT"] = "1"  # the HRT's lists fail: its row alone is skipped
+    commands = chain(code=0)[1]
+    assert [c.split("--output=")[1].split()[0] for c in commands if "shortlist" in c and
+            "tfnmt.benchmark" in c] == [f"{tmp_path}/shortlist_hybrid_multi30k"]
+
+
 def test_the_frontier_chain_times_a_students_best_checkpoint_when_it_wins_on_val(tmp_path):
     """An autoregressive student's row times its averaged or its best weights, whichever has
     the higher val BLEU (beam 4, length penalty 1.0; a tie keeps the average), scored once
