@@ -144,6 +144,34 @@ def test_imitation_target_of_the_ablations_by_hand():
             "| 32 | +1.20 | met |") in text
 
 
+def test_shortlist_target_by_hand_in_every_file_that_timed_both():
+    """#17: each decoding over the shortlist against the same decoding without it, batch by
+    batch; files without shortlist rows, or rows from before decodings were named, add
+    nothing."""
+    rows = [row("hrt", 1, 9.0, 38.0, "hrt k=2"), row("hrt", 1, 9.0, 37.7, "hrt k=2 shortlist"),
+            row("hrt", 32, 9.0, 38.0, "hrt k=2"), row("hrt", 32, 9.0, 37.9, "hrt k=2 shortlist"),
+            row("hrt", 1, 9.0, 30.0, "hrt k=2 int8"), row("teacher", 1, 9.0, 39.0)]
+    got = frontier.target_rows(rows, frontier.shortlist_targets(rows), domination=False)
+    assert [r[2:] for r in got] == [(1, "-0.30", "missed by 0.10"), (32, "-0.10", "met")]
+    from tfnmt.report import render
+
+    provenance = {"command": "c", "git_commit": "0" * 40, "date": "d", "cpu": "c",
+                  "cpu_threads": 2, "tensorflow": "t"}
+
+    def record(rows):
+        return {"kind": "benchmark", "provenance": provenance,
+                "values": {"rows": rows, "markdown": "| run |\n|---|\n", "sentences": 3,
+                           "source": "s.en", "reference_run": "teacher", "reference_beam": 4}}
+
+    text = render([("results/shortlist_hrt_x.json", record(rows)),
+                   ("results/frontier_y.json", record(ROWS)),
+                   ("results/old.json", record([{"run": "teacher", "batch": 1, "bleu": 1.0}]))])
+    section = text.split("### Shortlist target (#17)")[1].split("###")[0]
+    assert ("| [shortlist_hrt_x.json](results/shortlist_hrt_x.json) | hrt (hrt k=2 shortlist) "
+            "BLEU − hrt (hrt k=2) ≥ -0.2 | 1 | -0.30 | missed by 0.10 |") in section
+    assert section.count("| [") == 2  # the two batches of the one file that timed both
+
+
 def test_rows_timed_one_run_at_a_time_assemble_into_one_frontier_by_alpha(tmp_path):
     """configs/multi30k_frontier.sh's row files: speed is each row's alpha against its own
     file's teacher (files from machines of other speeds compare), the teacher's rows shown come

@@ -109,6 +109,23 @@ ABLATION_TARGETS = (
      "nat 7 lengths AT-rescored", "bleu", 1.0, (32,)),
 )
 
+# The shortlist target of the CTranslate2 and low-precision issue: a decoding over the lexical
+# shortlist costs at most 0.2 BLEU against the same decoding over the full vocabulary.
+SHORTLIST_BOUND = -0.2
+
+
+def shortlist_targets(rows):
+    """A #17 target for each run, decoding and batch a benchmark timed both with and without
+    the shortlist (benchmark --shortlist: decodings "<decoding> shortlist"; the benchmark's
+    names have no fnmatch wildcards, so each pattern matches that decoding alone)."""
+    out = {}
+    for r in rows:
+        if r.get("decoding", "").endswith(" shortlist"):  # (older files name none)
+            key = (r["run"], r["decoding"])
+            out.setdefault(key, set()).add(r["batch"])
+    return [("#17", run, decoding, run, decoding[:-len(" shortlist")], "bleu", SHORTLIST_BOUND,
+             tuple(sorted(batches))) for (run, decoding), batches in out.items()]
+
 
 def assemble(files):
     """[(path, benchmark values)] of row files (configs/multi30k_frontier.sh times the teacher
