@@ -8,10 +8,10 @@
 # - nart: L_nll, + L_align, + both hints (multi30k_nart_hints at step 3,000), 1 length and 9
 #   lengths rescored by the averaged teacher: results/ablations_nart_multi30k.json.
 #   cd <working directory with runs/> && bash configs/multi30k_ablation_benchmark.sh [TABLE...]
-# Without arguments both tables, then tfnmt.report; with table names (imitate_nat, nart) those
-# alone, no report: multi30k_frontier.sh makes each as soon as its long run reaches step 3,000.
-# A complete table is kept; an interrupted one resumes. RESULTS names the tables' folder
-# (default results), ROWS the frontier rows' (default $RESULTS/frontier_rows).
+# Without arguments both tables, with table names (imitate_nat, nart) those alone; then
+# tfnmt.report unless NO_REPORT=1. multi30k_frontier.sh makes each table as soon as its long run
+# reaches step 3,000. A complete table is kept; an interrupted one resumes. RESULTS names the
+# tables' folder (default results), ROWS the frontier rows' (default $RESULTS/frontier_rows).
 set -euo pipefail
 PY=${PYTHON:-python}
 DATA=${DATA:-../shared/data/multi30k}
@@ -45,4 +45,4 @@ hint_nart=runs/multi30k_nart_hints@runs/multi30k_nart_hints/checkpoints/ckpt-300
         *) echo "error: no ablation table $table (imitate_nat, nart)" >&2; exit 2;;
     esac
 done
-[ $# -gt 0 ] || "$PY" -m tfnmt.report
+[ -n "${NO_REPORT:-}" ] || "$PY" -m tfnmt.report

@@ -197,7 +197,8 @@ ablation_done() {  # run
 ablations() {  # the long run, at step 3,000
     [ -n "$ROWS" ] || return 0
     measured "the ablations of $1" env PYTHON="$PY" DATA="$DATA" RESULTS="$(dirname "$ROWS")" \
-        ROWS="$ROWS" bash configs/multi30k_ablation_benchmark.sh "$(ablation_table "$1")" || true
+        ROWS="$ROWS" NO_REPORT=1 bash configs/multi30k_ablation_benchmark.sh \
+        "$(ablation_table "$1")" || true
 }
 timed_runs() {  # a row file -> the --runs its benchmark invocation timed (its provenance)
     { grep -o '"command": "[^"]*' "$1" | grep -o -- '--runs=[^ "]*' || true; } | head -1 | cut -c8-
@@ -330,4 +331,11 @@ for run in multi30k_dat multi30k_imitate_nat_soft multi30k_imitate_nat_uniform m
         distill "$run"  # the imitate-NAT learners, next, learn the DAT's translations
     fi
 done
+# Every run trained: the one-invocation frontier (configs/multi30k_frontier_benchmark.sh, with
+# the picks of the rows, into the folder above FRONTIER_ROWS), under CPU_LOCK; resumable.
+if [ -n "$ROWS" ] && ! grep -qs '"complete": true' "$(dirname "$ROWS")/frontier_multi30k.json"
+then
+    measured "the frontier" env PYTHON="$PY" DATA="$DATA" RESULTS="$(dirname "$ROWS")" \
+        ROWS="$ROWS" NO_REPORT=1 bash configs/multi30k_frontier_benchmark.sh || true
+fi
 echo "all frontier trainings done"

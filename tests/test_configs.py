@@ -513,22 +513,36 @@ def test_the_frontier_chain_picks_a_nats_candidate_rule_on_val(tmp_path):
         hashlib.sha256(b"w").hexdigest()[:16] + "\n")
 
 
+def converging_chain(tmp_path, stop="none"):
+    """The chain with FRONTIER_ROWS (tmp/rows) and CPU_LOCK, every training converging at once
+    (stopping at the run `stop`): the HRT's best checkpoint wins on val, the NATs' normalized
+    rule; tfnmt.benchmark notes in tmp/held when it runs outside the lock, exits with
+    BENCHMARK_EXIT if set, else writes a complete file at its --output; tfnmt.shortlist exits
+    with SHORTLIST_EXIT if set, else writes the run's lists."""
+    more = ('*tfnmt.shortlist*) [ -z "$SHORTLIST_EXIT" ] || exit "$SHORTLIST_EXIT"; '
+            'mkdir -p "${3#--run_dir=}"; touch "${3#--run_dir=}/shortlist.npz";; '
+            '*tfnmt.benchmark*) flock -n "$CPU_LOCK" true || echo locked >> '
+            f'{tmp_path}/held; [ -z "$BENCHMARK_EXIT" ] || exit "$BENCHMARK_EXIT"; '
+            'for a in "$@"; do case "$a" in --output=*) '
+            'echo \'{"values": {"complete": true}}\' > "${a#--output=}.json";; esac; done;; ')
+    chain = Chain(tmp_path, scoring_stand_in('--checkpoint=best) bleu=38.4;; '
+                                             '--nat_selection=total) bleu=31.0;; '
+                                             '--nat_selection=normalized) bleu=31.5;; '
+                                             '--checkpoint=averaged) bleu=${bleu:-38.18};;',
+                                             stop=stop, more=more))
+    chain.run_json("multi30k_hrt_k2", "checkpoints/best/checkpoint", "")
+    chain.env.update(FRONTIER_ROWS=str(tmp_path / "rows"), CPU_LOCK=str(tmp_path / "cpu.lock"),
+                     SHORTLIST_EXIT="", BENCHMARK_EXIT="")
+    return chain
+
+
 def test_the_frontier_chain_decodes_the_ablations_at_their_long_runs_step_3000(tmp_path):
     """Each long run (imitate-NAT, hint-NART) trains to step 3,000, its ablation table is decoded
     (configs/multi30k_ablation_benchmark.sh, under CPU_LOCK, into the folder above the rows:
     its step-3,000 weights beside the 3,000-step ablations), then it trains on to convergence.
     Once a table is complete, its ablation runs and the stop at 3,000 are skipped; a stopped
     table stops the chain."""
-    rows, lock = tmp_path / "rows", tmp_path / "cpu.lock"
-    writes_output = ('*tfnmt.benchmark*) flock -n "$CPU_LOCK" true || echo locked >> '
-                     f'{tmp_path}/held; [ "${{BENCHMARK_EXIT:-0}}" = 0 ] || '
-                     'exit "$BENCHMARK_EXIT"; for a in "$@"; do case "$a" in --output=*) '
-                     'echo \'{"values": {"complete": true}}\' > "${a#--output=}.json";; '
-                     'esac; done;; ')
-    chain = Chain(tmp_path, scoring_stand_in("--nat_selection=*) bleu=31.0;;",
-                                             stop="multi30k_hybrid_multihead_h256",
-                                             more=writes_output))
-    chain.env.update(FRONTIER_ROWS=str(rows), CPU_LOCK=str(lock))
+    chain = converging_chain(tmp_path, stop="multi30k_hybrid_multihead_h256")
     _, commands = chain()
 
     def trained(c):
@@ -577,19 +591,7 @@ def test_the_frontier_chain_measures_each_students_shortlist_after_its_row(tmp_p
     teacher's, once) is built and the student timed with and without it beside the teacher,
     with its row's weights and candidate rule, into the folder above the rows, under CPU_LOCK;
     a complete file is kept, a failed build skips only its row."""
-    rows, lock = tmp_path / "rows", tmp_path / "cpu.lock"
-    more = ('*tfnmt.shortlist*) [ -z "$SHORTLIST_EXIT" ] || exit "$SHORTLIST_EXIT"; '
-            'mkdir -p "${3#--run_dir=}"; touch "${3#--run_dir=}/shortlist.npz";; '
-            '*tfnmt.benchmark*) flock -n "$CPU_LOCK" true || echo locked >> '
-            f'{tmp_path}/held; for a in "$@"; do case "$a" in --output=*) '
-            'echo \'{"values": {"complete": true}}\' > "${a#--output=}.json";; esac; done;; ')
-    chain = Chain(tmp_path, scoring_stand_in('--checkpoint=best) bleu=38.4;; '
-                                             '--nat_selection=total) bleu=31.0;; '
-                                             '--nat_selection=normalized) bleu=31.5;; '
-                                             '--checkpoint=averaged) bleu=${bleu:-38.18};;',
-                                             stop="none", more=more))
-    chain.run_json("multi30k_hrt_k2", "checkpoints/best/checkpoint", "")
-    chain.env.update(FRONTIER_ROWS=str(rows), CPU_LOCK=str(lock), SHORTLIST_EXIT="")
+    chain, rows = converging_chain(tmp_path), tmp_path / "rows"
     _, commands = chain(code=0)
     built = [c.split("--run_dir=runs/")[1] for c in commands if "tfnmt.shortlist" in c]
     assert built == ["multi30k_small", "multi30k_imitate_nat", "multi30k_nart_hints",
@@ -622,6 +624,25 @@ def test_the_frontier_chain_measures_each_students_shortlist_after_its_row(tmp_p
     commands = chain(code=0)[1]
     assert [c.split("--output=")[1].split()[0] for c in commands if "shortlist" in c and
             "tfnmt.benchmark" in c] == [f"{tmp_path}/shortlist_hybrid_multi30k"]
+
+
+def test_the_frontier_chain_ends_with_the_one_invocation_frontier(tmp_path):
+    """Once every run is trained, the chain times the frontier in one invocation
+    (configs/multi30k_frontier_benchmark.sh) with the checkpoints and candidate rules picked
+    for the rows, under CPU_LOCK, into the folder above the rows, without a report (the
+    session's); everything complete, a second pass times nothing."""
+    chain = converging_chain(tmp_path)
+    _, commands = chain(code=0)
+    benchmarks = [c for c in commands if "tfnmt.benchmark" in c]
+    last = benchmarks[-1]
+    assert last == commands[-1] and f"--output={tmp_path}/frontier_multi30k" in last
+    runs = last.split("--runs=")[1].split()[0].split(",")
+    assert "hrt=runs/multi30k_hrt_k2@best" in runs and "at_12-1=runs/multi30k_small_12-1" in runs
+    assert "--nat_selection=hint_nart=normalized,imitate_nat=normalized " in last
+    assert not [c for c in commands if "tfnmt.report" in c]
+    assert (tmp_path / "held").read_text().count("locked") == len(benchmarks)
+    chain.log.unlink()
+    assert not [c for c in chain(code=0)[1] if "tfnmt.benchmark" in c]
 
 
 def test_the_frontier_chain_times_a_students_best_checkpoint_when_it_wins_on_val(tmp_path):

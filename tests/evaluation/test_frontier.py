@@ -57,16 +57,35 @@ def test_report_draws_the_frontier_beside_its_json(tmp_path):
     assert "- batch 32: Pareto front hrt (beam 4), at_6-1 (beam 4), teacher (beam 4)" in text
 
 
-def test_the_frontier_script_times_exactly_the_frontier_runs():
+def test_the_frontier_script_times_exactly_the_frontier_runs_with_the_rows_picks(tmp_path):
+    """configs/multi30k_frontier_benchmark.sh (PYTHON a stand-in that records its commands):
+    every frontier run once, each with the checkpoint and candidate rule the chain picked on
+    val for its row; the report after it unless NO_REPORT."""
     import os
-    import re
+    import subprocess
 
     from tests.conftest import REPO
 
-    script = open(os.path.join(REPO, "configs", "multi30k_frontier_benchmark.sh")).read()
-    names = re.findall(r"[,\"]([\w.-]+)=runs/", script)
-    assert sorted(names) == sorted(frontier.BASELINES + frontier.METHODS)
-    assert "--output=results/frontier_multi30k " in script
+    picks = tmp_path / "results" / "frontier_rows"
+    for folder, row, pick in [("checkpoint", "hrt", "best"), ("checkpoint", "hybrid", "averaged"),
+                              ("nat_selection", "hint_nart", "normalized")]:
+        (picks / folder).mkdir(parents=True, exist_ok=True)
+        (picks / folder / f"{row}.txt").write_text(f"{pick}\n")
+    log = tmp_path / "commands.txt"
+    (tmp_path / "python").write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    (tmp_path / "python").chmod(0o755)
+    script = os.path.join(REPO, "configs", "multi30k_frontier_benchmark.sh")
+    for no_report in ("", "1"):
+        subprocess.run(["bash", script], cwd=tmp_path, check=True, env={
+            **os.environ, "PYTHON": str(tmp_path / "python"), "NO_REPORT": no_report})
+    first, report, again = log.read_text().splitlines()
+    assert report == "-m tfnmt.report" and first == again
+    runs = first.split("--runs=")[1].split()[0].split(",")
+    assert sorted(r.split("=")[0] for r in runs) == sorted(frontier.BASELINES + frontier.METHODS)
+    assert "hrt=runs/multi30k_hrt_k2@best" in runs
+    assert "hybrid=runs/multi30k_hybrid_multihead_h256_kd" in runs
+    assert "--nat_selection=hint_nart=normalized " in first
+    assert first.endswith(" --output=results/frontier_multi30k")
 
 
 def test_targets_by_hand():
