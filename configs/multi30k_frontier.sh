@@ -45,9 +45,16 @@ precision_flags() {
     fi
     if [ "$precision" = float32 ]; then
         echo "--mixed_precision=float32"
-    elif ! grep -q "configs/multi30k_bf16.flags" "configs/$1.flags"; then
+    elif ! includes "configs/$1.flags" configs/multi30k_bf16.flags; then
         echo "--flagfile=configs/multi30k_bf16.flags"
     fi
+}
+includes() {  # flag file, flag file: whether the first includes the second, at any depth
+    local part
+    for part in $(sed -n 's/^--flagfile=//p' "$1"); do
+        { [ "$part" = "$2" ] || includes "$part" "$2"; } && return 0
+    done
+    return 1
 }
 # The training checkpoints a run keeps beside its averaged weights when packed or snapshot:
 # the ablations compare these runs' step-3,000 weights (configs/multi30k_ablation_benchmark.sh).

@@ -229,6 +229,22 @@ def test_the_frontier_chain_copies_packed_runs_in_and_does_not_train_them(tmp_pa
     assert chain()[1][-1].endswith(dat)
 
 
+@pytest.mark.parametrize("cpu_flags,precision", [
+    ("fpu avx2 avx512f avx512_bf16", ""), ("fpu avx2 fma", " --mixed_precision=float32")])
+def test_the_frontier_chain_finds_the_bfloat16_flags_a_recipe_includes_through_another(
+        tmp_path, cpu_flags, precision):
+    """The SoftCopy ablation's recipe includes imitate-NAT's, which includes the bfloat16
+    flags: the chain does not pass them a second time."""
+    chain = Chain(tmp_path, 'case "$*" in *tfnmt.train*) exit 143;; esac', cpu_flags)
+    for run in ("multi30k_small", "multi30k_dat"):
+        chain.run_json(run, "packed.json", "{}")
+        chain.run_json(run, "checkpoints/averaged/checkpoint", "")
+        (chain.work / "data" / "distilled").mkdir(parents=True, exist_ok=True)
+        (chain.work / "data" / "distilled" / f"{run}.train.de").write_text("")
+    assert chain(archive=False)[1] == [
+        "-m tfnmt.train --flagfile=configs/multi30k_imitate_nat_soft.flags" + precision]
+
+
 @pytest.mark.parametrize("cpu_flags,existing,added", [
     ("fpu avx2 avx512f avx512_bf16", None, " --flagfile=configs/multi30k_bf16.flags"),
     ("fpu avx2 fma", None, " --mixed_precision=float32"),
