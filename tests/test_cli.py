@@ -310,7 +310,7 @@ def test_benchmark_breakdown_mode(tmp_path, trained_run):
     assert row["run"] == "t" and row["total"] > 0 and row["FFN"] > 0
 
 
-def test_report_shows_figures_hint_scales_and_nat_candidates():
+def test_report_shows_figures_hint_scales_nat_candidates_and_imitation():
     from tfnmt.report import render
 
     provenance = {"command": "python -m tfnmt.analyze", "git_commit": "0" * 40, "date": "d",
@@ -335,8 +335,18 @@ def test_report_shows_figures_hint_scales_and_nat_candidates():
                                               "oracle_rank_share": [0.31] + [0.08625] * 8,
                                               "rescorer_beam": {"beam": 9, "bleu": 40.3,
                                                                 "oracle": 52.3,
-                                                                "length_penalty": 1.0}}})]
+                                                                "length_penalty": 1.0}}}),
+               ("results/i.json", {"kind": "analysis_imitation", "provenance": provenance,
+                                   "values": {"runs": {name: {
+                                       "il_lambda": 0.001, "nll_per_token": 1.5,
+                                       "imitation_per_token": kl + 4.0,
+                                       "imitation_kl_per_token": kl, "gradient_ratio": ratio,
+                                       "gradient_cosine": 0.25, "tokens": 20}
+                                       for name, kl, ratio in (("with", 0.5, 0.00123),
+                                                               ("without", 0.75, 0.02))}}})]
     text = render(records)
+    assert ("| [i.json](results/i.json) | with | 0.001 | 1.5 | 4.5 | 0.5 | 1.23e-03 | 0.25 | 20 |"
+            in text and "| without | 0.001 | 1.5 | 4.75 | 0.75 | 2.00e-02 | 0.25 | 20 |" in text)
     # An analysis from before the yardsticks shows dashes for them.
     assert ("| [c.json](results/c.json) | nat | val.en | 9 | 35.1 | 34.1 | 41.2 | "
             "0.31 (normalized) | – | – |") in text

@@ -10,6 +10,8 @@
                    --teacher_run=runs/a@averaged --source=test.en --target=test.de [--beam_size=4]
   nat_candidates: python -m tfnmt.analyze --mode=nat_candidates --runs=runs/nart@averaged \\
                    --source=val.en --target=val.de --length_halfwidth=4 [--nat_selection=total]
+  imitation:   python -m tfnmt.analyze --mode=imitation --runs=with=runs/a@ckpt-3000,without=runs/b \\
+                   --teacher_run=runs/dat@averaged --source=train.en --target=train.de [--batches=10]
 """
 
 from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
@@ -26,20 +28,22 @@ from tfnmt.data import corpus
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("mode", None, ["heatmaps", "repeats", "actions", "hint_scales",
-                                 "hrt_stages", "nat_candidates"], "What to analyse.")
+                                 "hrt_stages", "nat_candidates", "imitation"], "What to analyse.")
 flags.DEFINE_list("runs", [], "heatmaps, actions, hrt_stages (one HRT run), nat_candidates "
-                  "(one NAT run): name=run_dir[@checkpoint] (default best).")
+                  "(one NAT run), imitation (imitate-NAT learners): name=run_dir[@checkpoint] "
+                  "(default best).")
 flags.DEFINE_string("sentence", None, "heatmaps: the source sentence.")
 flags.DEFINE_integer("layer", -1, "heatmaps: decoder layer (-1: the last).")
 flags.DEFINE_integer("head", 0, "heatmaps: encoder-decoder attention head.")
 flags.DEFINE_string("output", None, "heatmaps, actions: PNG to write.")
 flags.DEFINE_string("hypothesis", None, "repeats: translations, one per line.")
 flags.DEFINE_string("teacher_run", None, "hint_scales: the trained AT teacher; hrt_stages: the "
-                    "AT whose translations the fill is given, run_dir[@checkpoint].")
+                    "AT whose translations the fill is given; imitation: the DAT demonstrator; "
+                    "run_dir[@checkpoint].")
 flags.DEFINE_string("source", None, "actions, hrt_stages, nat_candidates: dev/test source; "
-                    "hint_scales: training source.")
+                    "hint_scales, imitation: training source.")
 flags.DEFINE_string("target", None, "actions, hrt_stages, nat_candidates: dev/test target; "
-                    "hint_scales: training target.")
+                    "hint_scales, imitation: training target.")
 flags.DEFINE_integer("beam_size", 4, "hrt_stages: the teacher's beam, HRT's Skip-AT beam and "
                      "its beam as an AT.", lower_bound=1)
 flags.DEFINE_bool("xla", True, "hrt_stages, nat_candidates: decode with XLA.")
@@ -47,7 +51,8 @@ flags.DEFINE_integer("length_halfwidth", 4, "nat_candidates: 2B+1 lengths (B), r
                      "run's teacher.", lower_bound=1)
 flags.DEFINE_enum("nat_selection", None, ["normalized", "total"], "nat_candidates: the rule "
                   "whose kept candidates and ranks are reported (default: the method's).")
-flags.DEFINE_integer("batches", 10, "hint_scales: batches of 2,048 tokens to average over.")
+flags.DEFINE_integer("batches", 10, "hint_scales: batches of 2,048 tokens to average over; "
+                     "imitation: batches of the learner's batch size.", lower_bound=1)
 flags.DEFINE_float("gamma_st", 0.5, "hint_scales: student cosine threshold.")
 flags.DEFINE_float("gamma_tr", 0.5, "hint_scales: teacher cosine threshold.")
 flags.DEFINE_string("init_from", "", "hint_scales: start the NART from this run's weights, "
@@ -141,6 +146,27 @@ def nat_candidates():
             "bleu_signature": metric_signatures()["bleu_signature"]}
 
 
+def imitation():
+    from tfnmt.evaluation.analysis import imitation_scales
+
+    if not (FLAGS.runs and FLAGS.teacher_run and FLAGS.source and FLAGS.target):
+        raise UserError("imitation needs --runs (imitate-NAT learners), --teacher_run (their "
+                        "DAT), --source and --target.")
+    corpus.check_parallel(FLAGS.source, FLAGS.target)
+    learners = load_runs(FLAGS.runs)
+    (_, dat_run, dat), = load_runs([FLAGS.teacher_run])
+    if dat_run.model.architecture != "dat":
+        raise UserError(f"{dat_run.run_dir} is not a DAT (--architecture=dat).")
+    values = {"teacher_run": FLAGS.teacher_run, "source": FLAGS.source, "target": FLAGS.target,
+              "batches": FLAGS.batches, "runs": {}}
+    for name, run, model in learners:
+        runs.check_same_vocabularies(run, dat_run, "teacher")
+        values["runs"][name] = imitation_scales(run, model, dat, FLAGS.source, FLAGS.target,
+                                                FLAGS.batches)
+        print(f"{name}: {json.dumps(values['runs'][name])}", flush=True)
+    return values
+
+
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}.")
@@ -175,9 +201,11 @@ def main(argv):
         values = hrt_stages()
     elif FLAGS.mode == "nat_candidates":
         values = nat_candidates()
+    elif FLAGS.mode == "imitation":
+        values = imitation()
     else:
         raise UserError("--mode is required: heatmaps, repeats, actions, hint_scales, "
-                        "hrt_stages or nat_candidates.")
+                        "hrt_stages, nat_candidates or imitation.")
     print(json.dumps(values, indent=2))
     if FLAGS.result:
         write_result(FLAGS.result, f"analysis_{FLAGS.mode}", values)

@@ -230,7 +230,8 @@ def rescorer_beam(values):
 
 
 def render_analyses(records, link=same_path):
-    """Figures (heatmaps, action histograms) as images; hint-loss scales as one table."""
+    """Figures (heatmaps, action histograms) as images; hint-loss scales, NAT length candidates
+    and imitation's share of the learner's gradient as tables."""
     lines = table_section(
         records, "analysis_hint_scales", "Hint-based NART: loss terms at initialisation",
         ["result", "student starts from", "L_nll", "L_hid", "L_align", "tokens"],
@@ -249,6 +250,17 @@ def render_analyses(records, link=same_path):
                          f"{v['oracle_rank_share'][0]:.2f} ({v['selection']})",
                          v["bleu"].get("length_oracle", "–"), rescorer_beam(v)],
         lambda path, r: describe(r))
+    chosen = [(path, r) for path, r in records if r["kind"] == "analysis_imitation"]
+    if chosen:  # a row per learner
+        lines += ["### imitate-NAT: what imitation adds to a learner's training signal", ""]
+        lines += markdown_table(
+            ["result", "learner", "lambda_2", "L_NAT", "H(pi_DAT, pi_NAT)", "its KL",
+             "gradient of lambda_2 L_IL / of the rest", "cosine", "tokens"],
+            [[f"[{os.path.basename(path)}]({link(path)})", name, v["il_lambda"],
+              v["nll_per_token"], v["imitation_per_token"], v["imitation_kl_per_token"],
+              f"{v['gradient_ratio']:.2e}", v["gradient_cosine"], v["tokens"]]
+             for path, r in chosen for name, v in r["values"]["runs"].items()])
+        lines += [""] + [f"- {describe(r)}" for _, r in chosen] + [""]
     for path, r in records:
         if r["kind"] in ("analysis_heatmaps", "analysis_actions"):
             v = r["values"]

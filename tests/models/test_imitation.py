@@ -235,6 +235,82 @@ def test_analyze_action_histogram(imitation_runs, reverse_task, tmp_path):
     assert bad.returncode == 1 and "is not a DAT" in bad.stderr
 
 
+def test_analyze_imitation_scales_against_a_direct_computation(imitation_runs, reverse_task,
+                                                              tmp_path):
+    """--mode=imitation: the imitation cross-entropy and its KL against numpy over both models'
+    policies; the gradient of lambda_2 L_IL against the difference of the training loss's
+    gradients with and without it (two more tapes)."""
+    import json
+
+    from tfnmt.data.pipeline import make_dataset
+    from tfnmt.data.sequences import lengths_of
+    from tfnmt.methods.imitate_nat import ImitationLearning
+
+    from tests.conftest import run_modules
+
+    dat, learner, _ = imitation_runs
+    data = (f"--source={reverse_task['test.src']}", f"--target={reverse_task['test.tgt']}")
+    result = tmp_path / "imitation.json"
+    out, bad = run_modules(
+        ("tfnmt.analyze", "--mode=imitation", f"--runs=nat={learner.run_dir}@latest",
+         f"--teacher_run={dat.run_dir}@latest", *data, "--batches=2", f"--result={result}"),
+        ("tfnmt.analyze", "--mode=imitation", f"--runs=x={dat.run_dir}@latest",
+         f"--teacher_run={dat.run_dir}@latest", *data))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert bad.returncode == 1 and "is not an imitate-NAT learner" in bad.stderr
+    values = json.loads(result.read_text())["values"]["runs"]["nat"]
+
+    demonstrator = runs.restore_model(dat, "latest")[0]
+    model = build_model(learner.model)  # as training builds it: no decoding layout kept
+    runs.restore_shared_weights(model, learner.run_dir, "latest")
+    settings = learner.train.settings
+    batches = list(make_dataset(reverse_task["test.src"], reverse_task["test.tgt"],
+                                learner.source_vocab, learner.target_vocab, learner.data,
+                                training=False).take(2))
+    cross_entropy = entropy = tokens = 0.0
+    for batch in batches:
+        target = batch["target"]
+        real = (target != PAD_ID).numpy()
+        tokens += real.sum()
+        encoded, mask = model.encode(batch["source"])
+        _, mine = model.nat_decode(batch["source"], encoded, mask, lengths_of(target),
+                                   tf.shape(target)[1], False, return_internals=True)
+        encoded, mask = demonstrator.encode(batch["source"])
+        _, theirs = demonstrator.decode(shift_right(target), encoded, mask,
+                                        return_internals=True)
+        for p, q in zip(theirs["policy"], mine["policy"]):
+            p, q = p.numpy().astype(np.float64), q.numpy().astype(np.float64)
+            cross_entropy -= (p * np.log(q)).sum(-1)[real].sum()
+            entropy -= (p * np.log(p)).sum(-1)[real].sum()
+    np.testing.assert_allclose(values["imitation_per_token"], cross_entropy / tokens, rtol=1e-3)
+    np.testing.assert_allclose(values["imitation_kl_per_token"],
+                               (cross_entropy - entropy) / tokens, rtol=1e-2, atol=2e-4)
+    assert values["tokens"] == tokens and values["il_lambda"] == settings.il_lambda == 0.1
+
+    grads = []
+    for il_lambda in (0.0, settings.il_lambda):
+        objective = ImitationLearning(demonstrator, il_lambda, settings.length_weight,
+                                      learner.train.label_smoothing)
+        total = 0.0
+        for batch in batches:
+            with tf.GradientTape() as tape:
+                loss = objective(model, batch, training=False)["loss"]
+            total = total + np.concatenate([
+                np.zeros(v.shape.num_elements()) if g is None
+                else tf.convert_to_tensor(g).numpy().ravel()
+                for v, g in zip(model.trainable_variables,
+                                tape.gradient(loss, model.trainable_variables))])
+        grads.append(total / tokens)
+    without, imitation = grads[0], grads[1] - grads[0]
+    np.testing.assert_allclose(values["gradient_norm_without_imitation"],
+                               np.linalg.norm(without), rtol=1e-4)
+    np.testing.assert_allclose(values["gradient_norm_of_imitation"], np.linalg.norm(imitation),
+                               rtol=1e-3)
+    np.testing.assert_allclose(values["gradient_cosine"], without @ imitation / (
+        np.linalg.norm(without) * np.linalg.norm(imitation)), atol=2e-3)
+    assert 0.0 < values["gradient_ratio"] and values["imitation_kl_per_token"] > 0.0
+
+
 def test_each_nat_decoder_has_its_own_self_attention_default(monkeypatch):
     from tfnmt.models import nat
 

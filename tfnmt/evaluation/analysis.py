@@ -1,7 +1,8 @@
 """What the hint-based NART paper looks at: decoder hidden-state cosine similarity and
 encoder-decoder attention for one sentence (its Figures 1 and 2), the share of consecutive
 repeated tokens in translations, and the scale of its three loss terms at initialisation; where
-an HRT model loses BLEU (its two stages taken apart)."""
+an HRT model loses BLEU (its two stages taken apart); what imitation adds to an imitate-NAT
+learner's training signal."""
 
 import dataclasses
 import os
@@ -22,6 +23,7 @@ from tfnmt.inference.translator import load_rescorer, resolve_method, Translator
 from tfnmt.methods.at import label_smoothed_cross_entropy
 from tfnmt.methods.hint_nart import check_hint_teacher, HintBased
 from tfnmt.methods.hrt import skip_cmlm_sample
+from tfnmt.methods.imitate_nat import ImitationLearning
 from tfnmt.models import build_model
 from tfnmt.models.nat import NART
 from tfnmt.models.transformer import Transformer
@@ -162,6 +164,62 @@ def action_usage(run, model, source_path, target_path, batches=0):
         for pi in internals["policy"]:
             counts += np.bincount(np.argmax(pi.numpy(), -1)[real], minlength=len(counts))
     return counts
+
+
+def imitation_scales(learner_run, learner, demonstrator, source_path, target_path, batches=10):
+    """What imitation adds to an imitate-NAT learner's training signal, teacher-forced on
+    `batches` batches of a parallel set (dropout off), per target token as training normalises:
+    L_NAT (unsmoothed), the imitation cross-entropy H(pi_DAT, pi_NAT) summed over the layers and
+    the part of it above the DAT's own policy entropy (the KL the learner can still remove),
+    then, over the learner's weights, the gradient of its training loss without imitation
+    (smoothed L_NAT and the length term) and of lambda_2 L_IL: their norms and cosine."""
+
+    if learner_run.model.architecture != "imitate_nat":
+        raise UserError(f"{learner_run.run_dir} is not an imitate-NAT learner "
+                        "(--architecture=imitate_nat).")
+    settings = learner_run.train.settings
+    objective = ImitationLearning(demonstrator, settings.il_lambda, settings.length_weight,
+                                  learner_run.train.label_smoothing)
+    variables = learner.trainable_variables
+    sums = {"nll": 0.0, "imitation": 0.0, "demonstrator_entropy": 0.0, "tokens": 0.0}
+    grads = {"rest": [tf.zeros_like(v) for v in variables],
+             "imitation": [tf.zeros_like(v) for v in variables]}
+    dataset = make_dataset(source_path, target_path, learner_run.source_vocab,
+                           learner_run.target_vocab, learner_run.data, training=False)
+    for batch in dataset.take(batches):
+        with tf.GradientTape(persistent=True) as tape:
+            out = objective(learner, batch, training=False)
+            imitation = settings.il_lambda * out["imitation"]
+            rest = out["loss"] - imitation
+        for name, loss in (("rest", rest), ("imitation", imitation)):
+            grads[name] = [g if d is None else g + tf.convert_to_tensor(d) for g, d in
+                           zip(grads[name], tape.gradient(loss, variables))]
+        del tape
+        encoded, mask = demonstrator.encode(batch["source"])
+        _, demo = demonstrator.decode(shift_right(batch["target"]), encoded, mask,
+                                      return_internals=True)
+        real = batch["target"] != PAD_ID
+        for pi in demo["policy"]:
+            pi = tf.cast(pi, tf.float32)
+            entropy = -tf.reduce_sum(pi * tf.math.log(tf.maximum(pi, 1e-12)), -1)
+            sums["demonstrator_entropy"] += float(tf.reduce_sum(tf.where(real, entropy, 0.0)))
+        for key in ("nll", "imitation", "tokens"):
+            sums[key] += float(out[key])
+    tokens = max(sums.pop("tokens"), 1.0)
+    values = {k: v / tokens for k, v in sums.items()}
+    flat = {k: tf.concat([tf.reshape(g, [-1]) for g in v], 0) / tokens for k, v in grads.items()}
+    norms = {k: float(tf.norm(v)) for k, v in flat.items()}
+    cosine = float(tf.reduce_sum(flat["rest"] * flat["imitation"])) / max(
+        norms["rest"] * norms["imitation"], 1e-30)
+    return {"il_lambda": settings.il_lambda, "tokens": int(tokens),
+            "nll_per_token": round(values["nll"], 4),
+            "imitation_per_token": round(values["imitation"], 4),
+            "imitation_kl_per_token": round(values["imitation"]
+                                            - values["demonstrator_entropy"], 4),
+            "gradient_norm_without_imitation": norms["rest"],
+            "gradient_norm_of_imitation": norms["imitation"],
+            "gradient_ratio": norms["imitation"] / max(norms["rest"], 1e-30),
+            "gradient_cosine": round(cosine, 4)}
 
 
 def plot_action_usage(usages, path):
