@@ -2,7 +2,8 @@
 # The ablations of the frontier issue at equal budgets (3,000 steps each; the long runs' step-
 # 3,000 checkpoints), on test2016, batch 32, once multi30k_frontier.sh has trained them:
 # - imitate_nat: SoftCopy + imitation (multi30k_imitate_nat at step 3,000) against SoftCopy
-#   alone and UniformCopy alone, 1 length and LPD (7 lengths) rescored by the averaged DAT:
+#   and UniformCopy without L_IL (imitation modules kept) and SoftCopy without imitation module
+#   (the paper's competitor), 1 length and LPD (7 lengths) rescored by the averaged DAT:
 #   results/ablations_imitate_nat_multi30k.json (+ .md; the imitation target is listed by
 #   tfnmt.report);
 # - nart: L_nll, + L_align, + both hints (multi30k_nart_hints at step 3,000), 1 length and 9
@@ -37,7 +38,8 @@ for table in ${*:-imitate_nat nart}; do
     case "$table" in
         imitate_nat) bench ablations_imitate_nat_multi30k runs/multi30k_dat 0,3 \
             "imitate_nat=runs/multi30k_imitate_nat@runs/multi30k_imitate_nat/checkpoints/ckpt-3000,\
-imitate_nat_soft=runs/multi30k_imitate_nat_soft,imitate_nat_uniform=runs/multi30k_imitate_nat_uniform" \
+imitate_nat_soft=runs/multi30k_imitate_nat_soft,imitate_nat_uniform=runs/multi30k_imitate_nat_uniform,\
+imitate_nat_plain=runs/multi30k_imitate_nat_plain" \
             imitate_nat;;
         nart) bench ablations_nart_multi30k runs/multi30k_small 0,4 \
             "nart_nll=runs/multi30k_nart_nll,nart_align=runs/multi30k_nart_align,\

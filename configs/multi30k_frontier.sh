@@ -269,8 +269,8 @@ row_name() {
 }
 
 RUNS="multi30k_small multi30k_dat multi30k_imitate_nat_soft multi30k_imitate_nat_uniform
-multi30k_imitate_nat multi30k_nart_nll multi30k_nart_align multi30k_nart_hints
-multi30k_hybrid_multihead_h256 multi30k_hybrid_multihead_h256_kd multi30k_small_12-1
+multi30k_imitate_nat_plain multi30k_imitate_nat multi30k_nart_nll multi30k_nart_align
+multi30k_nart_hints multi30k_hybrid_multihead_h256 multi30k_hybrid_multihead_h256_kd multi30k_small_12-1
 multi30k_hrt_k2 multi30k_cmlm multi30k_small_6-1"
 if [ "${1:-}" = --snapshot ]; then
     [ -n "$ARCHIVE" ] || { echo "--snapshot needs RUNS_ARCHIVE" >&2; exit 2; }
@@ -306,8 +306,9 @@ distill multi30k_small
 frontier_row multi30k_small teacher
 # Every frontier row is committed (session 54), so what the results still lack comes first: the
 # ablations, each against its method's step-3,000 weights at an equal budget. The DAT (the
-# imitate-NAT learners start from its averaged weights and learn its distilled targets), the two
-# imitate-NAT ablations, imitate-NAT itself (its ckpt-3000 is their comparison point; it trains
+# imitate-NAT learners start from its averaged weights and learn its distilled targets), the three
+# imitate-NAT ablations (without L_IL: SoftCopy, UniformCopy; without imitation module: the
+# paper's competitor), imitate-NAT itself (its ckpt-3000 is their comparison point; it trains
 # on to convergence), the two hint-NART ablations and the hint-NART. Then the runs a replaced
 # machine lost after their rows were committed, for the final one-invocation frontier: the Hybrid
 # (MLE, then KD), the 12-1, HRT, CMLM and the 6-1 (docs/decisions.md, "After a replacement the
@@ -315,12 +316,12 @@ frontier_row multi30k_small teacher
 # lost runs/ costs at most the run in progress (a folder outside runs/: the repository's
 # results/runs keeps packed runs on the machine's disk, git-ignored, and only the vocabulary and
 # distilled targets in git).
-for run in multi30k_dat multi30k_imitate_nat_soft multi30k_imitate_nat_uniform multi30k_imitate_nat \
-           multi30k_nart_nll multi30k_nart_align multi30k_nart_hints \
-           multi30k_hybrid_multihead_h256 multi30k_hybrid_multihead_h256_kd multi30k_small_12-1 \
-           multi30k_hrt_k2 multi30k_cmlm multi30k_small_6-1; do
+for run in multi30k_dat multi30k_imitate_nat_soft multi30k_imitate_nat_uniform \
+           multi30k_imitate_nat_plain multi30k_imitate_nat multi30k_nart_nll multi30k_nart_align \
+           multi30k_nart_hints multi30k_hybrid_multihead_h256 multi30k_hybrid_multihead_h256_kd \
+           multi30k_small_12-1 multi30k_hrt_k2 multi30k_cmlm multi30k_small_6-1; do
     case "$run" in
-        *_soft|*_uniform|*_nll|*_align)  # ablations: decoded beside their long run's step 3,000
+        *_soft|*_uniform|*_plain|*_nll|*_align)  # ablations: decoded beside their long run
             ablation_done "$run" || train "$run"
             continue;;
         multi30k_imitate_nat|multi30k_nart_hints)

@@ -566,8 +566,9 @@ def test_the_frontier_chain_decodes_the_ablations_at_their_long_runs_step_3000(t
 
     for table, long_run, ablation_runs, ablation_names in [
             ("imitate_nat", "multi30k_imitate_nat",
-             ["multi30k_imitate_nat_soft", "multi30k_imitate_nat_uniform"],
-             ["imitate_nat_soft", "imitate_nat_uniform"]),
+             ["multi30k_imitate_nat_soft", "multi30k_imitate_nat_uniform",
+              "multi30k_imitate_nat_plain"],
+             ["imitate_nat_plain", "imitate_nat_soft", "imitate_nat_uniform"]),
             ("nart", "multi30k_nart_hints", ["multi30k_nart_nll", "multi30k_nart_align"],
              ["nart_align", "nart_nll"])]:
         out = f"--output={tmp_path}/ablations_{table}_multi30k"
@@ -590,7 +591,8 @@ def test_the_frontier_chain_decodes_the_ablations_at_their_long_runs_step_3000(t
     chain.log.unlink()  # both tables complete: no ablation trained or decoded again
     commands = chain()[1]
     assert not [c for c in commands if "train_steps" in c or "ablations_" in c
-                or trained(c) in ("multi30k_imitate_nat_soft", "multi30k_nart_nll")]
+                or trained(c) in ("multi30k_imitate_nat_soft", "multi30k_imitate_nat_plain",
+                                  "multi30k_nart_nll")]
     assert [trained(c) for c in commands if trained(c) in ("multi30k_imitate_nat",
                                                            "multi30k_nart_hints")] == [
         "multi30k_imitate_nat", "multi30k_nart_hints"]

@@ -148,9 +148,16 @@ def test_imitation_target_of_the_ablations_by_hand():
     rows = [row("imitate_nat", 32, 50.0, 31.2, "nat 1 length"),
             row("imitate_nat_soft", 32, 50.0, 30.0, "nat 1 length"),
             row("imitate_nat", 32, 30.0, 33.0, "nat 7 lengths AT-rescored"),
-            row("imitate_nat_soft", 32, 30.0, 32.5, "nat 7 lengths AT-rescored")]
+            row("imitate_nat_soft", 32, 30.0, 32.5, "nat 7 lengths AT-rescored"),
+            row("imitate_nat_plain", 32, 55.0, 29.7, "nat 1 length"),
+            row("imitate_nat_plain", 32, 33.0, 31.9, "nat 7 lengths AT-rescored")]
     got = frontier.target_rows(rows, frontier.ABLATION_TARGETS, domination=False)
-    assert [r[3:] for r in got] == [("+1.20", "met"), ("+0.50", "missed by 0.50")]
+    # first against the paper's competitor (no imitation module), then without L_IL alone
+    assert [r[1].split(" − ")[1] for r in got] == [
+        f"{run} ({decoding}) ≥ 1" for run in ("imitate_nat_plain", "imitate_nat_soft")
+        for decoding in ("nat 1 length", "nat 7 lengths AT-rescored")]
+    assert [r[3:] for r in got] == [("+1.50", "met"), ("+1.10", "met"), ("+1.20", "met"),
+                                    ("+0.50", "missed by 0.50")]
     from tfnmt.report import render
 
     provenance = {"command": "c", "git_commit": "0" * 40, "date": "d", "cpu": "c",

@@ -177,6 +177,56 @@ def test_uniform_copy_learner_without_imitation_trains(imitation_runs, tmp_path,
     assert not any("copy_log_tau" in v.path for v in trainer.model.weights)
 
 
+def test_learner_without_imitation_module_is_the_learner_whose_modules_add_nothing(
+        imitation_runs, tmp_path, reverse_task):
+    """num_actions 0, the paper's competitor "without imitation module": its passes equal a
+    learner's with the same weights whose action tables are zero; started from the DAT it
+    takes every weight but the modules'; it trains; it cannot imitate, and a DAT needs its
+    modules."""
+    from tfnmt.core.errors import UserError
+    from tfnmt.models import named_weights
+
+    dat, learner, _ = imitation_runs
+    plain_config = dataclasses.replace(
+        learner.model, imitation=dataclasses.replace(learner.model.imitation, num_actions=0))
+    plain, modules = build_model(plain_config), runs.restore_model(learner, "latest")[0]
+    weights, theirs = named_weights(plain), named_weights(modules)
+    assert set(weights) < set(theirs) and all(
+        name.startswith("imitation_") for name in set(theirs) - set(weights))
+    for name, value in weights.items():
+        value.assign(theirs[name])
+    for module in modules.imitation:
+        module.actions.assign(tf.zeros_like(module.actions))
+    source = tf.constant([[5, 6, 7, 8, EOS_ID], [9, 10, EOS_ID, PAD_ID, PAD_ID]])
+    outputs = []
+    for model in (plain, modules):
+        encoded, mask = model.encode(source)
+        logits, internals = model.nat_decode(source, encoded, mask, tf.constant([4, 3]), 5,
+                                             return_internals=True)
+        outputs.append(logits.numpy())
+    assert internals["policy"][0] is not None
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+
+    run = make_run(tmp_path / "plain", reverse_task, model=plain_config, train_steps=30,
+                   learning_rate=5e-3, init_from=dat.run_dir)
+    trainer = Trainer(run, tf.distribute.get_strategy(), log=lambda m: None)
+    trainer.initialise_from(dat.run_dir)
+    dat_weights = named_weights(runs.restore_model(dat, "best")[0])
+    for name, value in named_weights(trainer.model).items():
+        if not name.startswith(("length.", "copy_log_tau")):
+            np.testing.assert_array_equal(value.numpy(), dat_weights[name].numpy(),
+                                          err_msg=name)
+    iterator = iter(tf.data.Dataset.from_tensors(one_batch(run, 16)).repeat())
+    outs = [trainer._train_step(iterator) for _ in range(30)]
+    assert float(outs[-1]["nll"]) < 0.8 * float(outs[0]["nll"]) and "imitation" not in outs[0]
+    with pytest.raises(UserError, match="imitation needs a DAT demonstrator"):
+        Trainer(make_run(tmp_path / "plain_imitating", reverse_task, model=plain_config,
+                         teacher_run=dat.run_dir, teacher_checkpoint="latest"),
+                tf.distribute.get_strategy(), log=lambda m: None)
+    with pytest.raises(UserError, match="num_actions must be at least 1 for dat"):
+        ModelConfig.from_shape("tiny", architecture="dat", num_actions=0).validate()
+
+
 def test_length_parallel_decoding_centres_on_the_classifier_and_keeps_the_dats_best():
     model = build_model(dataclasses.replace(dat_config(), architecture="imitate_nat",
                                             vocab_size=24, max_length=16))

@@ -45,7 +45,9 @@ class NATConfig:
 @dataclasses.dataclass
 class ImitationConfig:
     """The imitation module (architectures dat and imitate_nat)."""
-    num_actions: int = 512  # action categories n
+    # action categories n; 0 (a learner only): no imitation module, the paper's competitor
+    # "without imitation module" (its Table 2's w/o rows)
+    num_actions: int = 512
     copy: str = "soft"  # imitate_nat decoder inputs: soft (SoftCopy) or uniform (UniformCopy)
 
 
@@ -130,6 +132,9 @@ class ModelConfig:
         if self.gru and self.gru.attention not in ("additive", "dot", "multihead"):
             raise UserError(f"attention must be additive, dot or multihead, got "
                             f"{self.gru.attention!r}.")
+        if self.imitation and self.imitation.num_actions < (self.architecture == "dat"):
+            raise UserError(f"num_actions must be at least {int(self.architecture == 'dat')} "
+                            f"for {self.architecture}, got {self.imitation.num_actions}.")
         if self.imitation and self.imitation.copy not in ("soft", "uniform"):
             raise UserError(f"nat_copy must be soft or uniform, got {self.imitation.copy!r}.")
         for name in ("dropout", "attention_dropout", "encoder_attention_dropout"):

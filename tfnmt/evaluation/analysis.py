@@ -174,9 +174,10 @@ def imitation_scales(learner_run, learner, demonstrator, source_path, target_pat
     then, over the learner's weights, the gradient of its training loss without imitation
     (smoothed L_NAT and the length term) and of lambda_2 L_IL: their norms and cosine."""
 
-    if learner_run.model.architecture != "imitate_nat":
-        raise UserError(f"{learner_run.run_dir} is not an imitate-NAT learner "
-                        "(--architecture=imitate_nat).")
+    if learner_run.model.architecture != "imitate_nat" or not \
+            learner_run.model.imitation.num_actions:
+        raise UserError(f"{learner_run.run_dir} is not an imitate-NAT learner with imitation "
+                        "modules (--architecture=imitate_nat, --num_actions above 0).")
     settings = learner_run.train.settings
     objective = ImitationLearning(demonstrator, settings.il_lambda, settings.length_weight,
                                   learner_run.train.label_smoothing)

@@ -18,12 +18,14 @@ from tfnmt.models.transformer import Transformer
 
 
 class Imitating:
-    """Mixin for a Transformer-family model: an imitation module before every decoder layer."""
+    """Mixin for a Transformer-family model: an imitation module before every decoder layer
+    (none with num_actions 0: the learner without imitation module of the paper's ablation)."""
 
     def add_imitation(self, config):
         self.imitation = [ImitationModule(config.d_model, config.imitation.num_actions,
                                           name=f"imitation_{i}")
-                          for i in range(config.decoder_layers)]
+                          for i in range(config.decoder_layers if config.imitation.num_actions
+                                         else 0)]
 
     def build_layers(self):
         super().build_layers()
@@ -31,7 +33,7 @@ class Imitating:
             module.build((None, None, self.config.d_model))
 
     def layer_input(self, index, x):
-        return self.imitation[index](x)
+        return self.imitation[index](x) if self.imitation else super().layer_input(index, x)
 
 
 class Demonstrator(Imitating, Transformer):
