@@ -5,6 +5,8 @@ import http.server
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -37,6 +39,8 @@ def test_bad_paths_and_values_each_give_one_error(tmp_path, trained_run, reverse
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
     hybrid = os.path.join(FROZEN, "hybrid")
+    a_file = tmp_path / "a_file"  # where a command would need a folder
+    a_file.write_text("kept\n")
     cases = [
         (("tfnmt.distill", f"--teacher_run={run}", f"--source={src}", f"--output={tmp_path}"),
          "is a directory"),
@@ -87,13 +91,38 @@ def test_bad_paths_and_values_each_give_one_error(tmp_path, trained_run, reverse
           "--checkpoints=best,last"), "--checkpoints takes averaged and/or best"),
         (("tfnmt.pack_run", f"--run_dir={run}", f"--output={tmp_path / 'packed'}",
           "--checkpoints=best"), "has no best checkpoint to pack"),
+        (("tfnmt.pack_run", f"--run_dir={run}", f"--output={a_file / 'packed'}"),
+         f"cannot be written ({a_file} is not a writable directory)"),
+        (("tfnmt.export", f"--run_dir={run}", f"--export_base={a_file / 'models'}"),
+         f"cannot be written ({a_file} is not a writable directory)"),
+        (("tfnmt.export", f"--run_dir={run}", f"--export_base={a_file}", "--format=ctranslate2"),
+         f"cannot be written ({a_file} is not a writable directory)"),
+        (("tfnmt.vocab", f"--input={src}", f"--model_prefix={a_file / 'v'}"),
+         f"cannot be written ({a_file} is not a writable directory)"),
     ]
     for (command, said), result in zip(cases, run_modules(*[c for c, _ in cases])):
         assert_one_error(result, said)
-    assert sorted(os.listdir(tmp_path)) == ["broken", "copy.src", "results", "rows_results"]
-    assert open(copy).read() == open(src).read()  # nothing written
+    assert sorted(os.listdir(tmp_path)) == ["a_file", "broken", "copy.src", "results",
+                                            "rows_results"]
+    assert open(copy).read() == open(src).read() and a_file.read_text() == "kept\n"
     assert sorted(os.listdir(results_dir)) == ["notes.json"]
     assert sorted(os.listdir(rows_dir)) == ["x.json"]
+
+
+def test_a_path_the_file_system_refuses_is_one_error_line(tmp_path):
+    """An OSError that names its path (a full disk, a read-only mount: what no check before the
+    work can rule out) ends a command with one line; one that names none keeps its traceback."""
+    missing = tmp_path / "missing" / "x"
+    probe = ("import sys; from tfnmt.core.errors import run_main\n"
+             "def main(argv):\n"
+             "    if sys.argv[1:] == ['none']: raise OSError('no path')\n"
+             f"    open({str(missing)!r}, 'w')\n"
+             "run_main(main)")
+    named, unnamed = [subprocess.run([sys.executable, "-c", probe, *args], capture_output=True,
+                                     text=True, check=False) for args in ([], ["none"])]
+    assert_one_error(named, f"error: {missing}: No such file or directory.")
+    assert len(named.stderr.strip().splitlines()) == 1, named.stderr
+    assert unnamed.returncode == 1 and "Traceback" in unnamed.stderr and "no path" in unnamed.stderr
 
 
 class NotServing(http.server.BaseHTTPRequestHandler):

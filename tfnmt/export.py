@@ -14,6 +14,7 @@ from absl import flags
 
 from tfnmt.cli import decode_flags
 from tfnmt.core.errors import run_main, UserError
+from tfnmt.core.files import check_creatable
 from tfnmt.serving.ctranslate2_export import export_run as export_ctranslate2, QUANTIZATIONS
 from tfnmt.serving.saved_model import export_run
 
@@ -39,6 +40,7 @@ def main(argv):
     config = decode_flags.decode_config()
     if not FLAGS.run_dir:
         raise UserError("--run_dir is required.")
+    check_creatable(FLAGS.export_base, f"--export_base {FLAGS.export_base}", directory=True)
     if FLAGS.format == "ctranslate2":
         given = [f"--{f.name}" for f in FLAGS.get_flags_for_module(decode_flags.__name__)
                  if f.present and f.name != "checkpoint"]

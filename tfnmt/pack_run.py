@@ -15,6 +15,7 @@ from absl import flags
 
 from tfnmt import runs
 from tfnmt.core.errors import run_main, UserError
+from tfnmt.core.files import check_creatable
 from tfnmt.runs.packing import pack_run, snapshot_run
 
 FLAGS = flags.FLAGS
@@ -32,6 +33,7 @@ def main(argv):
     del argv
     if not FLAGS.run_dir or not FLAGS.output:
         raise UserError("--run_dir and --output are required.")
+    check_creatable(FLAGS.output, f"--output {FLAGS.output}")
     if FLAGS.snapshot:
         kept = snapshot_run(runs.load(FLAGS.run_dir), FLAGS.output, FLAGS.checkpoints or ())
         print(f"snapshot of {FLAGS.run_dir} at step {kept['step']} in {FLAGS.output}"

@@ -6,6 +6,7 @@ from tfnmt import cli  # noqa: F401  (first: keeps TensorFlow's start-up log qui
 from absl import flags
 
 from tfnmt.core.errors import run_main, UserError
+from tfnmt.data.corpus import check_output_path
 from tfnmt.data.vocabulary import convert_vocab, train_vocab
 
 FLAGS = flags.FLAGS
@@ -25,10 +26,12 @@ def main(argv):
     if FLAGS.convert:
         if not FLAGS.model_prefix:
             raise UserError("--model_prefix is required.")
+        check_output_path(FLAGS.model_prefix + ".model", [FLAGS.convert])
         print(f"wrote {convert_vocab(FLAGS.convert, FLAGS.model_prefix)}")
         return
     if not FLAGS.input or not FLAGS.model_prefix:
         raise UserError("--input and --model_prefix are required.")
+    check_output_path(FLAGS.model_prefix + ".model")
     path = train_vocab(FLAGS.input, FLAGS.model_prefix, FLAGS.vocab_size, FLAGS.model_type,
                        FLAGS.character_coverage, FLAGS.input_sentence_size, FLAGS.seed)
     print(f"wrote {path}")

@@ -8,7 +8,8 @@ class UserError(Exception):
 
 
 def run_main(main):
-    """Runs an absl `main(argv)`, turning a UserError into one line on stderr and exit code 1."""
+    """Runs an absl `main(argv)`, turning a UserError, or an OSError that names its path, into
+    one line on stderr and exit code 1."""
     from absl import app, flags, logging
 
     def wrapped(argv):
@@ -22,6 +23,11 @@ def run_main(main):
             return main(argv)
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)
+        except OSError as e:  # the file system refused a path (full, read-only, not a folder)
+            if e.filename is None:
+                raise
+            print(f"error: {e.filename}: {e.strerror or e}.", file=sys.stderr)
             sys.exit(1)
 
     def parse(argv):  # absl's own parser prints "FATAL Flags parsing error" and a usage hint

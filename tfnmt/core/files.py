@@ -5,6 +5,17 @@ import os
 from tfnmt.core.errors import UserError
 
 
+def check_creatable(path: str, what: str, directory: bool = False) -> None:
+    """Refuses, before any work is done, a file path (or with `directory`, a directory that
+    files will be written into) whose nearest existing ancestor, or itself, is not a writable
+    directory; `what` names it in the error ("output x.txt", "--export_base d")."""
+    existing = os.path.abspath(path) if directory else os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
+        raise UserError(f"{what} cannot be written ({existing} is not a writable directory).")
+
+
 def write_atomic(path: str, text: str) -> None:
     """Writes text to path whole: a temporary file in the same folder, renamed into place."""
     if os.path.isdir(path):

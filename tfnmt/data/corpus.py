@@ -4,7 +4,7 @@ import os
 import sys
 
 from tfnmt.core.errors import UserError
-from tfnmt.core.files import write_atomic
+from tfnmt.core.files import check_creatable, write_atomic
 
 
 def count_lines(path: str) -> int:
@@ -74,13 +74,7 @@ def check_output_path(path: str, inputs=()) -> None:
             raise UserError(f"output {path} is also an input; name another file.")
     if os.path.isdir(path):
         raise UserError(f"output {path} is a directory; name a file.")
-    parent = os.path.dirname(os.path.abspath(path))
-    existing = parent
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
-        raise UserError(f"output {path} cannot be written ({existing} is not a writable "
-                        "directory).")
+    check_creatable(path, f"output {path}")
 
 
 def write_lines(path: str, lines) -> None:
