@@ -33,3 +33,12 @@ def test_a_path_that_is_no_regular_file_is_named_as_such(tmp_path):
     (tmp_path / "a.en").mkdir()
     with pytest.raises(UserError, match="a.en is not a regular file"):
         corpus.check_parallel(str(tmp_path / "a.en"), str(tmp_path / "a.de"))
+
+
+def test_a_write_that_fails_leaves_the_old_file_and_no_partial_copy(tmp_path):
+    path = tmp_path / "out.txt"
+    corpus.write_atomic(str(path), "old\n")
+    with pytest.raises(UnicodeEncodeError):  # fails inside the write, as a full disk would
+        corpus.write_atomic(str(path), "new\n\ud800")
+    assert path.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "out.txt"]

@@ -22,6 +22,11 @@ def write_atomic(path: str, text: str) -> None:
         raise UserError(f"{path} is a directory; name a file to write.")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, say: the old file stays and no half-written copy
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+        raise
