@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from tfnmt.core.errors import UserError
+from tfnmt.core.files import replacing
 from tfnmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 FILE = "shortlist.npz"
@@ -105,9 +106,8 @@ def save(run_dir, shortlist, settings=""):
     """Writes <run_dir>/shortlist.npz under a temporary name, then renames it; `settings`
     (how the lists were built, one line) is stored beside them for the records."""
     path = os.path.join(run_dir, FILE)
-    tmp = f"{path}.tmp-{os.getpid()}.npz"
-    np.savez(tmp, **shortlist, settings=np.array(settings))
-    os.replace(tmp, path)
+    with replacing(path, ".npz") as tmp:  # np.savez adds .npz to a name without it
+        np.savez(tmp, **shortlist, settings=np.array(settings))
     return path
 
 

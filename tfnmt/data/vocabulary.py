@@ -4,6 +4,7 @@ import os
 import tempfile
 
 from tfnmt.core.errors import UserError
+from tfnmt.core.files import replacing
 from tfnmt.data import corpus
 from tfnmt.data.tokenizer import CONTROL_SYMBOLS
 
@@ -115,8 +116,8 @@ def convert_vocab(model_path, model_prefix):
     spec.vocab_size = len(model.pieces)
     os.makedirs(os.path.dirname(os.path.abspath(model_prefix)), exist_ok=True)
     vocab = "".join(f"{p.piece}\t{p.score:g}\n" for p in model.pieces)
-    with open(f"{model_prefix}.model.tmp-{os.getpid()}", "wb") as f:
-        f.write(model.SerializeToString())
-    corpus.write_atomic(f"{model_prefix}.vocab", vocab)
-    os.replace(f"{model_prefix}.model.tmp-{os.getpid()}", f"{model_prefix}.model")
+    with replacing(f"{model_prefix}.model") as tmp:
+        with open(tmp, "wb") as f:
+            f.write(model.SerializeToString())
+        corpus.write_atomic(f"{model_prefix}.vocab", vocab)
     return f"{model_prefix}.model"

@@ -13,6 +13,7 @@ import tensorflow as tf
 from tfnmt import runs
 from tfnmt.core.errors import UserError
 from tfnmt.core.config import DecodeConfig
+from tfnmt.core.files import replacing
 from tfnmt.data.pipeline import bucket_length, make_dataset
 from tfnmt.data.sequences import shift_right
 from tfnmt.data.tokenizer import EOS_ID, PAD_ID
@@ -84,10 +85,9 @@ def save_figure(figure, path):
 
     figure.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = f"{path}.tmp-{os.getpid()}.png"
-    figure.savefig(temporary, dpi=110, bbox_inches="tight")  # keeps a legend beside the axes
+    with replacing(path, ".png") as temporary:  # savefig picks the format by the ending
+        figure.savefig(temporary, dpi=110, bbox_inches="tight")  # keeps a legend beside the axes
     pyplot.close(figure)
-    os.replace(temporary, path)
 
 
 def plot_heatmaps(panels, path, layer, head):

@@ -18,7 +18,7 @@ import tensorflow as tf
 from tfnmt import methods
 from tfnmt.core import config as config_lib
 from tfnmt.core.errors import UserError
-from tfnmt.core.files import write_atomic
+from tfnmt.core.files import replacing, write_atomic
 from tfnmt.data import vocabulary
 from tfnmt.data.tokenizer import load_tokenizer
 from tfnmt.models import build_model, named_weights
@@ -151,8 +151,8 @@ def save_config(run: Run, history=None):
         path_out = os.path.join(run.run_dir, "vocab", f"{name}.model")
         if os.path.exists(path_out):
             continue  # a run keeps the vocabularies it was trained with
-        shutil.copyfile(source, f"{path_out}.tmp-{os.getpid()}")  # workers may race: rename
-        os.replace(f"{path_out}.tmp-{os.getpid()}", path_out)
+        with replacing(path_out) as tmp:  # workers may race: rename
+            shutil.copyfile(source, tmp)
     values = {"model": dataclasses.asdict(run.model), "data": dataclasses.asdict(run.data),
               "train": dataclasses.asdict(run.train)}
     if history:
