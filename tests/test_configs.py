@@ -613,7 +613,7 @@ def test_the_frontier_chain_measures_each_students_shortlist_after_its_row(tmp_p
     _, commands = chain(code=0)
     built = [c.split("--run_dir=runs/")[1] for c in commands if "tfnmt.shortlist" in c]
     assert built == ["multi30k_small", "multi30k_imitate_nat", "multi30k_nart_hints",
-                     "multi30k_hybrid_multihead_h256_kd", "multi30k_hrt_k2"]  # the teacher once
+                     "multi30k_hrt_k2", "multi30k_hybrid_multihead_h256_kd"]  # the teacher once
     timed = {c.split("--output=")[1].split()[0]: (i, c) for i, c in enumerate(commands)
              if "tfnmt.benchmark" in c}
     expected = {"imitate_nat": ("imitate_nat=runs/multi30k_imitate_nat", "0,3"),
@@ -680,8 +680,8 @@ def test_the_frontier_chain_times_a_students_best_checkpoint_when_it_wins_on_val
     _, commands = chain()
     evaluations = [c for c in commands if "tfnmt.evaluate" in c and "--nat_selection" not in c]
     assert [c.split()[2] for c in evaluations] == [
-        "--run_dir=runs/multi30k_small_12-1", "--run_dir=runs/multi30k_small_12-1",
-        "--run_dir=runs/multi30k_hrt_k2", "--run_dir=runs/multi30k_hrt_k2"], evaluations
+        "--run_dir=runs/multi30k_hrt_k2", "--run_dir=runs/multi30k_hrt_k2",
+        "--run_dir=runs/multi30k_small_12-1", "--run_dir=runs/multi30k_small_12-1"], evaluations
     assert all("/val.en " in c and "--beam_size=4 --length_penalty=1.0 " in c
                for c in evaluations)
     benchmarks = {c.split("--output=")[1].split()[0]: c for c in commands
