@@ -149,3 +149,32 @@ def test_rounds_time_every_run_in_turn_and_a_resume_adds_the_missing_rounds(monk
     assert calls == ["a", "b", "a", "b"]  # every child but b's second only reuses rows
     assert [(r["run"], r["pass_seconds"], r["rounds"]) for r in resumed] == [
         ("a", [9.0, 7.0], 2), ("b", [2.0, 5.0], 2)]
+
+
+def test_a_table_has_an_alpha_column_only_when_the_reference_beam_was_timed():
+    """Alpha divides by the reference run's rows of the reference beam; a NAT reference (it
+    decodes without a beam) has none, and its tables no empty alpha column."""
+    def row(run, decoding, beam, batch, seconds):
+        return {"run": run, "decoding": decoding, "method": "nat" if beam is None else "at",
+                "beam": beam, "batch": batch, "xla": True, "seconds": seconds,
+                "sentences_per_second": 1.0, "words_per_second": 1.0, "bleu": 20.0,
+                "chrf": 40.0, "repeated_tokens_percent": None}
+
+    timed = [row("at", "beam 4", 4, 1, 2.0), row("nat", "nat 1 length", None, 1, 0.5),
+             row("at", "beam 4", 4, 8, 1.0), row("nat", "nat 1 length", None, 8, 0.25)]
+    rows = benchmark.add_alpha([dict(r) for r in timed], "at", 4)
+    assert [r["alpha"] for r in rows] == [1.0, 4.0, 1.0, 4.0]
+    table = benchmark.markdown(rows, "at", 4).splitlines()
+    assert "| alpha vs at beam 4 |" in table[0] and table[3].split("|")[8].strip() == "4.00"
+    by_batch = benchmark.by_batch_markdown(rows, "at", 4).splitlines()
+    assert by_batch[2].endswith("| time (s) b=1 | alpha b=1 | time (s) b=8 | alpha b=8 |")
+    assert by_batch[5].endswith("| 0.5 | 4.00 | 0.25 | 4.00 |")
+
+    rows = benchmark.add_alpha([dict(r) for r in timed[1::2]], "nat", 4)
+    assert [r["alpha"] for r in rows] == [None, None]
+    table = benchmark.markdown(rows, "nat", 4).splitlines()
+    assert "alpha" not in table[0] and len(table[2].split("|")) == len(table[0].split("|"))
+    by_batch = benchmark.by_batch_markdown(rows, "nat", 4).splitlines()
+    assert by_batch[0] == "Time at each batch size (no alpha: nat has no beam 4 rows):"
+    assert by_batch[2].endswith("| chrF2 | time (s) b=1 | time (s) b=8 |")
+    assert by_batch[4].endswith("| 20.0 | 40.0 | 0.5 | 0.25 |")

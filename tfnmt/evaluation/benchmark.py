@@ -327,11 +327,19 @@ def add_alpha(rows, reference_run, reference_beam):
     return rows
 
 
+def has_alpha(rows):
+    """Whether any row has an alpha: a reference run without rows of the reference beam (a NAT
+    decodes without one) leaves none, and its tables no alpha column."""
+    return any(r["alpha"] is not None for r in rows)
+
+
 def markdown(rows, reference_run, reference_beam):
     has_bleu = any("bleu" in r for r in rows)
     threads = any(r.get("intra_op_threads") for r in rows)  # a column when any row set them
+    alpha = has_alpha(rows)
     head = ["run", "decoding", "XLA", "batch"] + (["threads"] if threads else []) + [
-        "time (s)", "sent/s", "words/s", f"alpha vs {reference_run} beam {reference_beam}"]
+        "time (s)", "sent/s", "words/s"] + (
+        [f"alpha vs {reference_run} beam {reference_beam}"] if alpha else [])
     head += (["BLEU", "chrF2"] if has_bleu else []) + ["repeated tokens (%)"]
     table = []
     for r in rows:
@@ -339,8 +347,9 @@ def markdown(rows, reference_run, reference_beam):
         if threads:  # 0: TensorFlow's default (every core)
             cells.append(r.get("intra_op_threads") or (
                 "default" if r["method"] != "ctranslate2" else ""))
-        cells += [r["seconds"], r["sentences_per_second"], r["words_per_second"],
-                 "" if r["alpha"] is None else f"{r['alpha']:.2f}"]
+        cells += [r["seconds"], r["sentences_per_second"], r["words_per_second"]]
+        if alpha:
+            cells.append("" if r["alpha"] is None else f"{r['alpha']:.2f}")
         if has_bleu:
             cells += [r.get("bleu", ""), r.get("chrf", "")]
         cells.append("" if r["repeated_tokens_percent"] is None else r["repeated_tokens_percent"])
@@ -356,17 +365,21 @@ def by_batch_markdown(rows, reference_run, reference_beam):
     for r in rows:
         first.setdefault((r["run"], r["decoding"], r["xla"]), r)
     cell = {(r["run"], r["decoding"], r["xla"], r["batch"]): r for r in rows}
+    names = ("time (s)", "alpha") if has_alpha(rows) else ("time (s)",)
     head = ["run", "decoding", "XLA", "BLEU", "chrF2"] + [
-        f"{name} b={b}" for b in batches for name in ("time (s)", "alpha")]
+        f"{name} b={b}" for b in batches for name in names]
     table = []
     for (run, decoding, xla), row in first.items():
         cells = [run, decoding, xla_cell(xla), row.get("bleu", ""), row.get("chrf", "")]
         for b in batches:
             r = cell.get((run, decoding, xla, b))
-            cells += ["", ""] if r is None else [
-                r["seconds"], "" if r["alpha"] is None else f"{r['alpha']:.2f}"]
+            cells += [""] * len(names) if r is None else [
+                r["seconds"], "" if r["alpha"] is None else f"{r['alpha']:.2f}"][:len(names)]
         table.append(cells)
-    lines = [f"alpha vs {reference_run} beam {reference_beam} at the same batch size:", ""]
+    lines = [f"alpha vs {reference_run} beam {reference_beam} at the same batch size:"
+             if len(names) == 2 else
+             f"Time at each batch size (no alpha: {reference_run} has no beam {reference_beam} "
+             "rows):", ""]
     return "\n".join(lines + markdown_table(head, table)) + "\n"
 
 
