@@ -312,10 +312,10 @@ frontier_row multi30k_small teacher
 # on to convergence), the two hint-NART ablations and the hint-NART. Then the runs a replaced
 # machine lost after their rows were committed, for the final one-invocation frontier: HRT first
 # (its shortlist row is the last one #17 lacks), the Hybrid (MLE, then KD), the 12-1, CMLM and
-# the 6-1 (docs/decisions.md, "After a replacement the unmeasured rows train first"). Each run this script averages is packed into RUNS_ARCHIVE, so a
-# lost runs/ costs at most the run in progress (a folder outside runs/: the repository's
-# results/runs keeps packed runs on the machine's disk, git-ignored, and only the vocabulary and
-# distilled targets in git).
+# the 6-1 (docs/decisions.md, "After a replacement the unmeasured rows train first"). Each run
+# this script averages is packed into RUNS_ARCHIVE, so a lost runs/ costs at most the run in
+# progress (a folder outside runs/: the repository's results/runs keeps packed runs on the
+# machine's disk, git-ignored, and only the vocabulary and distilled targets in git).
 for run in multi30k_dat multi30k_imitate_nat_soft multi30k_imitate_nat_uniform \
            multi30k_imitate_nat_plain multi30k_imitate_nat multi30k_nart_nll multi30k_nart_align \
            multi30k_nart_hints multi30k_hrt_k2 multi30k_hybrid_multihead_h256 \
